@@ -1,0 +1,207 @@
+//! The feature stage's configuration (`pipelines/<name>/features.yaml`) and the split
+//! configuration (`pipelines/<name>/split.yaml`).
+//!
+//! Both are part of the file contracts: the feature config is stored, as JSON, in the metadata
+//! of every feature table, and the model checkpoint copies it so that inference computes the
+//! same features. Unknown keys are an error.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// How the features of one clip are computed. Mirrors `librosa.feature.mfcc` and friends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesConfig {
+    /// Sample rate the audio is resampled to before analysis, in Hz (librosa: 22050).
+    pub sample_rate: u32,
+    /// FFT size in samples (librosa: 2048). Also the window length.
+    pub n_fft: usize,
+    /// Hop between frames in samples (librosa: 512).
+    pub hop_length: usize,
+    /// Number of mel bands (librosa: 128).
+    pub n_mels: usize,
+    /// Lowest mel band edge in Hz (librosa: 0).
+    pub fmin: f32,
+    /// Highest mel band edge in Hz; `null` means sample_rate / 2 (librosa's default).
+    pub fmax: Option<f32>,
+    /// Dynamic range kept by `power_to_db`, in dB (librosa: 80). `null` keeps everything.
+    pub top_db: Option<f32>,
+    /// What each frame holds.
+    pub kind: FeatureKind,
+    /// Number of MFCCs (librosa: 20, the reference: 40). Ignored for `log_mel`.
+    pub n_mfcc: usize,
+    /// Append delta and delta-delta coefficients (librosa.feature.delta, width 9).
+    pub deltas: bool,
+    /// Fixed number of frames (pad or cut), or `null` to keep every frame of the clip.
+    pub frames: Option<usize>,
+    /// What fills the frames of a clip shorter than `frames`.
+    pub pad: PadMode,
+    /// Files longer than this are rejected rather than decoded, in seconds.
+    pub max_duration_s: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeatureKind {
+    /// Mel-frequency cepstral coefficients (DCT-II, orthonormal, of the log-mel spectrogram).
+    Mfcc,
+    /// The log-mel spectrogram itself (`power_to_db(melspectrogram)`), `n_mels` values per frame.
+    LogMel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PadMode {
+    /// Zero feature frames, as the reference does. Note that a zero MFCC frame is not silence.
+    Zeros,
+    /// Frames of digital silence: the `top_db` floor of the clip, passed through the same DCT.
+    Silence,
+}
+
+impl FeaturesConfig {
+    /// The configuration of the reference: 40 MFCCs at 22050 Hz, cut or zero-padded to 174 frames.
+    pub fn reference() -> FeaturesConfig {
+        FeaturesConfig {
+            sample_rate: 22_050,
+            n_fft: 2048,
+            hop_length: 512,
+            n_mels: 128,
+            fmin: 0.0,
+            fmax: None,
+            top_db: Some(80.0),
+            kind: FeatureKind::Mfcc,
+            n_mfcc: 40,
+            deltas: false,
+            frames: Some(174),
+            pad: PadMode::Zeros,
+            max_duration_s: 600.0,
+        }
+    }
+
+    pub fn from_yaml(text: &str) -> Result<FeaturesConfig> {
+        let config: FeaturesConfig = serde_yaml::from_str(text).map_err(|err| Error::Config(err.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks the values against each other; the message names the offending key.
+    pub fn validate(&self) -> Result<()> {
+        let fail = |msg: String| Err(Error::Config(msg));
+        if !(1000..=384_000).contains(&self.sample_rate) {
+            return fail(format!("sample_rate: {} Hz is outside 1000..=384000", self.sample_rate));
+        }
+        if self.n_fft < 16 || self.n_fft > 65_536 {
+            return fail(format!("n_fft: {} is outside 16..=65536", self.n_fft));
+        }
+        if self.hop_length == 0 || self.hop_length > self.n_fft {
+            return fail(format!("hop_length: {} must be in 1..=n_fft ({})", self.hop_length, self.n_fft));
+        }
+        if self.n_mels == 0 || self.n_mels > self.n_fft / 2 + 1 {
+            return fail(format!("n_mels: {} must be in 1..=n_fft/2+1", self.n_mels));
+        }
+        let fmax = self.fmax_hz();
+        if !(self.fmin >= 0.0 && self.fmin < fmax && fmax <= self.sample_rate as f32 / 2.0) {
+            return fail(format!(
+                "fmin/fmax: need 0 <= fmin < fmax <= sample_rate/2, got fmin {} fmax {fmax}",
+                self.fmin
+            ));
+        }
+        if let Some(top_db) = self.top_db
+            && !(top_db.is_finite() && top_db >= 0.0)
+        {
+            return fail(format!("top_db: {top_db} must be a non-negative number or null"));
+        }
+        if self.kind == FeatureKind::Mfcc && (self.n_mfcc == 0 || self.n_mfcc > self.n_mels) {
+            return fail(format!("n_mfcc: {} must be in 1..=n_mels ({})", self.n_mfcc, self.n_mels));
+        }
+        if self.frames == Some(0) {
+            return fail("frames: must be positive, or null for variable length".into());
+        }
+        if !(self.max_duration_s.is_finite() && self.max_duration_s > 0.0) {
+            return fail(format!("max_duration_s: {} must be positive", self.max_duration_s));
+        }
+        Ok(())
+    }
+
+    pub fn fmax_hz(&self) -> f32 {
+        self.fmax.unwrap_or(self.sample_rate as f32 / 2.0)
+    }
+
+    /// Values per frame before deltas.
+    pub fn n_base_coeffs(&self) -> usize {
+        match self.kind {
+            FeatureKind::Mfcc => self.n_mfcc,
+            FeatureKind::LogMel => self.n_mels,
+        }
+    }
+
+    /// Values per frame in the feature table.
+    pub fn n_coeffs(&self) -> usize {
+        self.n_base_coeffs() * if self.deltas { 3 } else { 1 }
+    }
+
+    /// Canonical JSON, the form stored in file metadata.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("FeaturesConfig serialises")
+    }
+
+    /// sha256 of the canonical JSON: two tables with the same hash hold comparable features.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.to_json().as_bytes()))
+    }
+}
+
+/// How clips are divided into train, validation and test parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
+pub enum SplitConfig {
+    /// Stratified by label: `test_fraction` of each class to test, then `val_fraction` of the
+    /// rest of each class to validation.
+    Random { test_fraction: f64, val_fraction: f64, seed: u64 },
+    /// Named speakers held out for test and validation; everyone else trains.
+    Speaker { test_speakers: Vec<String>, val_speakers: Vec<String> },
+    /// k folds by speaker: fold i tests on the i-th group of speakers and validates on
+    /// `val_speakers` speakers drawn from the remaining ones. Speakers are shuffled by seed.
+    SpeakerKfold { k: usize, val_speakers: usize, seed: u64 },
+}
+
+impl SplitConfig {
+    pub fn from_yaml(text: &str) -> Result<SplitConfig> {
+        let config: SplitConfig = serde_yaml::from_str(text).map_err(|err| Error::Config(err.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let fail = |msg: String| Err(Error::Config(msg));
+        match self {
+            SplitConfig::Random { test_fraction, val_fraction, .. } => {
+                if !(0.0..1.0).contains(test_fraction) || !(0.0..1.0).contains(val_fraction) {
+                    return fail(format!(
+                        "test_fraction {test_fraction} and val_fraction {val_fraction} must be in [0, 1)"
+                    ));
+                }
+            }
+            SplitConfig::Speaker { test_speakers, val_speakers } => {
+                if test_speakers.is_empty() {
+                    return fail("test_speakers: name at least one speaker".into());
+                }
+                if let Some(s) = test_speakers.iter().find(|s| val_speakers.contains(s)) {
+                    return fail(format!("speaker {s} is in both test_speakers and val_speakers"));
+                }
+            }
+            SplitConfig::SpeakerKfold { k, .. } => {
+                if *k < 2 {
+                    return fail(format!("k: {k} folds; need at least 2"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("SplitConfig serialises")
+    }
+}

@@ -1,0 +1,348 @@
+//! MFCC, log-mel and deltas, defined exactly as librosa 0.11 defines them:
+//!
+//! - `stft`: periodic Hann window of `n_fft`, frames centred by `n_fft/2` zeros on both sides
+//!   (librosa >= 0.10 pads with zeros), so a clip of `n` samples has `1 + n / hop` frames;
+//!   power spectrogram `|X|^2`.
+//! - `filters.mel`: Slaney mel scale (linear below 1 kHz, logarithmic above), triangular bands
+//!   between `fmin` and `fmax` with Slaney area normalisation (`2 / (f[m+2] - f[m])`).
+//! - `power_to_db`: `10 log10(max(1e-10, S))` with ref 1.0, floored at `max - top_db` over the
+//!   whole clip.
+//! - `mfcc`: orthonormal DCT-II of the dB mel spectrogram, first `n_mfcc` coefficients.
+//! - `delta`: Savitzky-Golay derivative, width 9, polynomial order = derivative order,
+//!   `mode="interp"` (the edge frames take the derivative of the fit over the first/last 9).
+//!
+//! Everything here is a function of values; no IO.
+
+use std::sync::Arc;
+
+use realfft::{RealFftPlanner, RealToComplex};
+
+use crate::config::{FeatureKind, FeaturesConfig, PadMode};
+
+/// `power_to_db`'s `amin`: the smallest power kept before the logarithm.
+pub const AMIN: f32 = 1e-10;
+/// Width of the delta window in frames (librosa's default).
+pub const DELTA_WIDTH: usize = 9;
+
+/// A frames x coefficients matrix, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureMatrix {
+    pub n_frames: usize,
+    pub n_coeffs: usize,
+    pub values: Vec<f32>,
+}
+
+impl FeatureMatrix {
+    pub fn frame(&self, frame_idx: usize) -> &[f32] {
+        &self.values[frame_idx * self.n_coeffs..(frame_idx + 1) * self.n_coeffs]
+    }
+}
+
+/// The features of one clip: the matrix as stored, and the frame count before pad or cut.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipFeatures {
+    pub matrix: FeatureMatrix,
+    pub n_frames_source: usize,
+}
+
+/// Precomputed window, FFT plan, mel basis and DCT for one [`FeaturesConfig`]. Cheap to share
+/// between threads; build once per run.
+pub struct Analyzer {
+    config: FeaturesConfig,
+    window: Vec<f32>,
+    fft: Arc<dyn RealToComplex<f32>>,
+    mel: MelBasis,
+    /// `n_mfcc x n_mels`, row-major.
+    dct: Vec<f32>,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Analyzer {
+    /// The config must be valid ([`FeaturesConfig::validate`]).
+    pub fn new(config: &FeaturesConfig) -> Analyzer {
+        let n_fft = config.n_fft;
+        let window = hann_periodic(n_fft);
+        let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
+        let mel = MelBasis::slaney(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax_hz());
+        let dct = dct_ortho(config.n_mfcc.min(config.n_mels), config.n_mels);
+        Analyzer { config: config.clone(), window, fft, mel, dct }
+    }
+
+    pub fn config(&self) -> &FeaturesConfig {
+        &self.config
+    }
+
+    /// Frames librosa gives for `n_samples` samples with centred frames.
+    pub fn n_frames(&self, n_samples: usize) -> usize {
+        1 + n_samples / self.config.hop_length
+    }
+
+    /// The fewest samples (at the analysis rate) this config can analyse: one full FFT window,
+    /// and enough frames for the delta window when deltas are on.
+    pub fn min_samples(&self) -> usize {
+        let for_deltas = if self.config.deltas { (DELTA_WIDTH - 1) * self.config.hop_length } else { 0 };
+        self.config.n_fft.max(for_deltas)
+    }
+
+    /// The dB mel spectrogram (`power_to_db(melspectrogram(y))`), frames x n_mels, and the
+    /// floor that `top_db` applied (the dB value of silence in this clip).
+    pub fn log_mel(&self, samples: &[f32]) -> (FeatureMatrix, f32) {
+        let n_fft = self.config.n_fft;
+        let hop = self.config.hop_length;
+        let n_mels = self.config.n_mels;
+        let n_frames = self.n_frames(samples.len());
+        let half = n_fft / 2;
+
+        let mut frame = self.fft.make_input_vec();
+        let mut spectrum = self.fft.make_output_vec();
+        let mut scratch = self.fft.make_scratch_vec();
+        let mut power = vec![0f32; n_fft / 2 + 1];
+        let mut values = vec![0f32; n_frames * n_mels];
+        let mut max_db = f32::NEG_INFINITY;
+
+        for frame_idx in 0..n_frames {
+            // Frame t covers padded[t*hop .. t*hop + n_fft], where padded = [0; half] ++ samples ++ [0; half].
+            let start = (frame_idx * hop) as isize - half as isize;
+            for (i, (x, w)) in frame.iter_mut().zip(&self.window).enumerate() {
+                let idx = start + i as isize;
+                *x = if idx >= 0 && (idx as usize) < samples.len() { samples[idx as usize] * w } else { 0.0 };
+            }
+            self.fft
+                .process_with_scratch(&mut frame, &mut spectrum, &mut scratch)
+                .expect("buffer sizes come from the plan");
+            for (p, c) in power.iter_mut().zip(&spectrum) {
+                *p = c.re * c.re + c.im * c.im;
+            }
+            let row = &mut values[frame_idx * n_mels..(frame_idx + 1) * n_mels];
+            self.mel.apply(&power, row);
+            for v in row.iter_mut() {
+                *v = 10.0 * v.max(AMIN).log10();
+                max_db = max_db.max(*v);
+            }
+        }
+        let floor = match self.config.top_db {
+            Some(top_db) => max_db - top_db,
+            None => 10.0 * AMIN.log10(),
+        };
+        if self.config.top_db.is_some() {
+            for v in &mut values {
+                *v = v.max(floor);
+            }
+        }
+        (FeatureMatrix { n_frames, n_coeffs: n_mels, values }, floor)
+    }
+
+    /// MFCCs of the clip, frames x n_mfcc, and the MFCC frame of silence (the DCT of the floor).
+    pub fn mfcc(&self, samples: &[f32]) -> (FeatureMatrix, Vec<f32>) {
+        let (log_mel, floor) = self.log_mel(samples);
+        let n_mfcc = self.config.n_mfcc;
+        let mut values = vec![0f32; log_mel.n_frames * n_mfcc];
+        for frame_idx in 0..log_mel.n_frames {
+            self.dct_frame(log_mel.frame(frame_idx), &mut values[frame_idx * n_mfcc..(frame_idx + 1) * n_mfcc]);
+        }
+        let mut silence = vec![0f32; n_mfcc];
+        self.dct_frame(&vec![floor; self.config.n_mels], &mut silence);
+        (FeatureMatrix { n_frames: log_mel.n_frames, n_coeffs: n_mfcc, values }, silence)
+    }
+
+    fn dct_frame(&self, log_mel: &[f32], out: &mut [f32]) {
+        let n_mels = self.config.n_mels;
+        for (k, o) in out.iter_mut().enumerate() {
+            let basis = &self.dct[k * n_mels..(k + 1) * n_mels];
+            *o = basis.iter().zip(log_mel).map(|(b, x)| (*b as f64) * (*x as f64)).sum::<f64>() as f32;
+        }
+    }
+
+    /// The configured features of a clip at the analysis sample rate: base coefficients, deltas
+    /// if configured, then pad or cut to the configured frame count.
+    ///
+    /// The caller guarantees `samples.len() >= self.min_samples()`.
+    pub fn features(&self, samples: &[f32]) -> ClipFeatures {
+        let (base, silence) = match self.config.kind {
+            FeatureKind::Mfcc => self.mfcc(samples),
+            FeatureKind::LogMel => {
+                let (m, floor) = self.log_mel(samples);
+                (m, vec![floor; self.config.n_mels])
+            }
+        };
+        let n_frames_source = base.n_frames;
+        let (matrix, silence) = if self.config.deltas {
+            let d1 = delta(&base, 1);
+            let d2 = delta(&base, 2);
+            let mut silence3 = silence;
+            silence3.resize(3 * base.n_coeffs, 0.0);
+            (stack_coeffs(&[&base, &d1, &d2]), silence3)
+        } else {
+            (base, silence)
+        };
+        let matrix = match self.config.frames {
+            None => matrix,
+            Some(n_frames) => {
+                let fill = match self.config.pad {
+                    PadMode::Zeros => vec![0.0; matrix.n_coeffs],
+                    PadMode::Silence => silence,
+                };
+                fix_length(matrix, n_frames, &fill)
+            }
+        };
+        ClipFeatures { matrix, n_frames_source }
+    }
+}
+
+/// `scipy.signal.get_window("hann", n, fftbins=True)`.
+pub fn hann_periodic(n: usize) -> Vec<f32> {
+    (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()) as f32).collect()
+}
+
+/// Slaney's mel scale (librosa `hz_to_mel(htk=False)`).
+pub fn hz_to_mel(hz: f64) -> f64 {
+    const F_SP: f64 = 200.0 / 3.0;
+    const MIN_LOG_HZ: f64 = 1000.0;
+    let min_log_mel = MIN_LOG_HZ / F_SP;
+    let logstep = 6.4f64.ln() / 27.0;
+    if hz >= MIN_LOG_HZ { min_log_mel + (hz / MIN_LOG_HZ).ln() / logstep } else { hz / F_SP }
+}
+
+/// Inverse of [`hz_to_mel`].
+pub fn mel_to_hz(mel: f64) -> f64 {
+    const F_SP: f64 = 200.0 / 3.0;
+    const MIN_LOG_HZ: f64 = 1000.0;
+    let min_log_mel = MIN_LOG_HZ / F_SP;
+    let logstep = 6.4f64.ln() / 27.0;
+    if mel >= min_log_mel { MIN_LOG_HZ * (logstep * (mel - min_log_mel)).exp() } else { F_SP * mel }
+}
+
+/// The mel filterbank, stored sparsely: each band is a run of non-zero weights.
+#[derive(Debug, Clone)]
+pub struct MelBasis {
+    bands: Vec<(usize, Vec<f32>)>,
+}
+
+impl MelBasis {
+    /// `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=False, norm="slaney")`, computed
+    /// in f64 and stored as f32 like librosa's default dtype.
+    pub fn slaney(sample_rate: u32, n_fft: usize, n_mels: usize, fmin: f32, fmax: f32) -> MelBasis {
+        let n_bins = n_fft / 2 + 1;
+        let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sample_rate as f64 / n_fft as f64).collect();
+        let (mel_min, mel_max) = (hz_to_mel(fmin as f64), hz_to_mel(fmax as f64));
+        let mel_f: Vec<f64> = (0..n_mels + 2)
+            .map(|i| mel_to_hz(mel_min + (mel_max - mel_min) * i as f64 / (n_mels + 1) as f64))
+            .collect();
+        let bands = (0..n_mels)
+            .map(|m| {
+                let (lo, mid, hi) = (mel_f[m], mel_f[m + 1], mel_f[m + 2]);
+                let enorm = 2.0 / (hi - lo);
+                let weights: Vec<f32> = fft_freqs
+                    .iter()
+                    .map(|&f| {
+                        let lower = (f - lo) / (mid - lo);
+                        let upper = (hi - f) / (hi - mid);
+                        (lower.min(upper).max(0.0) * enorm) as f32
+                    })
+                    .collect();
+                let first = weights.iter().position(|&w| w != 0.0).unwrap_or(0);
+                let last = weights.iter().rposition(|&w| w != 0.0).map_or(first, |i| i + 1);
+                (first, weights[first..last].to_vec())
+            })
+            .collect();
+        MelBasis { bands }
+    }
+
+    pub fn n_mels(&self) -> usize {
+        self.bands.len()
+    }
+
+    /// `out[m] = sum_k W[m, k] * power[k]`.
+    pub fn apply(&self, power: &[f32], out: &mut [f32]) {
+        for ((first, weights), o) in self.bands.iter().zip(out.iter_mut()) {
+            let bins = &power[*first..*first + weights.len()];
+            *o = weights.iter().zip(bins).map(|(w, p)| w * p).sum();
+        }
+    }
+
+    /// The dense `n_mels x n_bins` matrix (for tests and interop).
+    pub fn dense(&self, n_bins: usize) -> Vec<Vec<f32>> {
+        self.bands
+            .iter()
+            .map(|(first, weights)| {
+                let mut row = vec![0f32; n_bins];
+                row[*first..*first + weights.len()].copy_from_slice(weights);
+                row
+            })
+            .collect()
+    }
+}
+
+/// Orthonormal DCT-II basis (`scipy.fft.dct(type=2, norm="ortho")`), `n_out x n_in`, row-major.
+pub fn dct_ortho(n_out: usize, n_in: usize) -> Vec<f32> {
+    let mut basis = Vec::with_capacity(n_out * n_in);
+    for k in 0..n_out {
+        let scale = if k == 0 { (1.0 / n_in as f64).sqrt() } else { (2.0 / n_in as f64).sqrt() };
+        for n in 0..n_in {
+            let angle = std::f64::consts::PI * k as f64 * (2 * n + 1) as f64 / (2 * n_in) as f64;
+            basis.push((scale * angle.cos()) as f32);
+        }
+    }
+    basis
+}
+
+/// `librosa.feature.delta(x, width=9, order, axis=time, mode="interp")`: the Savitzky-Golay
+/// derivative of polynomial order `order`. For order 1 and 2 the interpolated edge frames equal
+/// the nearest full-window frame, so edges repeat it. Needs at least [`DELTA_WIDTH`] frames.
+pub fn delta(x: &FeatureMatrix, order: usize) -> FeatureMatrix {
+    assert!(order == 1 || order == 2, "delta order must be 1 or 2");
+    let half = (DELTA_WIDTH / 2) as isize;
+    let coeffs: Vec<f64> = (-half..=half)
+        .map(|n| {
+            let n = n as f64;
+            if order == 1 { n / 60.0 } else { (n * n - 20.0 / 3.0) / 154.0 }
+        })
+        .collect();
+    let (n_frames, n_coeffs) = (x.n_frames, x.n_coeffs);
+    assert!(n_frames >= DELTA_WIDTH, "delta needs at least {DELTA_WIDTH} frames, got {n_frames}");
+    let mut values = vec![0f32; n_frames * n_coeffs];
+    let half = half as usize;
+    for t in 0..n_frames {
+        let centre = t.clamp(half, n_frames - 1 - half);
+        for c in 0..n_coeffs {
+            let mut acc = 0f64;
+            for (j, w) in coeffs.iter().enumerate() {
+                acc += w * x.values[(centre + j - half) * n_coeffs + c] as f64;
+            }
+            values[t * n_coeffs + c] = acc as f32;
+        }
+    }
+    FeatureMatrix { n_frames, n_coeffs, values }
+}
+
+/// Concatenates matrices with the same frame count along the coefficient axis.
+pub fn stack_coeffs(parts: &[&FeatureMatrix]) -> FeatureMatrix {
+    let n_frames = parts[0].n_frames;
+    let n_coeffs: usize = parts.iter().map(|p| p.n_coeffs).sum();
+    let mut values = Vec::with_capacity(n_frames * n_coeffs);
+    for t in 0..n_frames {
+        for p in parts {
+            values.extend_from_slice(p.frame(t));
+        }
+    }
+    FeatureMatrix { n_frames, n_coeffs, values }
+}
+
+/// Cuts to `n_frames`, or pads with copies of `fill` (one frame).
+pub fn fix_length(mut x: FeatureMatrix, n_frames: usize, fill: &[f32]) -> FeatureMatrix {
+    debug_assert_eq!(fill.len(), x.n_coeffs);
+    if x.n_frames >= n_frames {
+        x.values.truncate(n_frames * x.n_coeffs);
+    } else {
+        for _ in x.n_frames..n_frames {
+            x.values.extend_from_slice(fill);
+        }
+    }
+    x.n_frames = n_frames;
+    x
+}

@@ -1,0 +1,308 @@
+//! The feature stage proper: find the clips, read their labels, compute their features in
+//! parallel and stream them into a feature table, rejecting bad files with a reason.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::audio::{AudioError, load_for_analysis};
+use crate::dsp::Analyzer;
+use crate::io::{self, FeatureTableWriter, Reject};
+use crate::labels::{ClipMeta, Corpus, NameError, parse_name};
+use crate::table::FeatureRow;
+use crate::{Error, Result};
+
+/// Files decoded at once. Bounds memory: at most this many clips' features wait to be written.
+pub const CHUNK_SIZE: usize = 64;
+
+/// Where the clips come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// Every `.wav` under a folder, labelled by the corpus's file-name convention.
+    Folder { root: PathBuf, corpus: Corpus },
+    /// A CSV of `path,label,speaker[,split]`.
+    Manifest { path: PathBuf },
+}
+
+/// A clip to extract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipInput {
+    pub path: PathBuf,
+    /// The path as stored in the table: relative to the folder or manifest, `/`-separated.
+    pub table_path: String,
+    pub corpus: Corpus,
+    pub meta: ClipMeta,
+}
+
+/// The clips of a source, with the files that were not clips.
+#[derive(Debug, Clone, Default)]
+pub struct Discovery {
+    pub clips: Vec<ClipInput>,
+    /// Files whose names could not be read: rejects.
+    pub rejects: Vec<Reject>,
+    /// Files deliberately left out (song, video, classes outside the vocabulary), by reason.
+    pub excluded: BTreeMap<String, usize>,
+}
+
+/// `i/n`: this process extracts only the clips whose id hashes to `i` modulo `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn parse(text: &str) -> Result<Shard> {
+        let bad = || Error::Config(format!("--shard `{text}`: expected i/n with 0 <= i < n, e.g. 0/4"));
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// A stable assignment: the same clip id lands in the same shard on every machine.
+    pub fn contains(&self, clip_id: &str) -> bool {
+        let digest = Sha256::digest(clip_id.as_bytes());
+        let head = u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"));
+        head % self.count as u64 == self.index as u64
+    }
+}
+
+fn table_path(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// Finds the clips of a source and reads their labels. Sorted by table path.
+pub fn discover(source: &Source) -> Result<Discovery> {
+    let mut discovery = Discovery::default();
+    match source {
+        Source::Folder { root, corpus } => {
+            for path in io::find_wav_files(root)? {
+                let table_path = table_path(root, &path);
+                match parse_name(*corpus, &path) {
+                    Ok(meta) => discovery.clips.push(ClipInput { path, table_path, corpus: *corpus, meta }),
+                    Err(NameError::Excluded(reason)) => *discovery.excluded.entry(reason).or_default() += 1,
+                    Err(err @ NameError::Unparsable { .. }) => {
+                        discovery.rejects.push(Reject { path: table_path, reason: err.to_string() })
+                    }
+                }
+            }
+        }
+        Source::Manifest { path } => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            for row in io::read_manifest(path)? {
+                let clip_path = base.join(&row.path);
+                let clip_id =
+                    Path::new(&row.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let meta = ClipMeta { clip_id, label: row.label, speaker: row.speaker, ..ClipMeta::default() };
+                discovery.clips.push(ClipInput {
+                    path: clip_path,
+                    table_path: row.path,
+                    corpus: Corpus::Manifest,
+                    meta,
+                });
+            }
+        }
+    }
+    discovery.clips.sort_by(|a, b| a.table_path.cmp(&b.table_path));
+    // Clip ids key every later file: a duplicate would silently merge two clips.
+    let mut seen = HashSet::new();
+    let mut rejects = std::mem::take(&mut discovery.rejects);
+    discovery.clips.retain(|c| {
+        let fresh = seen.insert(c.meta.clip_id.clone());
+        if !fresh {
+            rejects.push(Reject {
+                path: c.table_path.clone(),
+                reason: format!("duplicate clip_id `{}`; clip ids (file stems) must be unique", c.meta.clip_id),
+            });
+        }
+        fresh
+    });
+    rejects.sort_by(|a, b| a.path.cmp(&b.path));
+    discovery.rejects = rejects;
+    Ok(discovery)
+}
+
+/// The features of one clip from its file bytes. Pure: the caller reads the file.
+pub fn extract_clip(
+    bytes: &[u8],
+    clip: &ClipInput,
+    analyzer: &Analyzer,
+) -> std::result::Result<FeatureRow, AudioError> {
+    let config = analyzer.config();
+    let (audio, samples) = load_for_analysis(bytes, config.sample_rate, analyzer.min_samples(), config.max_duration_s)?;
+    if samples.len() < analyzer.min_samples() {
+        return Err(AudioError::TooShort {
+            seconds: audio.duration_s(),
+            min_seconds: analyzer.min_samples() as f64 / config.sample_rate as f64,
+        });
+    }
+    let features = analyzer.features(&samples);
+    let meta = &clip.meta;
+    Ok(FeatureRow {
+        clip_id: meta.clip_id.clone(),
+        path: clip.table_path.clone(),
+        corpus: clip.corpus.as_str().to_string(),
+        speaker: meta.speaker.clone(),
+        gender: meta.gender.clone(),
+        label: meta.label.clone(),
+        emotion_code: meta.emotion_code.clone(),
+        intensity: meta.intensity.clone(),
+        statement: meta.statement.clone(),
+        repetition: meta.repetition.clone(),
+        modality: meta.modality.clone(),
+        vocal_channel: meta.vocal_channel.clone(),
+        source_sample_rate: audio.sample_rate,
+        source_channels: audio.n_channels as u32,
+        duration_s: audio.duration_s(),
+        sha256: hex::encode(Sha256::digest(bytes)),
+        n_frames_source: features.n_frames_source as u32,
+        n_frames: features.matrix.n_frames as u32,
+        features: features.matrix.values,
+    })
+}
+
+/// Reads a clip's file, refusing files far larger than `max_duration_s` could explain.
+fn read_clip(clip: &ClipInput, max_duration_s: f32) -> std::result::Result<Vec<u8>, String> {
+    let metadata = std::fs::metadata(&clip.path).map_err(|e| format!("cannot read: {e}"))?;
+    if !metadata.is_file() {
+        return Err("not a regular file".into());
+    }
+    // 384 kHz x 8 channels x 4 bytes is the most a second of supported audio can take.
+    let max_bytes = (max_duration_s as f64 * 384_000.0 * 8.0 * 4.0) as u64 + (1 << 20);
+    if metadata.len() > max_bytes {
+        return Err(format!(
+            "{} bytes is more than max_duration_s ({max_duration_s} s) of any supported WAV",
+            metadata.len()
+        ));
+    }
+    std::fs::read(&clip.path).map_err(|e| format!("cannot read: {e}"))
+}
+
+/// Progress of a long step, drawn by the binary.
+pub trait Reporter: Sync {
+    fn on_start(&self, total: usize);
+    fn on_progress(&self, done: usize);
+    fn on_complete(&self);
+}
+
+/// A reporter that draws nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Silent;
+
+impl Reporter for Silent {
+    fn on_start(&self, _total: usize) {}
+    fn on_progress(&self, _done: usize) {}
+    fn on_complete(&self) {}
+}
+
+/// What an extraction did.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Summary {
+    pub output: String,
+    pub rows: usize,
+    pub rejects: usize,
+    pub excluded: BTreeMap<String, usize>,
+    pub labels: BTreeMap<String, usize>,
+    pub speakers: usize,
+    pub features_config_hash: String,
+}
+
+/// Extracts `clips` into the feature table at `out`, streaming in chunks of [`CHUNK_SIZE`].
+/// Bad files become rejects (or, with `strict`, fail the run). Returns the rows' rejects too.
+pub fn extract_to_table(
+    clips: &[ClipInput],
+    analyzer: &Analyzer,
+    out: &Path,
+    strict: bool,
+    reporter: &dyn Reporter,
+) -> Result<(Summary, Vec<Reject>)> {
+    let config = analyzer.config();
+    let mut writer = FeatureTableWriter::create(out, config)?;
+    let mut rejects = Vec::new();
+    let mut summary =
+        Summary { output: out.display().to_string(), features_config_hash: config.hash(), ..Summary::default() };
+    let mut speakers = HashSet::new();
+    reporter.on_start(clips.len());
+    let mut done = 0;
+    for chunk in clips.chunks(CHUNK_SIZE) {
+        let results: Vec<std::result::Result<FeatureRow, String>> = chunk
+            .par_iter()
+            .map(|clip| {
+                let bytes = read_clip(clip, config.max_duration_s)?;
+                extract_clip(&bytes, clip, analyzer).map_err(|e| e.to_string())
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(chunk.len());
+        for (clip, result) in chunk.iter().zip(results) {
+            match result {
+                Ok(row) => {
+                    *summary.labels.entry(row.label.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
+                    speakers.insert(row.speaker.clone());
+                    rows.push(row);
+                }
+                Err(reason) => {
+                    tracing::warn!(path = %clip.path.display(), %reason, "rejected");
+                    if strict {
+                        return Err(Error::Rejected { path: clip.path.clone(), reason });
+                    }
+                    rejects.push(Reject { path: clip.table_path.clone(), reason });
+                }
+            }
+        }
+        summary.rows += rows.len();
+        writer.write(rows)?;
+        done += chunk.len();
+        reporter.on_progress(done);
+    }
+    writer.finish()?;
+    reporter.on_complete();
+    summary.rejects = rejects.len();
+    summary.speakers = speakers.len();
+    Ok((summary, rejects))
+}
+
+/// The rejects file that goes with a feature table: `features.parquet` -> `features.rejects.csv`.
+pub fn rejects_path(table: &Path) -> PathBuf {
+    let stem = table.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "features".into());
+    table.with_file_name(format!("{stem}.rejects.csv"))
+}
+
+/// Joins shard part files into one table, identical to an unsharded run over the same input.
+pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
+    let mut config = None;
+    let mut rows = Vec::new();
+    for part in parts {
+        let table = io::read_feature_table(part)?;
+        match &config {
+            None => config = Some(table.config.clone()),
+            Some(c) if *c != table.config => {
+                return Err(Error::Table {
+                    path: part.clone(),
+                    message: format!(
+                        "feature config hash {} differs from the first part's {}",
+                        table.config.hash(),
+                        c.hash()
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+        rows.extend(table.rows);
+    }
+    let config = config.ok_or_else(|| Error::Config("merge: no part files given".into()))?;
+    rows.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(w) = rows.windows(2).find(|w| w[0].clip_id == w[1].clip_id) {
+        return Err(Error::Config(format!("merge: clip `{}` appears in more than one part", w[0].clip_id)));
+    }
+    let n = rows.len();
+    let mut writer = FeatureTableWriter::create(out, &config)?;
+    writer.write(rows)?;
+    writer.finish()?;
+    Ok(n)
+}

@@ -1,0 +1,384 @@
+//! Everything that touches the disk: atomic file writes, the feature table and split file in
+//! Parquet, the rejects table, manifests, and directory discovery.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use fs_err as fs;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::KeyValue;
+use parquet::file::properties::WriterProperties;
+
+use crate::config::FeaturesConfig;
+use crate::split::{SplitAssignment, SplitPart};
+use crate::table::{self, FeatureRow, FeatureTable, META_FEATURES_CONFIG, META_N_COEFFS};
+use crate::{Error, Result};
+
+/// Rows per record batch and per Parquet row group. Fixed, so the same rows always give the
+/// same bytes, however they were computed (one process or merged shards).
+pub const ROWS_PER_BATCH: usize = 128;
+
+/// A file written to `<path>.tmp-<pid>` and renamed over `path` by [`AtomicFile::commit`].
+/// Dropped without commit, the temporary file is removed: an interrupted run leaves no half file.
+#[derive(Debug)]
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp_path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<AtomicFile> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        let file_name =
+            path.file_name().ok_or_else(|| Error::Config(format!("{}: not a file path", path.display())))?;
+        let tmp_path = path.with_file_name(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
+        let file = fs::File::create(&tmp_path)?.into_parts().0;
+        Ok(AtomicFile { path: path.to_path_buf(), tmp_path, file: Some(file) })
+    }
+
+    pub fn file(&mut self) -> &mut std::fs::File {
+        self.file.as_mut().expect("file is open until commit")
+    }
+
+    /// Flushes to disk and renames into place.
+    pub fn commit(mut self) -> Result<()> {
+        let file = self.file.take().expect("commit once");
+        file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
+        drop(file);
+        fs::rename(&self.tmp_path, &self.path)?;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp_path);
+        }
+    }
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut out = AtomicFile::create(path)?;
+    out.file().write_all(bytes).map_err(|e| Error::io(path, e))?;
+    out.commit()
+}
+
+/// The schema's metadata as Parquet key-value pairs, sorted by key. Stored both here and in the
+/// embedded Arrow schema, so readers that ignore `ARROW:schema` still see it.
+fn key_values(schema: &Schema) -> Vec<KeyValue> {
+    schema.metadata().iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect()
+}
+
+fn writer_properties(schema: &Schema) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_max_row_group_row_count(Some(ROWS_PER_BATCH))
+        .set_key_value_metadata(Some(key_values(schema)))
+        .set_created_by(format!("ser-features {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Streams rows into a feature table. Rows must arrive in table order (sorted by path).
+pub struct FeatureTableWriter {
+    path: PathBuf,
+    schema: SchemaRef,
+    writer: ArrowWriter<std::fs::File>,
+    out: AtomicFile,
+    pending: Vec<FeatureRow>,
+    n_rows: usize,
+}
+
+impl FeatureTableWriter {
+    pub fn create(path: &Path, config: &FeaturesConfig) -> Result<FeatureTableWriter> {
+        let schema = table::schema(config);
+        let mut out = AtomicFile::create(path)?;
+        let file = out.file().try_clone().map_err(|e| Error::io(path, e))?;
+        let writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties(&schema)))
+            .map_err(|e| Error::parquet(path, e))?;
+        Ok(FeatureTableWriter { path: path.to_path_buf(), schema, writer, out, pending: Vec::new(), n_rows: 0 })
+    }
+
+    pub fn write(&mut self, rows: impl IntoIterator<Item = FeatureRow>) -> Result<()> {
+        self.pending.extend(rows);
+        while self.pending.len() >= ROWS_PER_BATCH {
+            let rest = self.pending.split_off(ROWS_PER_BATCH);
+            let batch = std::mem::replace(&mut self.pending, rest);
+            self.write_batch(&batch)?;
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self, rows: &[FeatureRow]) -> Result<()> {
+        let batch = table::to_record_batch(&self.schema, rows);
+        self.writer.write(&batch).map_err(|e| Error::parquet(&self.path, e))?;
+        self.writer.flush().map_err(|e| Error::parquet(&self.path, e))?;
+        self.n_rows += rows.len();
+        Ok(())
+    }
+
+    /// Writes the last rows, closes the file and moves it into place. Returns the row count.
+    pub fn finish(mut self) -> Result<usize> {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            self.write_batch(&rest)?;
+        }
+        self.writer.close().map_err(|e| Error::parquet(&self.path, e))?;
+        self.out.commit()?;
+        Ok(self.n_rows)
+    }
+}
+
+/// Writes a whole feature table atomically.
+pub fn write_feature_table(path: &Path, table: &FeatureTable) -> Result<()> {
+    let mut writer = FeatureTableWriter::create(path, &table.config)?;
+    writer.write(table.rows.iter().cloned())?;
+    writer.finish()?;
+    Ok(())
+}
+
+/// The metadata of a Parquet file: the Arrow schema's metadata, or the file's key-value pairs.
+fn read_metadata(path: &Path, builder_schema: &Schema, file_kv: Option<&Vec<KeyValue>>) -> BTreeMap<String, String> {
+    let mut metadata: BTreeMap<String, String> =
+        builder_schema.metadata().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for kv in file_kv.into_iter().flatten() {
+        if let Some(v) = &kv.value {
+            metadata.entry(kv.key.clone()).or_insert_with(|| v.clone());
+        }
+    }
+    tracing::trace!(path = %path.display(), keys = metadata.len(), "read parquet metadata");
+    metadata
+}
+
+/// Reads the feature config from a feature table's metadata without reading any rows.
+pub fn read_feature_config(path: &Path) -> Result<FeaturesConfig> {
+    let file = fs::File::open(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| Error::parquet(path, e))?;
+    let metadata = read_metadata(path, builder.schema(), builder.metadata().file_metadata().key_value_metadata());
+    config_from_metadata(path, &metadata).map(|(config, _)| config)
+}
+
+fn config_from_metadata(path: &Path, metadata: &BTreeMap<String, String>) -> Result<(FeaturesConfig, usize)> {
+    let bad = |message: String| Error::Table { path: path.to_path_buf(), message };
+    let json = metadata.get(META_FEATURES_CONFIG).ok_or_else(|| {
+        bad(format!("no `{META_FEATURES_CONFIG}` in the file metadata; write the feature config there as JSON"))
+    })?;
+    let config: FeaturesConfig =
+        serde_json::from_str(json).map_err(|e| bad(format!("`{META_FEATURES_CONFIG}` metadata: {e}")))?;
+    config.validate().map_err(|e| bad(format!("`{META_FEATURES_CONFIG}` metadata: {e}")))?;
+    let n_coeffs = match metadata.get(META_N_COEFFS) {
+        Some(v) => v.parse().map_err(|_| bad(format!("`{META_N_COEFFS}` metadata `{v}` is not a number")))?,
+        None => config.n_coeffs(),
+    };
+    if n_coeffs != config.n_coeffs() {
+        return Err(bad(format!("`{META_N_COEFFS}` is {n_coeffs} but the feature config gives {}", config.n_coeffs())));
+    }
+    Ok((config, n_coeffs))
+}
+
+/// Reads a whole feature table, checking every row against the metadata.
+pub fn read_feature_table(path: &Path) -> Result<FeatureTable> {
+    let file = fs::File::open(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| Error::parquet(path, e))?;
+    let metadata = read_metadata(path, builder.schema(), builder.metadata().file_metadata().key_value_metadata());
+    let (config, n_coeffs) = config_from_metadata(path, &metadata)?;
+    let reader = builder.build().map_err(|e| Error::parquet(path, e))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::Table { path: path.to_path_buf(), message: e.to_string() })?;
+        let batch_rows = table::from_record_batch(&batch, n_coeffs, rows.len())
+            .map_err(|e| Error::Table { path: path.to_path_buf(), message: e.to_string() })?;
+        rows.extend(batch_rows);
+    }
+    if let Some(frames) = config.frames
+        && let Some(row) = rows.iter().position(|r| r.n_frames as usize != frames)
+    {
+        return Err(Error::Table {
+            path: path.to_path_buf(),
+            message: format!(
+                "row {row} (clip_id {}): n_frames is {}, but the config fixes frames at {frames}",
+                rows[row].clip_id, rows[row].n_frames
+            ),
+        });
+    }
+    Ok(FeatureTable { config, n_coeffs, rows })
+}
+
+pub const SPLIT_COL_CLIP_ID: &str = "clip_id";
+pub const SPLIT_COL_FOLD: &str = "fold";
+pub const SPLIT_COL_SPLIT: &str = "split";
+pub const META_SPLIT_CONFIG: &str = "ser.split_config";
+pub const META_N_FOLDS: &str = "ser.n_folds";
+
+/// The split file's schema: one row per (clip, fold).
+pub fn split_schema(metadata: BTreeMap<String, String>) -> SchemaRef {
+    Arc::new(Schema::new_with_metadata(
+        vec![
+            Field::new(SPLIT_COL_CLIP_ID, DataType::Utf8, false),
+            Field::new(SPLIT_COL_FOLD, DataType::UInt32, false),
+            Field::new(SPLIT_COL_SPLIT, DataType::Utf8, false),
+        ],
+        metadata,
+    ))
+}
+
+/// Writes a split file atomically.
+pub fn write_splits(path: &Path, splits: &SplitAssignment) -> Result<()> {
+    let metadata = BTreeMap::from([
+        (table::META_FORMAT_VERSION.to_string(), table::FORMAT_VERSION.to_string()),
+        (META_SPLIT_CONFIG.to_string(), splits.config_json.clone()),
+        (META_N_FOLDS.to_string(), splits.n_folds.to_string()),
+        (table::META_FEATURES_CONFIG_HASH.to_string(), splits.features_config_hash.clone()),
+    ]);
+    let schema = split_schema(metadata);
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(splits.rows.iter().map(|r| Some(r.clip_id.as_str())).collect::<StringArray>()),
+        Arc::new(splits.rows.iter().map(|r| r.fold).collect::<UInt32Array>()),
+        Arc::new(splits.rows.iter().map(|r| Some(r.part.as_str())).collect::<StringArray>()),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).expect("columns match the split schema");
+    let mut out = AtomicFile::create(path)?;
+    let file = out.file().try_clone().map_err(|e| Error::io(path, e))?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_key_value_metadata(Some(key_values(&schema)))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(path, e))?;
+    writer.write(&batch).map_err(|e| Error::parquet(path, e))?;
+    writer.close().map_err(|e| Error::parquet(path, e))?;
+    out.commit()
+}
+
+/// Reads a split file. Any tool may write it: only the three columns are required.
+pub fn read_splits(path: &Path) -> Result<SplitAssignment> {
+    let bad = |message: String| Error::Table { path: path.to_path_buf(), message };
+    let file = fs::File::open(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| Error::parquet(path, e))?;
+    let metadata = read_metadata(path, builder.schema(), builder.metadata().file_metadata().key_value_metadata());
+    let reader = builder.build().map_err(|e| Error::parquet(path, e))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| bad(e.to_string()))?;
+        let get = |name: &str| batch.column_by_name(name).ok_or_else(|| bad(format!("missing column `{name}`")));
+        let clip_id = get(SPLIT_COL_CLIP_ID)?;
+        let fold = get(SPLIT_COL_FOLD)?;
+        let part = get(SPLIT_COL_SPLIT)?;
+        let clip_id =
+            clip_id.as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("`clip_id` must be utf8".into()))?;
+        let part = part.as_any().downcast_ref::<StringArray>().ok_or_else(|| bad("`split` must be utf8".into()))?;
+        let fold = arrow::compute::cast(fold, &DataType::UInt32).map_err(|e| bad(format!("`fold`: {e}")))?;
+        let fold = fold.as_any().downcast_ref::<UInt32Array>().expect("cast to u32");
+        for i in 0..batch.num_rows() {
+            let row = rows.len();
+            if clip_id.is_null(i) || part.is_null(i) || fold.is_null(i) {
+                return Err(bad(format!("row {row}: null value")));
+            }
+            let name = part.value(i);
+            let parsed = SplitPart::parse(name).ok_or_else(|| {
+                bad(format!("row {row} (clip_id {}): split `{name}` is not train, val or test", clip_id.value(i)))
+            })?;
+            rows.push(crate::split::SplitRow {
+                clip_id: clip_id.value(i).to_string(),
+                fold: fold.value(i),
+                part: parsed,
+            });
+        }
+    }
+    let n_folds = rows.iter().map(|r| r.fold + 1).max().unwrap_or(0);
+    Ok(SplitAssignment {
+        config_json: metadata.get(META_SPLIT_CONFIG).cloned().unwrap_or_default(),
+        features_config_hash: metadata.get(table::META_FEATURES_CONFIG_HASH).cloned().unwrap_or_default(),
+        n_folds,
+        rows,
+    })
+}
+
+/// One rejected input file and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reject {
+    pub path: String,
+    pub reason: String,
+}
+
+/// Writes `path,reason` rows (with a header) atomically.
+pub fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<()> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(["path", "reason"]).map_err(|e| Error::csv(path, e))?;
+    for r in rejects {
+        writer.write_record([&r.path, &r.reason]).map_err(|e| Error::csv(path, e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
+    write_atomic(path, &bytes)
+}
+
+/// Every `.wav` file under `root` (case-insensitive extension, symlinks followed), sorted.
+pub fn find_wav_files(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let path = entry.path();
+            let file_type = fs::metadata(&path)?.file_type();
+            if file_type.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")) {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// One row of a manifest CSV: `path,label,speaker[,split]`.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestRow {
+    pub path: String,
+    pub label: Option<String>,
+    pub speaker: String,
+    #[serde(default)]
+    pub split: Option<String>,
+}
+
+/// Reads a manifest CSV. Paths are relative to the manifest's folder unless absolute. Labels must
+/// be in the vocabulary; an empty label means unknown.
+pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| Error::csv(path, e))?;
+    let mut rows = Vec::new();
+    for (row_idx, record) in reader.deserialize::<ManifestRow>().enumerate() {
+        let row_number = row_idx + 2; // 1-based, after the header
+        let mut row = record.map_err(|e| Error::Table {
+            path: path.to_path_buf(),
+            message: format!("line {row_number}: {e}; expected columns path,label,speaker[,split]"),
+        })?;
+        if row.label.as_deref() == Some("") {
+            row.label = None;
+        }
+        if let Some(label) = &row.label
+            && crate::labels::emotion_index(label).is_none()
+        {
+            return Err(Error::Table {
+                path: path.to_path_buf(),
+                message: format!(
+                    "line {row_number} ({}): label `{label}` is not one of {}",
+                    row.path,
+                    crate::labels::EMOTIONS.join(", ")
+                ),
+            });
+        }
+        rows.push(row);
+    }
+    Ok(rows)
+}

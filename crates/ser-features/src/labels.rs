@@ -1,0 +1,261 @@
+//! The 8-class emotion vocabulary and the file-name conventions of the corpora we read.
+
+use std::path::Path;
+
+/// The label vocabulary, in class-index order. Checkpoints store this list; index = class id.
+pub const EMOTIONS: [&str; 8] = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"];
+
+/// Class index of a label in [`EMOTIONS`].
+pub fn emotion_index(label: &str) -> Option<usize> {
+    EMOTIONS.iter().position(|e| *e == label)
+}
+
+/// The corpora whose file names carry labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Corpus {
+    Ravdess,
+    Tess,
+    Emodb,
+    Savee,
+    CremaD,
+    /// Labels from a manifest CSV.
+    Manifest,
+}
+
+impl Corpus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Corpus::Ravdess => "ravdess",
+            Corpus::Tess => "tess",
+            Corpus::Emodb => "emodb",
+            Corpus::Savee => "savee",
+            Corpus::CremaD => "crema_d",
+            Corpus::Manifest => "manifest",
+        }
+    }
+}
+
+/// What a file name tells about a clip.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClipMeta {
+    /// The file stem, unique within a corpus.
+    pub clip_id: String,
+    /// One of [`EMOTIONS`], or `None` when unknown.
+    pub label: Option<String>,
+    pub speaker: String,
+    /// "female", "male", or `None`.
+    pub gender: Option<String>,
+    /// The corpus's own emotion code (RAVDESS `05`, EmoDB `W`, CREMA-D `ANG`, ...).
+    pub emotion_code: Option<String>,
+    pub intensity: Option<String>,
+    pub statement: Option<String>,
+    pub repetition: Option<String>,
+    pub modality: Option<String>,
+    pub vocal_channel: Option<String>,
+}
+
+/// Why a file is not part of the corpus. `Excluded` files are skipped with a count (song files,
+/// video modalities, classes outside the vocabulary); `Unparsable` ones are rejects.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("excluded: {0}")]
+    Excluded(String),
+    #[error("file name does not follow the {corpus} convention ({expected})")]
+    Unparsable { corpus: &'static str, expected: &'static str },
+}
+
+/// Parses the labels from a file name of the given corpus.
+pub fn parse_name(corpus: Corpus, path: &Path) -> Result<ClipMeta, NameError> {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    match corpus {
+        Corpus::Ravdess => parse_ravdess(stem),
+        Corpus::Tess => parse_tess(stem),
+        Corpus::Emodb => parse_emodb(stem),
+        Corpus::Savee => parse_savee(stem, path),
+        Corpus::CremaD => parse_crema_d(stem),
+        Corpus::Manifest => Err(NameError::Excluded("manifest clips take labels from the manifest".into())),
+    }
+}
+
+const RAVDESS_FORMAT: &str = "MM-VV-EE-II-SS-RR-AA.wav, e.g. 03-01-05-01-02-01-12.wav";
+
+/// RAVDESS: `MM-VV-EE-II-SS-RR-AA`. Modality 03 (audio only) and vocal channel 01 (speech) are
+/// kept; song (VV 02) and video modalities are excluded.
+pub fn parse_ravdess(stem: &str) -> Result<ClipMeta, NameError> {
+    let bad = || NameError::Unparsable { corpus: "RAVDESS", expected: RAVDESS_FORMAT };
+    let fields: Vec<&str> = stem.split('-').collect();
+    if fields.len() != 7 || fields.iter().any(|f| f.len() != 2 || !f.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(bad());
+    }
+    let (modality, channel, emotion, intensity, statement, repetition, actor) =
+        (fields[0], fields[1], fields[2], fields[3], fields[4], fields[5], fields[6]);
+    if modality != "03" {
+        return Err(NameError::Excluded(format!("modality {modality} is not audio-only (03)")));
+    }
+    if channel != "01" {
+        return Err(NameError::Excluded(format!("vocal channel {channel} is not speech (01)")));
+    }
+    let label = match emotion {
+        "01" => "neutral",
+        "02" => "calm",
+        "03" => "happy",
+        "04" => "sad",
+        "05" => "angry",
+        "06" => "fearful",
+        "07" => "disgust",
+        "08" => "surprised",
+        _ => return Err(bad()),
+    };
+    let actor_number: u32 = actor.parse().map_err(|_| bad())?;
+    if actor_number == 0 {
+        return Err(bad());
+    }
+    Ok(ClipMeta {
+        clip_id: stem.to_string(),
+        label: Some(label.to_string()),
+        speaker: actor.to_string(),
+        gender: Some(if actor_number.is_multiple_of(2) { "female" } else { "male" }.to_string()),
+        emotion_code: Some(emotion.to_string()),
+        intensity: Some(intensity.to_string()),
+        statement: Some(statement.to_string()),
+        repetition: Some(repetition.to_string()),
+        modality: Some(modality.to_string()),
+        vocal_channel: Some(channel.to_string()),
+    })
+}
+
+/// TESS: `OAF_back_angry` / `YAF_dog_ps` (speaker OAF or YAF, both female; `ps` = surprised).
+pub fn parse_tess(stem: &str) -> Result<ClipMeta, NameError> {
+    let bad =
+        || NameError::Unparsable { corpus: "TESS", expected: "SPEAKER_word_emotion.wav, e.g. OAF_back_angry.wav" };
+    let parts: Vec<&str> = stem.split('_').collect();
+    if parts.len() != 3 {
+        return Err(bad());
+    }
+    let code = parts[2].to_ascii_lowercase();
+    let label = match code.as_str() {
+        "angry" => "angry",
+        "disgust" => "disgust",
+        "fear" | "fearful" => "fearful",
+        "happy" => "happy",
+        "neutral" => "neutral",
+        "sad" => "sad",
+        "ps" | "pleasant_surprise" | "surprised" => "surprised",
+        _ => return Err(bad()),
+    };
+    Ok(ClipMeta {
+        clip_id: stem.to_string(),
+        label: Some(label.to_string()),
+        speaker: parts[0].to_string(),
+        gender: Some("female".into()),
+        emotion_code: Some(parts[2].to_string()),
+        statement: Some(parts[1].to_string()),
+        ..ClipMeta::default()
+    })
+}
+
+/// Berlin EmoDB: `03a01Fa` = speaker 03, text a01, emotion letter F, version a.
+/// Boredom (L) has no class in the vocabulary and is excluded.
+pub fn parse_emodb(stem: &str) -> Result<ClipMeta, NameError> {
+    let bad = || NameError::Unparsable { corpus: "EmoDB", expected: "SStttEv.wav, e.g. 03a01Fa.wav" };
+    let bytes = stem.as_bytes();
+    if bytes.len() < 7 || !bytes[0..2].iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    let speaker = &stem[0..2];
+    let text = &stem[2..5];
+    let letter = &stem[5..6];
+    let label = match letter {
+        "W" => "angry",
+        "E" => "disgust",
+        "A" => "fearful",
+        "F" => "happy",
+        "T" => "sad",
+        "N" => "neutral",
+        "L" => return Err(NameError::Excluded("EmoDB boredom (L) is not in the 8-class vocabulary".into())),
+        _ => return Err(bad()),
+    };
+    // EmoDB speakers: 03, 10, 11, 12, 15 male; 08, 09, 13, 14, 16 female.
+    let gender = match speaker {
+        "03" | "10" | "11" | "12" | "15" => Some("male"),
+        "08" | "09" | "13" | "14" | "16" => Some("female"),
+        _ => None,
+    };
+    Ok(ClipMeta {
+        clip_id: stem.to_string(),
+        label: Some(label.to_string()),
+        speaker: speaker.to_string(),
+        gender: gender.map(str::to_string),
+        emotion_code: Some(letter.to_string()),
+        statement: Some(text.to_string()),
+        repetition: Some(stem[6..].to_string()),
+        ..ClipMeta::default()
+    })
+}
+
+/// SAVEE: `DC_a01` (speaker DC, JE, JK or KL, all male) or, in the per-speaker folder layout,
+/// `DC/a01.wav`. Codes: a anger, d disgust, f fear, h happiness, n neutral, sa sadness,
+/// su surprise.
+pub fn parse_savee(stem: &str, path: &Path) -> Result<ClipMeta, NameError> {
+    let bad = || NameError::Unparsable { corpus: "SAVEE", expected: "SP_eNN.wav, e.g. DC_a01.wav" };
+    let (speaker, code) = match stem.split_once('_') {
+        Some((speaker, code)) => (speaker.to_string(), code),
+        None => {
+            let parent = path.parent().and_then(|p| p.file_name()).and_then(|s| s.to_str()).ok_or_else(bad)?;
+            (parent.to_string(), stem)
+        }
+    };
+    let letters: String = code.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    let number = &code[letters.len()..];
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) || speaker.is_empty() {
+        return Err(bad());
+    }
+    let label = match letters.as_str() {
+        "a" => "angry",
+        "d" => "disgust",
+        "f" => "fearful",
+        "h" => "happy",
+        "n" => "neutral",
+        "sa" => "sad",
+        "su" => "surprised",
+        _ => return Err(bad()),
+    };
+    Ok(ClipMeta {
+        clip_id: format!("{speaker}_{code}"),
+        label: Some(label.to_string()),
+        speaker,
+        gender: Some("male".into()),
+        emotion_code: Some(letters),
+        statement: Some(number.to_string()),
+        ..ClipMeta::default()
+    })
+}
+
+/// CREMA-D: `1001_DFA_ANG_XX` = actor 1001, sentence DFA, emotion ANG, level XX.
+pub fn parse_crema_d(stem: &str) -> Result<ClipMeta, NameError> {
+    let bad = || NameError::Unparsable { corpus: "CREMA-D", expected: "AAAA_SSS_EEE_LL.wav, e.g. 1001_DFA_ANG_XX.wav" };
+    let parts: Vec<&str> = stem.split('_').collect();
+    if parts.len() != 4 || parts[0].len() != 4 || !parts[0].bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let label = match parts[2] {
+        "ANG" => "angry",
+        "DIS" => "disgust",
+        "FEA" => "fearful",
+        "HAP" => "happy",
+        "NEU" => "neutral",
+        "SAD" => "sad",
+        _ => return Err(bad()),
+    };
+    Ok(ClipMeta {
+        clip_id: stem.to_string(),
+        label: Some(label.to_string()),
+        speaker: parts[0].to_string(),
+        gender: None,
+        emotion_code: Some(parts[2].to_string()),
+        statement: Some(parts[1].to_string()),
+        intensity: Some(parts[3].to_string()),
+        ..ClipMeta::default()
+    })
+}

@@ -1,0 +1,247 @@
+//! The `ser-features` binary on tiny generated corpora in temp dirs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ser_features::io::read_feature_table;
+
+fn ser_features(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ser-features")).args(args).env_remove("RUST_LOG").output().unwrap()
+}
+
+#[track_caller]
+fn ok(args: &[&str]) -> serde_json::Value {
+    let out = ser_features(args);
+    assert!(out.status.success(), "ser-features {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[track_caller]
+fn fails(args: &[&str], expect: &str) {
+    let out = ser_features(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(expect), "stderr does not mention `{expect}`:\n{stderr}");
+}
+
+const CONFIG: &str = "sample_rate: 22050\nn_fft: 2048\nhop_length: 512\nn_mels: 128\nfmin: 0.0\nfmax: null\n\
+top_db: 80.0\nkind: mfcc\nn_mfcc: 40\ndeltas: false\nframes: 174\npad: zeros\nmax_duration_s: 60.0\n";
+
+fn corpus(dir: &Path, speakers: &str) -> String {
+    let raw = dir.join("raw");
+    ok(&["synth", "--out", raw.to_str().unwrap(), "--speakers", speakers, "--seed", "3"]);
+    std::fs::write(dir.join("features.yaml"), CONFIG).unwrap();
+    raw.to_str().unwrap().to_string()
+}
+
+#[test]
+fn synth_extract_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "2");
+    let config = dir.path().join("features.yaml");
+    let out = dir.path().join("f/features.parquet");
+    let summary = ok(&["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", out.to_str().unwrap()]);
+    assert_eq!(summary["rows"], 120);
+    assert_eq!(summary["rejects"], 0);
+    assert_eq!(summary["speakers"], 2);
+    assert_eq!(summary["labels"]["neutral"], 8);
+    assert_eq!(summary["labels"]["angry"], 16);
+    let table = read_feature_table(&out).unwrap();
+    let row = &table.rows[0];
+    assert_eq!(row.path, "Actor_01/03-01-01-01-01-01-01.wav");
+    assert_eq!((row.n_frames, row.source_sample_rate, row.gender.as_deref()), (174, 48_000, Some("male")));
+    assert!(row.n_frames_source > 100);
+    assert_eq!(std::fs::read_to_string(dir.path().join("f/features.rejects.csv")).unwrap(), "path,reason\n");
+    let inspect = ok(&["inspect", out.to_str().unwrap()]);
+    assert_eq!(inspect["rows"], 120);
+}
+
+#[test]
+fn bad_files_are_listed_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "1");
+    let actor = Path::new(&raw).join("Actor_01");
+    std::fs::write(actor.join("03-01-02-01-01-01-01.wav"), b"garbage").unwrap(); // replaces a good clip
+    std::fs::write(actor.join("03-01-02-02-01-01-01.wav"), b"").unwrap();
+    std::fs::write(actor.join("readme.wav"), b"RIFF").unwrap();
+    std::fs::write(actor.join("03-02-02-02-01-01-01.wav"), b"a song clip").unwrap();
+    let config = dir.path().join("features.yaml");
+    let out = dir.path().join("features.parquet");
+    let summary = ok(&["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", out.to_str().unwrap()]);
+    assert_eq!(summary["rows"], 58);
+    assert_eq!(summary["rejects"], 3);
+    assert_eq!(summary["excluded"]["vocal channel 02 is not speech (01)"], 1);
+    let rejects = std::fs::read_to_string(dir.path().join("features.rejects.csv")).unwrap();
+    assert!(rejects.contains("Actor_01/03-01-02-01-01-01-01.wav,\"not a RIFF/WAVE file"), "{rejects}");
+    assert!(rejects.contains("Actor_01/03-01-02-02-01-01-01.wav,empty file"), "{rejects}");
+    assert!(rejects.contains("Actor_01/readme.wav,\"file name does not follow the RAVDESS convention"), "{rejects}");
+
+    let strict_out = dir.path().join("strict.parquet");
+    fails(
+        &[
+            "extract",
+            "--strict",
+            "--config",
+            config.to_str().unwrap(),
+            "--in",
+            &raw,
+            "--out",
+            strict_out.to_str().unwrap(),
+        ],
+        "--strict",
+    );
+    assert!(!strict_out.exists(), "a failed run leaves no table behind");
+}
+
+#[test]
+fn shards_merge_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "2");
+    let config = dir.path().join("features.yaml");
+    let whole = dir.path().join("whole.parquet");
+    ok(&["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", whole.to_str().unwrap()]);
+    let mut parts = Vec::new();
+    for i in 0..3 {
+        let part = dir.path().join(format!("part{i}.parquet"));
+        let shard = format!("{i}/3");
+        ok(&[
+            "extract",
+            "--shard",
+            &shard,
+            "--config",
+            config.to_str().unwrap(),
+            "--in",
+            &raw,
+            "--out",
+            part.to_str().unwrap(),
+        ]);
+        parts.push(part.to_str().unwrap().to_string());
+    }
+    let merged = dir.path().join("merged.parquet");
+    let mut args = vec!["merge", "--out", merged.to_str().unwrap()];
+    args.extend(parts.iter().map(String::as_str));
+    let summary = ok(&args);
+    assert_eq!(summary["rows"], 120);
+    assert!(
+        std::fs::read(&whole).unwrap() == std::fs::read(&merged).unwrap(),
+        "merged table differs from the unsharded one"
+    );
+}
+
+#[test]
+fn unknown_config_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "1");
+    let config = dir.path().join("bad.yaml");
+    std::fs::write(&config, format!("{CONFIG}n_mfc: 13\n")).unwrap();
+    fails(
+        &["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", "x.parquet"],
+        "unknown field `n_mfc`",
+    );
+}
+
+#[test]
+fn missing_input_folder_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("features.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    fails(
+        &["extract", "--config", config.to_str().unwrap(), "--in", "/no/such/dir", "--out", "x.parquet"],
+        "/no/such/dir: no such folder",
+    );
+}
+
+#[test]
+fn manifest_input_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "1");
+    std::fs::write(
+        dir.path().join("manifest.csv"),
+        "path,label,speaker\nraw/Actor_01/03-01-05-01-01-01-01.wav,angry,alice\nraw/Actor_01/03-01-04-01-01-01-01.wav,,bob\n",
+    )
+    .unwrap();
+    let _ = raw;
+    let config = dir.path().join("features.yaml");
+    let out = dir.path().join("m.parquet");
+    let manifest = dir.path().join("manifest.csv");
+    let summary = ok(&[
+        "extract",
+        "--config",
+        config.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(summary["rows"], 2);
+    let table = read_feature_table(&out).unwrap();
+    assert_eq!(table.rows[0].speaker, "bob");
+    assert_eq!(table.rows[0].label, None);
+    assert_eq!(table.rows[1].label.as_deref(), Some("angry"));
+}
+
+#[test]
+fn manifest_with_unknown_label_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("features.yaml"), CONFIG).unwrap();
+    std::fs::write(dir.path().join("manifest.csv"), "path,label,speaker\na.wav,bored,x\n").unwrap();
+    let config = dir.path().join("features.yaml");
+    let manifest = dir.path().join("manifest.csv");
+    fails(
+        &[
+            "extract",
+            "--config",
+            config.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--out",
+            "x.parquet",
+        ],
+        "line 2 (a.wav): label `bored`",
+    );
+}
+
+#[test]
+fn split_command_writes_a_split_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "4");
+    let config = dir.path().join("features.yaml");
+    let table = dir.path().join("features.parquet");
+    ok(&["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", table.to_str().unwrap()]);
+    let split_yaml = dir.path().join("split.yaml");
+    std::fs::write(&split_yaml, "kind: speaker\ntest_speakers: ['04']\nval_speakers: ['03']\n").unwrap();
+    let splits = dir.path().join("splits.parquet");
+    let summary = ok(&[
+        "split",
+        "--config",
+        split_yaml.to_str().unwrap(),
+        "--features",
+        table.to_str().unwrap(),
+        "--out",
+        splits.to_str().unwrap(),
+    ]);
+    assert_eq!(summary["n_folds"], 1);
+    let s = ser_features::io::read_splits(&splits).unwrap();
+    assert_eq!(s.rows.len(), 240);
+    assert_eq!(s.clip_ids(0, ser_features::split::SplitPart::Test).len(), 60);
+}
+
+#[test]
+fn synth_is_deterministic() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    ok(&["synth", "--out", a.path().to_str().unwrap(), "--speakers", "1", "--seed", "9"]);
+    ok(&["synth", "--out", b.path().to_str().unwrap(), "--speakers", "1", "--seed", "9"]);
+    let name = "Actor_01/03-01-03-02-01-02-01.wav";
+    assert_eq!(std::fs::read(a.path().join(name)).unwrap(), std::fs::read(b.path().join(name)).unwrap());
+}
+
+#[test]
+fn help_lists_examples_and_exit_codes() {
+    let out = ser_features(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Examples:") && help.contains("Exit status: 0 success, 1 failure, 2 usage error"), "{help}");
+    let out = ser_features(&["extract", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,111 @@
+//! Splits: stratified random, named held-out speakers, k folds by speaker.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ser_features::SplitConfig;
+use ser_features::io::{read_splits, write_splits};
+use ser_features::split::{ClipKey, SplitPart, make_splits};
+
+/// 10 speakers x 8 labels x 5 clips.
+fn clips() -> Vec<(String, String, String)> {
+    let labels = ser_features::labels::EMOTIONS;
+    let mut out = Vec::new();
+    for s in 0..10 {
+        for l in labels {
+            for k in 0..5 {
+                out.push((format!("{s:02}-{l}-{k}"), format!("{s:02}"), l.to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn keys(clips: &[(String, String, String)]) -> Vec<ClipKey<'_>> {
+    clips.iter().map(|(c, s, l)| ClipKey { clip_id: c, speaker: s, label: Some(l) }).collect()
+}
+
+#[test]
+fn random_split_is_stratified_and_deterministic() {
+    let clips = clips();
+    let config = SplitConfig::Random { test_fraction: 0.2, val_fraction: 0.1, seed: 42 };
+    let a = make_splits(&keys(&clips), &config, "h").unwrap();
+    let b = make_splits(&keys(&clips), &config, "h").unwrap();
+    assert_eq!(a, b);
+    let mut per_label: BTreeMap<(&str, SplitPart), usize> = BTreeMap::new();
+    for (row, (_, _, label)) in a.rows.iter().zip(&clips) {
+        *per_label.entry((label.as_str(), row.part)).or_default() += 1;
+    }
+    for label in ser_features::labels::EMOTIONS {
+        assert_eq!(per_label[&(label, SplitPart::Test)], 10, "{label}");
+        assert_eq!(per_label[&(label, SplitPart::Val)], 4, "{label}");
+        assert_eq!(per_label[&(label, SplitPart::Train)], 36, "{label}");
+    }
+    let other =
+        make_splits(&keys(&clips), &SplitConfig::Random { test_fraction: 0.2, val_fraction: 0.1, seed: 43 }, "h")
+            .unwrap();
+    assert_ne!(a.rows, other.rows);
+}
+
+#[test]
+fn speaker_split_holds_out_named_speakers() {
+    let clips = clips();
+    let config =
+        SplitConfig::Speaker { test_speakers: vec!["08".into(), "09".into()], val_speakers: vec!["07".into()] };
+    let s = make_splits(&keys(&clips), &config, "h").unwrap();
+    for (row, (_, speaker, _)) in s.rows.iter().zip(&clips) {
+        let expect = match speaker.as_str() {
+            "08" | "09" => SplitPart::Test,
+            "07" => SplitPart::Val,
+            _ => SplitPart::Train,
+        };
+        assert_eq!(row.part, expect);
+    }
+}
+
+#[test]
+fn unknown_speaker_is_an_error() {
+    let clips = clips();
+    let config = SplitConfig::Speaker { test_speakers: vec!["99".into()], val_speakers: vec![] };
+    let err = make_splits(&keys(&clips), &config, "h").unwrap_err().to_string();
+    assert!(err.contains("speaker `99` is not in the feature table"), "{err}");
+}
+
+#[test]
+fn speaker_kfold_tests_each_speaker_once_and_never_leaks() {
+    let clips = clips();
+    let config = SplitConfig::SpeakerKfold { k: 5, val_speakers: 2, seed: 1 };
+    let s = make_splits(&keys(&clips), &config, "h").unwrap();
+    assert_eq!(s.n_folds, 5);
+    let speaker_of: BTreeMap<&str, &str> = clips.iter().map(|(c, s, _)| (c.as_str(), s.as_str())).collect();
+    let mut tested = BTreeMap::<&str, usize>::new();
+    for fold in 0..5 {
+        let parts: Vec<BTreeSet<&str>> = [SplitPart::Train, SplitPart::Val, SplitPart::Test]
+            .iter()
+            .map(|p| s.clip_ids(fold, *p).iter().map(|c| speaker_of[c]).collect())
+            .collect();
+        assert!(parts[0].is_disjoint(&parts[1]) && parts[0].is_disjoint(&parts[2]) && parts[1].is_disjoint(&parts[2]));
+        assert_eq!(parts[1].len(), 2);
+        for sp in &parts[2] {
+            *tested.entry(sp).or_default() += 1;
+        }
+    }
+    assert_eq!(tested.len(), 10);
+    assert!(tested.values().all(|&n| n == 1));
+}
+
+#[test]
+fn split_file_round_trips() {
+    let clips = clips();
+    let s = make_splits(&keys(&clips), &SplitConfig::SpeakerKfold { k: 3, val_speakers: 1, seed: 1 }, "hash").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("splits.parquet");
+    write_splits(&path, &s).unwrap();
+    assert_eq!(read_splits(&path).unwrap(), s);
+}
+
+#[test]
+fn split_yaml_rejects_unknown_keys() {
+    let err =
+        SplitConfig::from_yaml("kind: random\ntest_fraction: 0.2\nval_fraction: 0.1\nseed: 1\nsed: 2\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field `sed`"), "{err}");
+}
