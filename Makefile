@@ -1,69 +1,83 @@
-# ser: stage rules (targets are files), plus build / test / clean. `make help` lists targets.
-# P picks the pipeline: pipelines/$(P)/*.yaml hold each stage's params.
+# ser: stage rules (targets are files), plus build / test / bench / clean. `make help` lists them.
+# P picks the pipeline: pipelines/$(P)/<stage>.yaml hold each stage's params.
 P ?= demo
 CARGO ?= cargo
 BIN := target/release
-STAGES := $(BIN)/ser-features
 
 RAW_demo := data/raw/demo
-RAW_ravdess := data/raw/ravdess
-RAW_ravdess-speaker := data/raw/ravdess
-RAW := $(RAW_$(P))
-FEAT_DIR := data/features/$(P)
-FEAT := $(FEAT_DIR)/features.parquet
-SPLITS := $(FEAT_DIR)/splits.parquet
+RAW_DEP_demo := data/raw/demo/.done
+RAW := $(or $(RAW_$(P)),data/raw/ravdess)
+RAW_DEP := $(RAW_DEP_$(P))
+FEAT := data/features/$(P)/features.parquet
+SPLITS := data/features/$(P)/splits.parquet
+MODEL := artifacts/$(P)/model
+PRED := artifacts/$(P)/predictions/predictions.parquet
 
 .DELETE_ON_ERROR:
-.PHONY: help build test demo features split data clean bench-features
+.PHONY: help build test demo ravdess features split train predict data clean bench bench-features bench-train FORCE
 
-help: ## list targets
+help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
 build: ## build every stage binary (release)
 	$(CARGO) build --release --workspace --bins
 
-# Binaries are prerequisites: a rebuilt stage re-runs. cargo decides whether anything changed.
+# Binaries are prerequisites, so a rebuilt stage re-runs; cargo decides whether anything changed
+# and touches the binary only when it did.
 $(BIN)/ser-%: FORCE
-	@$(CARGO) build --release --quiet --bin ser-$*
+	@$(CARGO) build --release --quiet -p ser-$* --bin ser-$*
 FORCE:
 
 test: ## run all tests (optimised profile: training is involved)
 	$(CARGO) test --workspace --profile test-release
 
-demo: ## the main job on a synthetic corpus: no download needed
-	$(MAKE) P=demo features split
-	$(BIN)/ser-features inspect $(FEAT)
+demo: ## the main job on a synthetic corpus, no download: features, split, train, predict
+	$(MAKE) P=demo predict
+	$(BIN)/ser-features inspect $(subst P,demo,data/features/P/features.parquet)
+
+ravdess: ## the reference experiment end to end on RAVDESS (after make data)
+	$(MAKE) P=ravdess predict
 
 data/raw/demo/.done: $(BIN)/ser-features
 	$(BIN)/ser-features synth --out data/raw/demo --speakers 8 --seed 7
 	touch $@
 
-data: ## RAVDESS into data/raw/ravdess, from RAVDESS_DIR (a folder) or RAVDESS_ARCHIVE (.tar.xz/.zip)
+data: ## RAVDESS into data/raw/ravdess, from RAVDESS_DIR (a folder) or RAVDESS_ARCHIVE (.tar.xz or .zip)
 ifdef RAVDESS_DIR
 	mkdir -p data/raw && ln -sfn $(abspath $(RAVDESS_DIR)) data/raw/ravdess
 else ifdef RAVDESS_ARCHIVE
-	mkdir -p data/raw && case "$(RAVDESS_ARCHIVE)" in \
-	  *.zip) mkdir -p data/raw/ravdess && unzip -q -o "$(RAVDESS_ARCHIVE)" -d data/raw/ravdess ;; \
+	mkdir -p data/raw/ravdess && case "$(RAVDESS_ARCHIVE)" in \
+	  *.zip) unzip -q -o "$(RAVDESS_ARCHIVE)" -d data/raw/ravdess ;; \
 	  *) tar xJf "$(RAVDESS_ARCHIVE)" -C data/raw ;; esac
 else
-	@test -d data/raw/ravdess || { echo "RAVDESS is not in data/raw/ravdess. Set RAVDESS_DIR=<folder with Actor_XX> or RAVDESS_ARCHIVE=<archive>, e.g. make data RAVDESS_ARCHIVE=../shared/data/ravdess-speech-48k.tar.xz"; exit 1; }
+	@test -d data/raw/ravdess || { echo "RAVDESS is not in data/raw/ravdess: give RAVDESS_DIR=<folder with Actor_XX> or RAVDESS_ARCHIVE=<archive>, e.g. make data RAVDESS_ARCHIVE=../shared/data/ravdess-speech-48k.tar.xz"; exit 1; }
 endif
 	@n=$$(find -L data/raw/ravdess -name '*.wav' | wc -l); echo "data/raw/ravdess: $$n WAV files"; test $$n -gt 0
 
-RAW_DEP_demo := data/raw/demo/.done
-RAW_DEP := $(RAW_DEP_$(P))
-
-features: $(FEAT) ## extract features for pipeline P
+features: $(FEAT) ## extract the feature table of pipeline P
 $(FEAT): pipelines/$(P)/features.yaml $(BIN)/ser-features $(RAW_DEP)
 	@test -d $(RAW) || { echo "$(RAW) is missing: run make data (see README)"; exit 1; }
 	$(BIN)/ser-features extract --config $< --in $(RAW) --out $@
 
-split: $(SPLITS) ## assign clips to train/val/test for pipeline P
+split: $(SPLITS) ## assign clips to train/val/test
 $(SPLITS): pipelines/$(P)/split.yaml $(FEAT) $(BIN)/ser-features
 	$(BIN)/ser-features split --config $< --features $(FEAT) --out $@
 
-bench-features: ## ser-features vs the Python reference on all of RAVDESS (needs make data and the peer venv)
-	$(CARGO) run --release --quiet -p ser-features --bin bench-features -- --raw data/raw/ravdess --peer ../shared/peer
+train: $(MODEL)/model.json ## train the network (checkpoint in artifacts/P/model)
+$(MODEL)/model.safetensors $(MODEL)/model.json &: pipelines/$(P)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
+	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --out $(MODEL)
 
-clean: ## remove generated data and artifacts (keeps data/raw)
+predict: $(PRED) ## predict the test part with the checkpoint
+$(PRED): $(MODEL)/model.json $(MODEL)/model.safetensors $(FEAT) $(SPLITS) $(BIN)/ser-model
+	$(BIN)/ser-model predict --checkpoint $(MODEL) --features $(FEAT) --splits $(SPLITS) --part test --out $@
+
+bench: bench-features bench-train ## all side-by-side benchmarks against the Python reference
+
+bench-features: ## feature extraction, ser vs librosa reference, all of RAVDESS (needs make data, peer venv)
+	$(CARGO) bench -p ser-features --bench extract
+
+bench-train: ## seconds per training epoch, ser vs Keras reference, and 1-clip forward latency
+	$(CARGO) bench -p ser-model --bench epoch
+
+clean: ## remove generated features and artifacts (keeps data/raw, except the synthetic corpus)
 	rm -rf data/features artifacts/*/ data/raw/demo

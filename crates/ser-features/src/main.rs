@@ -207,7 +207,7 @@ impl Reporter for BarReporter {
         self.bar.set_position(done as u64);
         let mut state = self.total.lock().expect("lock");
         let (total, last_decile) = *state;
-        let decile = if total == 0 { 10 } else { done * 10 / total };
+        let decile = (done * 10).checked_div(total).unwrap_or(10);
         if decile > last_decile {
             state.1 = decile;
             self.bar.suspend(|| {

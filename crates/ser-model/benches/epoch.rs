@@ -1,0 +1,187 @@
+//! Side-by-side benchmark: seconds per training epoch of ser-model and of the Keras reference
+//! (`build_model()` of `../shared/peer/train_eval.py`), same clips, same batch size (16), same
+//! validation part, in one run; plus single-clip forward latency on one core.
+//!
+//! Settings: RAVDESS_DIR (default data/raw/ravdess), PEER_DIR (default ../shared/peer),
+//! PEER_PYTHON (default /tmp/peer-venv/bin/python), BENCH_EPOCHS (default 3). Prints one JSON
+//! line and writes artifacts/bench/epoch.json. Run with `make bench-train`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use candle_core::{Device, ModuleT, Tensor};
+use ser_features::split::{ClipKey, SplitPart, make_splits};
+use ser_model::checkpoint::DataProvenance;
+use ser_model::data;
+use ser_model::train::{EpochRecord, EpochReporter, TrainData, train};
+
+fn env_path(name: &str, default: &Path) -> PathBuf {
+    std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| default.to_path_buf())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A float32 array as a .npy file.
+fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
+    let shape_text = shape.iter().map(|d| format!("{d},")).collect::<String>();
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape_text}), }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
+    f.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+    f.write_all(header.as_bytes()).unwrap();
+    for v in values {
+        f.write_all(&v.to_le_bytes()).unwrap();
+    }
+}
+
+struct Collect(std::sync::Mutex<Vec<f64>>);
+
+impl EpochReporter for Collect {
+    fn on_epoch(&self, record: &EpochRecord, _max: usize, _best: bool) {
+        eprintln!("ser epoch {}: {:.2} s", record.epoch, record.seconds);
+        self.0.lock().unwrap().push(record.seconds);
+    }
+}
+
+const KERAS: &str = r#"
+import json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import train_eval
+from tensorflow import keras
+d = sys.argv[2]
+X, y, Xv, yv = (np.load(os.path.join(d, n)) for n in ("x.npy", "y.npy", "xv.npy", "yv.npy"))
+keras.utils.set_random_seed(42)
+model = train_eval.build_model()
+times = []
+class Timer(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None): self.t = time.perf_counter()
+    def on_epoch_end(self, epoch, logs=None): times.append(time.perf_counter() - self.t)
+model.fit(X, y.astype(np.int64), validation_data=(Xv, yv.astype(np.int64)), epochs=int(sys.argv[3]), batch_size=16, verbose=0, callbacks=[Timer()])
+print(json.dumps({"seconds_per_epoch": times}))
+"#;
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let raw = env_path("RAVDESS_DIR", &root.join("data/raw/ravdess"));
+    let peer = env_path("PEER_DIR", &root.join("../shared/peer"));
+    let python = env_path("PEER_PYTHON", Path::new("/tmp/peer-venv/bin/python"));
+    let epochs: usize = std::env::var("BENCH_EPOCHS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    if !raw.is_dir() {
+        eprintln!("SKIPPED: RAVDESS_DIR {} is not a folder; run `make data` first (see README)", raw.display());
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let features_config = ser_features::read_features_config(&root.join("pipelines/ravdess/features.yaml")).unwrap();
+    let discovery = ser_features::extract::discover(&ser_features::extract::Source::Folder {
+        root: raw.clone(),
+        corpus: ser_features::labels::Corpus::Ravdess,
+    })
+    .unwrap();
+    let analyzer = ser_features::dsp::Analyzer::new(&features_config);
+    let table_path = work.path().join("features.parquet");
+    ser_features::extract::extract_to_table(
+        &discovery.clips,
+        &analyzer,
+        &table_path,
+        true,
+        &ser_features::extract::Silent,
+    )
+    .unwrap();
+    let table = ser_features::io::read_feature_table(&table_path).unwrap();
+    let keys: Vec<ClipKey> = table
+        .rows
+        .iter()
+        .map(|r| ClipKey { clip_id: &r.clip_id, speaker: &r.speaker, label: r.label.as_deref() })
+        .collect();
+    let split_config = ser_features::read_split_config(&root.join("pipelines/ravdess/split.yaml")).unwrap();
+    let splits = make_splits(&keys, &split_config, &table.config.hash()).unwrap();
+    let train_set = data::part(&table, &splits, 0, SplitPart::Train).unwrap();
+    let val_set = data::part(&table, &splits, 0, SplitPart::Val).unwrap();
+
+    let mut config = ser_model::read_model_config(&root.join("pipelines/ravdess/model.yaml")).unwrap();
+    config.max_epochs = epochs;
+    config.patience = epochs + 1;
+    let provenance = DataProvenance {
+        features_path: "bench".into(),
+        features_sha256: String::new(),
+        splits_path: "bench".into(),
+        splits_sha256: String::new(),
+        split_config: String::new(),
+        fold: 0,
+        n_train: train_set.len(),
+        n_val: val_set.len(),
+        n_test: 0,
+    };
+    let train_data = TrainData { train: &train_set, val: &val_set, features_config: &table.config, provenance };
+    let collect = Collect(std::sync::Mutex::new(Vec::new()));
+    let outcome = train(&train_data, &config, &Device::Cpu, None, false, &collect).unwrap();
+    let ser_epochs = collect.0.into_inner().unwrap();
+
+    // Single-clip forward pass, inference mode.
+    let clip = Tensor::from_vec(train_set.clip(0).to_vec(), (1, train_set.n_frames, train_set.n_coeffs), &Device::Cpu)
+        .unwrap();
+    let mut forward_ms = Vec::new();
+    for _ in 0..50 {
+        let started = Instant::now();
+        let _ = outcome.network.forward_t(&clip, false).unwrap().to_vec2::<f32>().unwrap();
+        forward_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+
+    let has_keras = Command::new(&python).args(["-c", "import tensorflow"]).output().is_ok_and(|o| o.status.success());
+    let keras_epochs: Option<Vec<f64>> = if has_keras {
+        let labels = |d: &data::Dataset| d.labels.iter().map(|l| l.unwrap() as f32).collect::<Vec<f32>>();
+        write_npy(
+            &work.path().join("x.npy"),
+            &[train_set.len(), train_set.n_frames, train_set.n_coeffs],
+            &train_set.features,
+        );
+        write_npy(&work.path().join("y.npy"), &[train_set.len()], &labels(&train_set));
+        write_npy(&work.path().join("xv.npy"), &[val_set.len(), val_set.n_frames, val_set.n_coeffs], &val_set.features);
+        write_npy(&work.path().join("yv.npy"), &[val_set.len()], &labels(&val_set));
+        let output = Command::new(&python)
+            .args(["-c", KERAS])
+            .arg(&peer)
+            .arg(work.path())
+            .arg(epochs.to_string())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        Some(v["seconds_per_epoch"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+    } else {
+        eprintln!("SKIPPED reference: {} has no tensorflow; see ../shared/peer/README.md", python.display());
+        None
+    };
+    // The first epoch of each includes warm-up (graph tracing in Keras); medians over the rest
+    // when there are at least three.
+    let steady = |v: &[f64]| if v.len() >= 3 { median(v[1..].to_vec()) } else { median(v.to_vec()) };
+    let ser_median = steady(&ser_epochs);
+    let keras_median = keras_epochs.as_ref().map(|v| steady(v));
+    let result = serde_json::json!({
+        "bench": "epoch",
+        "train_clips": train_set.len(),
+        "val_clips": val_set.len(),
+        "batch_size": config.batch_size,
+        "ser_seconds_per_epoch": ser_epochs,
+        "ser_seconds_per_epoch_median": (ser_median * 1000.0).round() / 1000.0,
+        "keras_seconds_per_epoch": keras_epochs,
+        "keras_seconds_per_epoch_median": keras_median.map(|k| (k * 1000.0).round() / 1000.0),
+        "speedup": keras_median.map(|k| (k / ser_median * 100.0).round() / 100.0),
+        "forward_1clip_ms_median": (median(forward_ms) * 1000.0).round() / 1000.0,
+    });
+    println!("{result}");
+    let dir = root.join("artifacts/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("epoch.json"), format!("{result}\n")).unwrap();
+}

@@ -1,0 +1,138 @@
+//! `pipelines/<name>/model.yaml`: the network's sizes and the training recipe. Unknown keys are
+//! an error. ser-tune writes `best.yaml` in this exact format.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Filters of the first Conv1D.
+    pub conv1_filters: usize,
+    /// Kernel size of the first Conv1D (odd: "same" padding is symmetric).
+    pub conv1_kernel: usize,
+    pub conv2_filters: usize,
+    pub conv2_kernel: usize,
+    /// Units per direction of the first bidirectional LSTM (full sequence).
+    pub lstm1_units: usize,
+    /// Units per direction of the second bidirectional LSTM (last state).
+    pub lstm2_units: usize,
+    pub dense_units: usize,
+    pub dropout_conv: f32,
+    pub dropout_lstm: f32,
+    pub dropout_dense: f32,
+    /// Adam's initial learning rate.
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub max_epochs: usize,
+    /// Epochs without improvement of `monitor` before stopping (the best weights are kept).
+    pub patience: usize,
+    /// The validation metric that picks the best epoch.
+    pub monitor: Monitor,
+    /// Epochs without a lower validation loss before the learning rate is multiplied by `lr_factor`.
+    pub lr_patience: usize,
+    pub lr_factor: f64,
+    pub min_lr: f64,
+    /// Weight the loss by inverse class frequency (neutral has half the clips in RAVDESS).
+    pub class_weights: bool,
+    /// What early stopping and the learning-rate schedule watch. `val` is the honest protocol;
+    /// `test_optimistic` reproduces the reference's use of the test part for early stopping and
+    /// exists for comparison only: its test figures are biased upwards.
+    pub early_stopping_on: StoppingPart,
+    /// Seeds weights, shuffling and dropout.
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Monitor {
+    ValAccuracy,
+    ValMacroF1,
+    ValUar,
+    ValLoss,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoppingPart {
+    Val,
+    TestOptimistic,
+}
+
+impl ModelConfig {
+    /// The reference's best hyperparameters with its training recipe (honest validation).
+    pub fn reference() -> ModelConfig {
+        ModelConfig {
+            conv1_filters: 64,
+            conv1_kernel: 5,
+            conv2_filters: 128,
+            conv2_kernel: 3,
+            lstm1_units: 64,
+            lstm2_units: 32,
+            dense_units: 128,
+            dropout_conv: 0.3,
+            dropout_lstm: 0.4,
+            dropout_dense: 0.5,
+            learning_rate: 1e-3,
+            batch_size: 16,
+            max_epochs: 150,
+            patience: 20,
+            monitor: Monitor::ValAccuracy,
+            lr_patience: 10,
+            lr_factor: 0.5,
+            min_lr: 1e-5,
+            class_weights: false,
+            early_stopping_on: StoppingPart::Val,
+            seed: 42,
+        }
+    }
+
+    pub fn from_yaml(text: &str) -> Result<ModelConfig> {
+        let config: ModelConfig = serde_yaml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("ModelConfig serialises")
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let fail = |msg: String| Err(Error::Config(msg));
+        for (name, v) in [
+            ("conv1_filters", self.conv1_filters),
+            ("conv2_filters", self.conv2_filters),
+            ("lstm1_units", self.lstm1_units),
+            ("lstm2_units", self.lstm2_units),
+            ("dense_units", self.dense_units),
+            ("batch_size", self.batch_size),
+            ("max_epochs", self.max_epochs),
+        ] {
+            if v == 0 {
+                return fail(format!("{name}: must be positive"));
+            }
+        }
+        for (name, k) in [("conv1_kernel", self.conv1_kernel), ("conv2_kernel", self.conv2_kernel)] {
+            if k == 0 || k % 2 == 0 {
+                return fail(format!("{name}: {k} must be odd (same padding is symmetric)"));
+            }
+        }
+        for (name, p) in [
+            ("dropout_conv", self.dropout_conv),
+            ("dropout_lstm", self.dropout_lstm),
+            ("dropout_dense", self.dropout_dense),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return fail(format!("{name}: {p} must be in [0, 1)"));
+            }
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return fail(format!("learning_rate: {} must be positive", self.learning_rate));
+        }
+        if !(self.lr_factor > 0.0 && self.lr_factor <= 1.0) {
+            return fail(format!("lr_factor: {} must be in (0, 1]", self.lr_factor));
+        }
+        Ok(())
+    }
+}

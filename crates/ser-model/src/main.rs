@@ -1,0 +1,303 @@
+//! `ser-model`: train the network on a feature table and split file, and predict a feature table.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use candle_core::Device;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ser_features::split::SplitPart;
+use ser_model::checkpoint::{self, Checkpoint, DataProvenance};
+use ser_model::train::{EpochRecord, EpochReporter, TrainData};
+use ser_model::{data, predict};
+
+const EXAMPLES: &str = "\
+Examples:
+  ser-model train --config pipelines/ravdess/model.yaml --features data/features/ravdess/features.parquet \\
+      --splits data/features/ravdess/splits.parquet --out artifacts/ravdess/model
+  ser-model train ... --resume          # continue an interrupted run in the same --out
+  ser-model predict --checkpoint artifacts/ravdess/model --features data/features/ravdess/features.parquet \\
+      --splits data/features/ravdess/splits.parquet --part test --out artifacts/ravdess/predictions/predictions.parquet
+
+Exit status: 0 success, 1 failure, 2 usage error.";
+
+/// The CNN + BiLSTM speech-emotion classifier: training, checkpoints, batch prediction.
+#[derive(Debug, Parser)]
+#[command(version, about, after_long_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// More log output (-v info for libraries, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train on the train part of a split, early-stopping on its val part; write a checkpoint dir.
+    Train(TrainArgs),
+    /// Predict clips of a feature table with a checkpoint; write predictions.parquet.
+    Predict(PredictArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Args)]
+struct DeviceArgs {
+    /// Where to run: cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+impl DeviceArgs {
+    fn device(&self) -> anyhow::Result<Device> {
+        let device = match self.device {
+            DeviceArg::Cpu => {
+                if !candle_core::utils::cuda_is_available() {
+                    tracing::debug!("built without CUDA; rebuild with `--features cuda` to train on a GPU");
+                }
+                Device::Cpu
+            }
+            DeviceArg::Cuda => {
+                if !candle_core::utils::cuda_is_available() {
+                    bail!(
+                        "--device cuda: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`"
+                    );
+                }
+                Device::new_cuda(0).context("opening CUDA device 0")?
+            }
+        };
+        tracing::info!("device: {device:?}");
+        Ok(device)
+    }
+}
+
+#[derive(Debug, Args)]
+struct TrainArgs {
+    /// The stage's params file (model.yaml).
+    #[arg(long)]
+    config: PathBuf,
+    /// The feature table (ser-features extract).
+    #[arg(long)]
+    features: PathBuf,
+    /// The split file (ser-features split).
+    #[arg(long)]
+    splits: PathBuf,
+    /// The fold of a k-fold split file.
+    #[arg(long, default_value_t = 0)]
+    fold: u32,
+    /// The checkpoint directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Override the config's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Continue an interrupted run from `--out`'s last finished epoch.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
+enum PartArg {
+    Train,
+    Val,
+    Test,
+    All,
+}
+
+#[derive(Debug, Args)]
+struct PredictArgs {
+    /// A checkpoint directory (ser-model train).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The feature table to predict; its feature config must match the checkpoint's.
+    #[arg(long)]
+    features: PathBuf,
+    /// A split file, to predict one part only.
+    #[arg(long, required_if_eq_any([("part", "train"), ("part", "val"), ("part", "test")]))]
+    splits: Option<PathBuf>,
+    #[arg(long, default_value_t = 0)]
+    fold: u32,
+    /// Which part of the split to predict.
+    #[arg(long, value_enum, default_value = "all")]
+    part: PartArg,
+    /// The predictions file to write (Parquet).
+    #[arg(long)]
+    out: PathBuf,
+    #[command(flatten)]
+    device: DeviceArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &LogArgs) {
+    let default = if log.quiet {
+        "error"
+    } else {
+        match log.verbose {
+            0 => "warn,ser_model=info,ser_features=info",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Predict(args) => run_predict(args),
+    }
+}
+
+/// One log line per epoch on stderr.
+struct EpochLog;
+
+impl EpochReporter for EpochLog {
+    fn on_epoch(&self, r: &EpochRecord, max_epochs: usize, is_best: bool) {
+        tracing::info!(
+            "epoch {:>3}/{max_epochs}  loss {:.4}  acc {:.3}  val_loss {:.4}  val_acc {:.3}  val_f1 {:.3}  val_uar {:.3}  lr {:.1e}  {:.1}s{}",
+            r.epoch,
+            r.train_loss,
+            r.train_accuracy,
+            r.val_loss,
+            r.val_accuracy,
+            r.val_macro_f1,
+            r.val_uar,
+            r.learning_rate,
+            r.seconds,
+            if is_best { "  *best" } else { "" }
+        );
+    }
+}
+
+fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    let mut config = ser_model::read_model_config(&args.config).context("reading the model config")?;
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    let device = args.device.device()?;
+    let table = ser_features::io::read_feature_table(&args.features).context("reading the feature table")?;
+    let splits = ser_features::io::read_splits(&args.splits).context("reading the split file")?;
+    if !splits.features_config_hash.is_empty() && splits.features_config_hash != table.config.hash() {
+        bail!(
+            "{} was made from a feature table with config hash {}, but {} has {}; re-run `ser-features split`",
+            args.splits.display(),
+            splits.features_config_hash,
+            args.features.display(),
+            table.config.hash()
+        );
+    }
+    let train = data::part(&table, &splits, args.fold, SplitPart::Train)?;
+    let test = data::part(&table, &splits, args.fold, SplitPart::Test)?;
+    let val = match config.early_stopping_on {
+        ser_model::config::StoppingPart::Val => data::part(&table, &splits, args.fold, SplitPart::Val)?,
+        ser_model::config::StoppingPart::TestOptimistic => {
+            tracing::warn!(
+                "early_stopping_on: test_optimistic: the test part drives early stopping; its figures will be optimistic"
+            );
+            test.clone()
+        }
+    };
+    let provenance = DataProvenance {
+        features_path: args.features.display().to_string(),
+        features_sha256: checkpoint::sha256_file(&args.features)?,
+        splits_path: args.splits.display().to_string(),
+        splits_sha256: checkpoint::sha256_file(&args.splits)?,
+        split_config: splits.config_json.clone(),
+        fold: args.fold,
+        n_train: train.len(),
+        n_val: val.len(),
+        n_test: test.len(),
+    };
+    tracing::info!("training on {} clips, validating on {}, fold {}", train.len(), val.len(), args.fold);
+    fs_err::create_dir_all(&args.out)?;
+    let data = TrainData { train: &train, val: &val, features_config: &table.config, provenance };
+    let outcome = ser_model::train::train(&data, &config, &device, Some(&args.out), args.resume, &EpochLog)
+        .with_context(|| format!("training into {}", args.out.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "checkpoint": args.out,
+            "best_epoch": outcome.best_epoch,
+            "epochs_run": outcome.epochs_run,
+            "stopped_early": outcome.stopped_early,
+            "metrics": outcome.metrics,
+        })
+    );
+    Ok(())
+}
+
+fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
+    let device = args.device.device()?;
+    let checkpoint = Checkpoint::load(&args.checkpoint, &device).context("loading the checkpoint")?;
+    let table = ser_features::io::read_feature_table(&args.features).context("reading the feature table")?;
+    checkpoint.check_features(&args.features, &table.config)?;
+    let (dataset, part_name) = match (args.part, &args.splits) {
+        (PartArg::All, _) => (data::whole_table(&table)?, "all"),
+        (part, Some(splits_path)) => {
+            let splits = ser_features::io::read_splits(splits_path).context("reading the split file")?;
+            let (part, name) = match part {
+                PartArg::Train => (SplitPart::Train, "train"),
+                PartArg::Val => (SplitPart::Val, "val"),
+                _ => (SplitPart::Test, "test"),
+            };
+            (data::part(&table, &splits, args.fold, part)?, name)
+        }
+        (_, None) => unreachable!("clap requires --splits with --part"),
+    };
+    let predictions = predict::predict(&checkpoint, &dataset)?;
+    let provenance = [
+        ("ser.checkpoint", args.checkpoint.display().to_string()),
+        ("ser.checkpoint_weights_sha256", checkpoint::sha256_file(&args.checkpoint.join(checkpoint::WEIGHTS_FILE))?),
+        ("ser.features_path", args.features.display().to_string()),
+        ("ser.features_sha256", checkpoint::sha256_file(&args.features)?),
+        ("ser.part", part_name.to_string()),
+        ("ser.fold", args.fold.to_string()),
+        ("ser.protocol", checkpoint.meta.protocol.clone()),
+        ("ser.labels", serde_json::to_string(&checkpoint.meta.labels)?),
+    ];
+    predict::write_predictions(&args.out, &predictions, &provenance)?;
+    let correct = (0..predictions.clip_ids.len())
+        .filter(|&i| predictions.truth[i].as_deref() == Some(predictions.predicted(i)))
+        .count();
+    let labelled = predictions.truth.iter().filter(|t| t.is_some()).count();
+    println!(
+        "{}",
+        serde_json::json!({
+            "output": args.out,
+            "part": part_name,
+            "clips": predictions.clip_ids.len(),
+            "accuracy": if labelled > 0 { Some(correct as f64 / labelled as f64) } else { None },
+        })
+    );
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Training: reproducible to the bit on CPU, learns, resumes exactly.
+
+use candle_core::Device;
+use ser_model::checkpoint::{DataProvenance, varmap_tensors};
+use ser_model::train::{Quiet, TrainData, TrainOutcome, train};
+
+use crate::{small_config, toy_dataset};
+
+fn provenance() -> DataProvenance {
+    DataProvenance {
+        features_path: "toy".into(),
+        features_sha256: "0".into(),
+        splits_path: "toy".into(),
+        splits_sha256: "0".into(),
+        split_config: String::new(),
+        fold: 0,
+        n_train: 96,
+        n_val: 32,
+        n_test: 0,
+    }
+}
+
+fn features_config() -> ser_features::FeaturesConfig {
+    ser_features::FeaturesConfig { n_mfcc: 6, frames: Some(16), ..ser_features::FeaturesConfig::reference() }
+}
+
+pub fn run(config: &ser_model::ModelConfig, out: Option<&std::path::Path>, resume: bool) -> TrainOutcome {
+    let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
+    let features = features_config();
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+    train(&data, config, &Device::Cpu, out, resume, &Quiet).unwrap()
+}
+
+/// The history without wall-clock seconds.
+fn history(outcome: &TrainOutcome) -> Vec<ser_model::train::EpochRecord> {
+    outcome.history.iter().map(|r| ser_model::train::EpochRecord { seconds: 0.0, ..r.clone() }).collect()
+}
+
+fn weights(outcome: &TrainOutcome) -> Vec<(String, Vec<f32>)> {
+    varmap_tensors(&outcome.varmap)
+        .into_iter()
+        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
+        .collect()
+}
+
+#[test]
+fn same_seed_gives_bit_identical_weights() {
+    let a = run(&small_config(3), None, false);
+    let b = run(&small_config(3), None, false);
+    assert_eq!(weights(&a), weights(&b));
+    assert_eq!(history(&a), history(&b));
+    let c = run(&small_config(4), None, false);
+    assert_ne!(weights(&a), weights(&c));
+}
+
+#[test]
+fn it_learns_a_learnable_problem() {
+    let mut config = small_config(1);
+    config.max_epochs = 25;
+    config.patience = 25;
+    let outcome = run(&config, None, false);
+    let first = &outcome.history[0];
+    let best = outcome.metrics["val_accuracy"];
+    assert!(outcome.history.last().unwrap().train_loss < first.train_loss, "training loss went down");
+    assert!(best >= 0.5, "best val accuracy {best} on an easy toy problem (chance 0.125)");
+}
+
+#[test]
+fn early_stopping_restores_the_best_epoch() {
+    let mut config = small_config(2);
+    config.max_epochs = 30;
+    config.patience = 3;
+    let outcome = run(&config, None, false);
+    assert!(outcome.epochs_run <= 30);
+    let best = &outcome.history[outcome.best_epoch - 1];
+    assert_eq!(outcome.metrics["val_accuracy"], best.val_accuracy);
+    if outcome.stopped_early {
+        assert_eq!(outcome.epochs_run, outcome.best_epoch + 3);
+    }
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let whole_dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(5);
+    config.max_epochs = 4;
+    let whole = run(&config, Some(whole_dir.path()), false);
+
+    // "Interrupted" after 2 epochs, then resumed to 4 in the same directory.
+    let dir = tempfile::tempdir().unwrap();
+    config.max_epochs = 2;
+    run(&config, Some(dir.path()), false);
+    config.max_epochs = 4;
+    let resumed = run(&config, Some(dir.path()), true);
+    assert_eq!(history(&resumed), history(&whole));
+    assert_eq!(weights(&resumed), weights(&whole));
+    for file in ["model.safetensors", "last.safetensors", "history.csv"] {
+        assert_eq!(
+            std::fs::read(dir.path().join(file)).unwrap(),
+            std::fs::read(whole_dir.path().join(file)).unwrap(),
+            "{file} differs"
+        );
+    }
+}
+
+#[test]
+fn resume_with_other_data_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(5);
+    config.max_epochs = 1;
+    run(&config, Some(dir.path()), false);
+    config.dropout_dense = 0.3;
+    let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
+    let features = features_config();
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+    let err = train(&data, &config, &Device::Cpu, Some(dir.path()), true, &Quiet).unwrap_err().to_string();
+    assert!(err.contains("train_state.json") && err.contains("another config"), "{err}");
+}
+
+#[test]
+fn class_weights_train_too() {
+    let mut config = small_config(6);
+    config.class_weights = true;
+    config.max_epochs = 2;
+    let outcome = run(&config, None, false);
+    assert!(outcome.history.iter().all(|r| r.train_loss.is_finite()));
+}
