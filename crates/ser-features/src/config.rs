@@ -165,6 +165,8 @@ pub enum SplitConfig {
     /// k folds by speaker: fold i tests on the i-th group of speakers and validates on
     /// `val_speakers` speakers drawn from the remaining ones. Speakers are shuffled by seed.
     SpeakerKfold { k: usize, val_speakers: usize, seed: u64 },
+    /// The `split` column of a manifest CSV (`path,label,speaker,split`), matched by file stem.
+    Manifest { manifest: std::path::PathBuf },
 }
 
 impl SplitConfig {
@@ -197,6 +199,7 @@ impl SplitConfig {
                     return fail(format!("k: {k} folds; need at least 2"));
                 }
             }
+            SplitConfig::Manifest { .. } => {}
         }
         Ok(())
     }

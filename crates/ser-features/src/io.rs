@@ -382,3 +382,19 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
     }
     Ok(rows)
 }
+
+/// The `split` column of a manifest: clip id (file stem) -> part. Every row needs a split.
+pub fn read_manifest_splits(path: &Path) -> Result<BTreeMap<String, SplitPart>> {
+    let mut parts = BTreeMap::new();
+    for (row_idx, row) in read_manifest(path)?.into_iter().enumerate() {
+        let line = row_idx + 2;
+        let name = row.split.as_deref().unwrap_or("");
+        let part = SplitPart::parse(name).ok_or_else(|| Error::Table {
+            path: path.to_path_buf(),
+            message: format!("line {line} ({}): split `{name}` is not train, val or test", row.path),
+        })?;
+        let stem = Path::new(&row.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        parts.insert(stem, part);
+    }
+    Ok(parts)
+}

@@ -324,7 +324,11 @@ fn run_split(args: SplitArgs) -> anyhow::Result<()> {
         .iter()
         .map(|r| ClipKey { clip_id: &r.clip_id, speaker: &r.speaker, label: r.label.as_deref() })
         .collect();
-    let splits = make_splits(&keys, &config, &table.config.hash())
+    let manifest_parts = match &config {
+        ser_features::SplitConfig::Manifest { manifest } => Some(io::read_manifest_splits(manifest)?),
+        _ => None,
+    };
+    let splits = make_splits(&keys, &config, &table.config.hash(), manifest_parts.as_ref())
         .with_context(|| format!("splitting {}", args.features.display()))?;
     io::write_splits(&args.out, &splits)?;
     let counts: Vec<serde_json::Value> = splits

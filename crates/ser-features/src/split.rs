@@ -80,7 +80,13 @@ pub struct ClipKey<'a> {
 }
 
 /// Assigns every clip a part, for each fold. Deterministic in (clips, config).
-pub fn make_splits(clips: &[ClipKey], config: &SplitConfig, features_config_hash: &str) -> Result<SplitAssignment> {
+/// `manifest_parts` (clip id -> part) is needed for [`SplitConfig::Manifest`] only.
+pub fn make_splits(
+    clips: &[ClipKey],
+    config: &SplitConfig,
+    features_config_hash: &str,
+    manifest_parts: Option<&BTreeMap<String, SplitPart>>,
+) -> Result<SplitAssignment> {
     config.validate()?;
     let mut rows = Vec::with_capacity(clips.len());
     let n_folds = match config {
@@ -169,6 +175,17 @@ pub fn make_splits(clips: &[ClipKey], config: &SplitConfig, features_config_hash
                 }
             }
             *k as u32
+        }
+        SplitConfig::Manifest { manifest } => {
+            let parts = manifest_parts
+                .ok_or_else(|| Error::Config(format!("{}: manifest split not read", manifest.display())))?;
+            for c in clips {
+                let part = parts.get(c.clip_id).ok_or_else(|| {
+                    Error::Config(format!("{}: clip `{}` has no split in the manifest", manifest.display(), c.clip_id))
+                })?;
+                rows.push(SplitRow { clip_id: c.clip_id.to_string(), fold: 0, part: *part });
+            }
+            1
         }
     };
     Ok(SplitAssignment {

@@ -105,7 +105,7 @@ fn main() {
         .map(|r| ClipKey { clip_id: &r.clip_id, speaker: &r.speaker, label: r.label.as_deref() })
         .collect();
     let split_config = ser_features::read_split_config(&root.join("pipelines/ravdess/split.yaml")).unwrap();
-    let splits = make_splits(&keys, &split_config, &table.config.hash()).unwrap();
+    let splits = make_splits(&keys, &split_config, &table.config.hash(), None).unwrap();
     let train_set = data::part(&table, &splits, 0, SplitPart::Train).unwrap();
     let val_set = data::part(&table, &splits, 0, SplitPart::Val).unwrap();
 

@@ -245,3 +245,59 @@ fn help_lists_examples_and_exit_codes() {
     let out = ser_features(&["extract", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn other_corpora_conventions_on_generated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "1");
+    let clip = std::fs::read(Path::new(&raw).join("Actor_01/03-01-05-01-01-01-01.wav")).unwrap();
+    let config = dir.path().join("features.yaml");
+    for (corpus, names, labels) in [
+        ("tess", vec!["OAF_back_angry.wav", "YAF_dog_ps.wav"], vec!["angry", "surprised"]),
+        ("emodb", vec!["03a01Wa.wav", "08b02Tc.wav", "10a01Lb.wav"], vec!["angry", "sad"]),
+        ("savee", vec!["DC_a01.wav", "KL_su03.wav"], vec!["angry", "surprised"]),
+        ("crema-d", vec!["1001_DFA_ANG_XX.wav", "1002_IEO_NEU_XX.wav"], vec!["angry", "neutral"]),
+    ] {
+        let folder = dir.path().join(corpus);
+        std::fs::create_dir_all(&folder).unwrap();
+        for name in &names {
+            std::fs::write(folder.join(name), &clip).unwrap();
+        }
+        let out = dir.path().join(format!("{corpus}.parquet"));
+        let summary = ok(&[
+            "extract",
+            "--corpus",
+            corpus,
+            "--config",
+            config.to_str().unwrap(),
+            "--in",
+            folder.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(summary["rows"], labels.len(), "{corpus}");
+        let table = read_feature_table(&out).unwrap();
+        let got: Vec<&str> = table.rows.iter().map(|r| r.label.as_deref().unwrap()).collect();
+        assert_eq!(got, labels, "{corpus}");
+    }
+}
+
+#[test]
+fn manifest_split_column_becomes_the_split_file() {
+    let dir = tempfile::tempdir().unwrap();
+    corpus(dir.path(), "1");
+    std::fs::write(
+        dir.path().join("manifest.csv"),
+        "path,label,speaker,split\nraw/Actor_01/03-01-05-01-01-01-01.wav,angry,a,train\n\
+raw/Actor_01/03-01-04-01-01-01-01.wav,sad,b,val\nraw/Actor_01/03-01-03-01-01-01-01.wav,happy,c,test\n",
+    )
+    .unwrap();
+    let d = |p: &str| dir.path().join(p).to_str().unwrap().to_string();
+    ok(&["extract", "--config", &d("features.yaml"), "--manifest", &d("manifest.csv"), "--out", &d("m.parquet")]);
+    std::fs::write(d("split.yaml"), format!("kind: manifest\nmanifest: {}\n", d("manifest.csv"))).unwrap();
+    ok(&["split", "--config", &d("split.yaml"), "--features", &d("m.parquet"), "--out", &d("s.parquet")]);
+    let s = ser_features::io::read_splits(Path::new(&d("s.parquet"))).unwrap();
+    use ser_features::split::SplitPart;
+    assert_eq!(s.clip_ids(0, SplitPart::Test), vec!["03-01-03-01-01-01-01"]);
+    assert_eq!(s.clip_ids(0, SplitPart::Val), vec!["03-01-04-01-01-01-01"]);
+}

@@ -28,8 +28,8 @@ fn keys(clips: &[(String, String, String)]) -> Vec<ClipKey<'_>> {
 fn random_split_is_stratified_and_deterministic() {
     let clips = clips();
     let config = SplitConfig::Random { test_fraction: 0.2, val_fraction: 0.1, seed: 42 };
-    let a = make_splits(&keys(&clips), &config, "h").unwrap();
-    let b = make_splits(&keys(&clips), &config, "h").unwrap();
+    let a = make_splits(&keys(&clips), &config, "h", None).unwrap();
+    let b = make_splits(&keys(&clips), &config, "h", None).unwrap();
     assert_eq!(a, b);
     let mut per_label: BTreeMap<(&str, SplitPart), usize> = BTreeMap::new();
     for (row, (_, _, label)) in a.rows.iter().zip(&clips) {
@@ -41,7 +41,7 @@ fn random_split_is_stratified_and_deterministic() {
         assert_eq!(per_label[&(label, SplitPart::Train)], 36, "{label}");
     }
     let other =
-        make_splits(&keys(&clips), &SplitConfig::Random { test_fraction: 0.2, val_fraction: 0.1, seed: 43 }, "h")
+        make_splits(&keys(&clips), &SplitConfig::Random { test_fraction: 0.2, val_fraction: 0.1, seed: 43 }, "h", None)
             .unwrap();
     assert_ne!(a.rows, other.rows);
 }
@@ -51,7 +51,7 @@ fn speaker_split_holds_out_named_speakers() {
     let clips = clips();
     let config =
         SplitConfig::Speaker { test_speakers: vec!["08".into(), "09".into()], val_speakers: vec!["07".into()] };
-    let s = make_splits(&keys(&clips), &config, "h").unwrap();
+    let s = make_splits(&keys(&clips), &config, "h", None).unwrap();
     for (row, (_, speaker, _)) in s.rows.iter().zip(&clips) {
         let expect = match speaker.as_str() {
             "08" | "09" => SplitPart::Test,
@@ -66,7 +66,7 @@ fn speaker_split_holds_out_named_speakers() {
 fn unknown_speaker_is_an_error() {
     let clips = clips();
     let config = SplitConfig::Speaker { test_speakers: vec!["99".into()], val_speakers: vec![] };
-    let err = make_splits(&keys(&clips), &config, "h").unwrap_err().to_string();
+    let err = make_splits(&keys(&clips), &config, "h", None).unwrap_err().to_string();
     assert!(err.contains("speaker `99` is not in the feature table"), "{err}");
 }
 
@@ -74,7 +74,7 @@ fn unknown_speaker_is_an_error() {
 fn speaker_kfold_tests_each_speaker_once_and_never_leaks() {
     let clips = clips();
     let config = SplitConfig::SpeakerKfold { k: 5, val_speakers: 2, seed: 1 };
-    let s = make_splits(&keys(&clips), &config, "h").unwrap();
+    let s = make_splits(&keys(&clips), &config, "h", None).unwrap();
     assert_eq!(s.n_folds, 5);
     let speaker_of: BTreeMap<&str, &str> = clips.iter().map(|(c, s, _)| (c.as_str(), s.as_str())).collect();
     let mut tested = BTreeMap::<&str, usize>::new();
@@ -96,7 +96,8 @@ fn speaker_kfold_tests_each_speaker_once_and_never_leaks() {
 #[test]
 fn split_file_round_trips() {
     let clips = clips();
-    let s = make_splits(&keys(&clips), &SplitConfig::SpeakerKfold { k: 3, val_speakers: 1, seed: 1 }, "hash").unwrap();
+    let s = make_splits(&keys(&clips), &SplitConfig::SpeakerKfold { k: 3, val_speakers: 1, seed: 1 }, "hash", None)
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("splits.parquet");
     write_splits(&path, &s).unwrap();
