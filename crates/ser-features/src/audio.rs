@@ -171,16 +171,39 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
     if samples.is_empty() {
         return Ok(Vec::new());
     }
-    // rubato's FFT blocks are multiples of rate/gcd on each side, and its delay compensation is
-    // half the output block, rounded down. Choose an even output block of at least ~1024 input
-    // frames so the compensation is exact (no half-sample shift).
+    // Building a resampler designs its anti-aliasing filter; keep one per rate pair per thread.
+    thread_local! {
+        static RESAMPLERS: std::cell::RefCell<std::collections::HashMap<(u32, u32), Fft<f32>>> =
+            std::cell::RefCell::new(std::collections::HashMap::new());
+    }
+    RESAMPLERS.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if !cache.contains_key(&(from, to)) {
+            // Odd rates from untrusted files must not pile up filters.
+            if cache.len() >= 8 {
+                cache.clear();
+            }
+            cache.insert((from, to), new_resampler(from, to).map_err(|e| fail(e.to_string()))?);
+        }
+        let resampler = cache.get_mut(&(from, to)).expect("inserted above");
+        let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| fail(e.to_string()))?;
+        // process_all resets the resampler first, so a cached one carries no state between clips.
+        let output = resampler.process_all(&input, samples.len(), None).map_err(|e| fail(e.to_string()))?;
+        Ok(output.take_data())
+    })
+}
+
+/// rubato's FFT blocks are multiples of rate/gcd on each side, and its delay compensation is
+/// half the output block, rounded down. Choose an even output block of at least ~1024 input
+/// frames so the compensation is exact (no half-sample shift).
+fn new_resampler(from: u32, to: u32) -> Result<Fft<f32>, rubato::ResamplerConstructionError> {
     let gcd = gcd(from as usize, to as usize);
     let (min_in, min_out) = (from as usize / gcd, to as usize / gcd);
     let mut blocks = 1024usize.div_ceil(min_in);
     if (blocks * min_out) % 2 == 1 {
         blocks += 1;
     }
-    let mut resampler = Fft::<f32>::new_custom(
+    Fft::<f32>::new_custom(
         from as usize,
         to as usize,
         blocks * min_in,
@@ -189,10 +212,6 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
         WindowFunction::BlackmanHarris2,
         FixedSync::Input,
     )
-    .map_err(|e| fail(e.to_string()))?;
-    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| fail(e.to_string()))?;
-    let output = resampler.process_all(&input, samples.len(), None).map_err(|e| fail(e.to_string()))?;
-    Ok(output.take_data())
 }
 
 fn gcd(mut a: usize, mut b: usize) -> usize {

@@ -147,6 +147,10 @@ pub fn python_with(module: &str) -> Option<String> {
     if ok {
         Some(python)
     } else {
+        assert!(
+            std::env::var_os("SER_REQUIRE_PYTHON").is_none(),
+            "SER_REQUIRE_PYTHON is set but {python} lacks `{module}`"
+        );
         eprintln!(
             "SKIPPED: {python} with `{module}` is not available; install it (pip install {module}) to run this interop test"
         );
