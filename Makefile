@@ -12,9 +12,10 @@ FEAT := data/features/$(P)/features.parquet
 SPLITS := data/features/$(P)/splits.parquet
 MODEL := artifacts/$(P)/model
 PRED := artifacts/$(P)/predictions/predictions.parquet
+EVAL := artifacts/$(P)/eval
 
 .DELETE_ON_ERROR:
-.PHONY: help build test demo ravdess features split train predict data clean bench bench-features bench-train FORCE
+.PHONY: help build test demo ravdess features split train predict eval data clean bench bench-features bench-train FORCE
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -31,12 +32,12 @@ FORCE:
 test: ## run all tests (optimised profile: training is involved)
 	$(CARGO) test --workspace --profile test-release
 
-demo: ## the main job on a synthetic corpus, no download: features, split, train, predict
-	$(MAKE) P=demo predict
-	$(BIN)/ser-features inspect $(subst P,demo,data/features/P/features.parquet)
+demo: ## the main job on a synthetic corpus, no download: features, split, train, predict, report
+	$(MAKE) P=demo eval
+	@echo "report: artifacts/demo/eval/report.html (and report.md)"
 
 ravdess: ## the reference experiment end to end on RAVDESS (after make data)
-	$(MAKE) P=ravdess predict
+	$(MAKE) P=ravdess eval
 
 data/raw/demo/.done: $(BIN)/ser-features
 	$(BIN)/ser-features synth --out data/raw/demo --speakers 8 --seed 7
@@ -70,6 +71,12 @@ $(MODEL)/model.safetensors $(MODEL)/model.json &: pipelines/$(P)/model.yaml $(FE
 predict: $(PRED) ## predict the test part with the checkpoint
 $(PRED): $(MODEL)/model.json $(MODEL)/model.safetensors $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model predict --checkpoint $(MODEL) --features $(FEAT) --splits $(SPLITS) --part test --out $@
+
+eval: $(EVAL)/metrics.json ## metrics, confusion matrix, curves and report of the predictions
+# metrics.json is written last: its presence means the whole report is there.
+$(EVAL)/metrics.json: pipelines/$(P)/eval.yaml $(PRED) $(MODEL)/model.json $(BIN)/ser-eval
+	$(BIN)/ser-eval report --config $< --predictions $(PRED) --checkpoint $(MODEL) --out $(EVAL) \
+	  --title "Speech emotion recognition: pipeline $(P), test part"
 
 bench: bench-features bench-train ## all side-by-side benchmarks against the Python reference
 

@@ -1,0 +1,203 @@
+//! `ser-eval`: predictions in, metrics, confusion matrices, curves and a report out.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use ser_eval::EvalConfig;
+use ser_eval::compare::{diff, diff_markdown};
+use ser_eval::io::{read_json, write_atomic};
+use ser_eval::report::{EvalInputs, run_eval};
+
+const EXAMPLES: &str = "\
+Examples:
+  ser-eval report --config pipelines/ravdess/eval.yaml \\
+      --predictions artifacts/ravdess/predictions/predictions.parquet \\
+      --checkpoint artifacts/ravdess/model --out artifacts/ravdess/eval
+  ser-eval report --config eval.yaml --predictions seed42.parquet seed43.parquet seed44.parquet --out eval/seeds
+  ser-eval compare artifacts/ravdess/eval artifacts/ravdess-speaker/eval
+
+Exit status: 0 success, 1 failure, 2 usage error.";
+
+/// Metrics, confusion matrices, training curves and readable reports from predictions files.
+#[derive(Debug, Parser)]
+#[command(version, about, after_long_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// More log output (-v info for libraries, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate one or more predictions files (folds or seeds): metrics.json, confusion.csv,
+    /// pictures, report.md and report.html in --out.
+    Report(ReportArgs),
+    /// Two evaluations side by side: a diff table of their metrics.json (files or eval dirs).
+    Compare(CompareArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The stage's params file (eval.yaml).
+    #[arg(long)]
+    config: PathBuf,
+    /// predictions.parquet files (ser-model predict, or any writer with the same columns).
+    #[arg(long, num_args = 1.., required = true)]
+    predictions: Vec<PathBuf>,
+    /// A checkpoint directory: its history.csv and model.json feed the curves and provenance.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// A history.csv for the training curves (overrides the checkpoint's).
+    #[arg(long)]
+    history: Option<PathBuf>,
+    /// A model.json for the provenance section (overrides the checkpoint's).
+    #[arg(long)]
+    model_json: Option<PathBuf>,
+    /// The report's title.
+    #[arg(long, default_value = "Speech emotion recognition: evaluation")]
+    title: String,
+    /// Override the config's bootstrap seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// The directory to write.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    /// The first evaluation: a metrics.json or the directory holding it.
+    a: PathBuf,
+    /// The second evaluation.
+    b: PathBuf,
+    /// Also write the table to this Markdown file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &LogArgs) {
+    let default = if log.quiet {
+        "error"
+    } else {
+        match log.verbose {
+            0 => "warn,ser_eval=info",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Report(args) => run_report(args),
+        Command::Compare(args) => run_compare(args),
+    }
+}
+
+fn run_report(args: ReportArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
+    let mut config = EvalConfig::from_yaml(&args.config, &text)?;
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    let from_checkpoint = |name: &str| -> anyhow::Result<Option<PathBuf>> {
+        let Some(dir) = &args.checkpoint else { return Ok(None) };
+        if !dir.is_dir() {
+            bail!("--checkpoint {}: not a directory", dir.display());
+        }
+        let path = dir.join(name);
+        Ok(path.exists().then_some(path))
+    };
+    let inputs = EvalInputs {
+        predictions: args.predictions.clone(),
+        history: match args.history.clone() {
+            Some(p) => Some(p),
+            None => from_checkpoint("history.csv")?,
+        },
+        model_json: match args.model_json.clone() {
+            Some(p) => Some(p),
+            None => from_checkpoint("model.json")?,
+        },
+        title: args.title.clone(),
+    };
+    let outcome = run_eval(&inputs, &config, &args.out).context("evaluating predictions")?;
+    let m = &outcome.metrics.metrics;
+    let ci = m
+        .bootstrap
+        .as_ref()
+        .map(|b| format!(" [{:.1}, {:.1}]", b.accuracy.low * 100.0, b.accuracy.high * 100.0))
+        .unwrap_or_default();
+    println!(
+        "{} clips: accuracy {:.1}%{ci}, UAR {:.1}%, macro F1 {:.1}%, weighted F1 {:.1}%",
+        m.n,
+        m.accuracy * 100.0,
+        m.uar * 100.0,
+        m.macro_f1 * 100.0,
+        m.weighted_f1 * 100.0
+    );
+    if let Some(across) = &outcome.metrics.across_runs {
+        let a = &across["accuracy"];
+        println!(
+            "across {} runs: accuracy {:.1}% +- {:.1} (min {:.1}, max {:.1})",
+            outcome.metrics.runs.len(),
+            a.mean * 100.0,
+            a.std * 100.0,
+            a.min * 100.0,
+            a.max * 100.0
+        );
+    }
+    if let Some(why) = &outcome.pictures_skipped {
+        eprintln!("warning: pictures skipped: {why}");
+    }
+    println!("{}", args.out.join("report.md").display());
+    Ok(())
+}
+
+fn metrics_path(path: &Path) -> PathBuf {
+    if path.is_dir() { path.join("metrics.json") } else { path.to_path_buf() }
+}
+
+fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
+    let (pa, pb) = (metrics_path(&args.a), metrics_path(&args.b));
+    let a = read_json(&pa)?;
+    let b = read_json(&pb)?;
+    let rows = diff(&a, &b);
+    if rows.is_empty() {
+        bail!("{} and {} share no metric: are they metrics.json files of ser-eval?", pa.display(), pb.display());
+    }
+    let table = diff_markdown(&pa.display().to_string(), &pb.display().to_string(), &rows);
+    print!("{table}");
+    if let Some(out) = &args.out {
+        write_atomic(out, table.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,179 @@
+//! Reading `predictions.parquet`: `clip_id`, `label` (nullable), `predicted`, and optionally one
+//! `p_<emotion>` probability column per class. Any writer works (ser-model, pandas, pyarrow):
+//! columns are looked up by name and string / float types are cast.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, ArrayRef, Float64Array, RecordBatchReader, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::{DEFAULT_LABELS, Error, Result};
+
+pub const COL_CLIP_ID: &str = "clip_id";
+pub const COL_LABEL: &str = "label";
+pub const COL_PREDICTED: &str = "predicted";
+pub const PROB_PREFIX: &str = "p_";
+
+/// One predictions file, restricted to the rows with a true label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionTable {
+    pub path: PathBuf,
+    /// Class list in class-index order (`p_*` columns, else `ser.labels`, else the eight emotions).
+    pub classes: Vec<String>,
+    pub clip_ids: Vec<String>,
+    /// Class index of the true label.
+    pub truth: Vec<usize>,
+    /// Class index of the prediction.
+    pub predicted: Vec<usize>,
+    /// Per-row probabilities in class order, when the file has `p_*` columns.
+    pub probabilities: Option<Vec<Vec<f64>>>,
+    /// Rows left out because their label was null.
+    pub n_unlabelled: usize,
+    /// The file's key-value metadata (provenance written by the predicting stage).
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl PredictionTable {
+    pub fn len(&self) -> usize {
+        self.truth.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.truth.is_empty()
+    }
+}
+
+fn strings(path: &Path, column: &ArrayRef, name: &str) -> Result<Vec<Option<String>>> {
+    let utf8 = cast(column, &DataType::Utf8).map_err(|e| {
+        Error::file(path, format!("column `{name}` is {:?}, expected strings: {e}", column.data_type()))
+    })?;
+    let utf8 = utf8.as_any().downcast_ref::<StringArray>().expect("cast to Utf8 gives a StringArray");
+    Ok((0..utf8.len()).map(|i| utf8.is_valid(i).then(|| utf8.value(i).to_string())).collect())
+}
+
+fn floats(path: &Path, column: &ArrayRef, name: &str) -> Result<Vec<Option<f64>>> {
+    let f64s = cast(column, &DataType::Float64).map_err(|e| {
+        Error::file(path, format!("column `{name}` is {:?}, expected numbers: {e}", column.data_type()))
+    })?;
+    let f64s = f64s.as_any().downcast_ref::<Float64Array>().expect("cast to Float64 gives a Float64Array");
+    Ok((0..f64s.len()).map(|i| f64s.is_valid(i).then(|| f64s.value(i))).collect())
+}
+
+/// Reads a predictions file; every problem is an error that names the file (and row).
+pub fn read_predictions(path: &Path) -> Result<PredictionTable> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| Error::file(path, format!("not a readable Parquet file: {e}")))?;
+    let metadata: BTreeMap<String, String> = builder
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| kv.iter().filter_map(|kv| kv.value.clone().map(|v| (kv.key.clone(), v))).collect())
+        .unwrap_or_default();
+    let reader = builder.build().map_err(|e| Error::file(path, e.to_string()))?;
+    let schema = reader.schema();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    for required in [COL_CLIP_ID, COL_LABEL, COL_PREDICTED] {
+        if !names.iter().any(|n| n == required) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "missing column `{required}`; a predictions file needs `clip_id`, `label`, `predicted` \
+                     and optionally `p_<emotion>` columns (found: {})",
+                    names.join(", ")
+                ),
+            ));
+        }
+    }
+    let prob_columns: Vec<String> = names.iter().filter(|n| n.starts_with(PROB_PREFIX)).cloned().collect();
+    let classes: Vec<String> = if !prob_columns.is_empty() {
+        prob_columns.iter().map(|n| n[PROB_PREFIX.len()..].to_string()).collect()
+    } else if let Some(labels) = metadata.get("ser.labels") {
+        serde_json::from_str(labels)
+            .map_err(|e| Error::file(path, format!("metadata `ser.labels` is not a JSON list: {e}")))?
+    } else {
+        DEFAULT_LABELS.iter().map(|s| s.to_string()).collect()
+    };
+
+    let mut ids = Vec::new();
+    let mut labels = Vec::new();
+    let mut predicted = Vec::new();
+    let mut probs: Vec<Vec<Option<f64>>> = vec![Vec::new(); prob_columns.len()];
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::file(path, format!("reading rows: {e}")))?;
+        let column = |name: &str| batch.column_by_name(name).expect("checked above").clone();
+        ids.extend(strings(path, &column(COL_CLIP_ID), COL_CLIP_ID)?);
+        labels.extend(strings(path, &column(COL_LABEL), COL_LABEL)?);
+        predicted.extend(strings(path, &column(COL_PREDICTED), COL_PREDICTED)?);
+        for (c, name) in prob_columns.iter().enumerate() {
+            probs[c].extend(floats(path, &column(name), name)?);
+        }
+    }
+    if ids.is_empty() {
+        return Err(Error::file(path, "the predictions file has no rows"));
+    }
+    let index = |row: usize, id: &str, column: &str, value: &str| {
+        classes.iter().position(|c| c == value).ok_or_else(|| {
+            Error::file(
+                path,
+                format!(
+                    "row {row} (clip_id {id}): {column} `{value}` is not one of the classes [{}]",
+                    classes.join(", ")
+                ),
+            )
+        })
+    };
+    let mut table = PredictionTable {
+        path: path.to_path_buf(),
+        classes: classes.clone(),
+        clip_ids: Vec::new(),
+        truth: Vec::new(),
+        predicted: Vec::new(),
+        probabilities: (!prob_columns.is_empty()).then(Vec::new),
+        n_unlabelled: 0,
+        metadata,
+    };
+    for row in 0..ids.len() {
+        let id = ids[row].clone().ok_or_else(|| Error::file(path, format!("row {row}: clip_id is null")))?;
+        let Some(label) = &labels[row] else {
+            table.n_unlabelled += 1;
+            continue;
+        };
+        let pred = predicted[row]
+            .as_deref()
+            .ok_or_else(|| Error::file(path, format!("row {row} (clip_id {id}): predicted is null")))?;
+        table.truth.push(index(row, &id, COL_LABEL, label)?);
+        table.predicted.push(index(row, &id, COL_PREDICTED, pred)?);
+        if let Some(rows) = table.probabilities.as_mut() {
+            let mut p = Vec::with_capacity(classes.len());
+            for (c, column) in probs.iter().enumerate() {
+                match column[row] {
+                    Some(v) if v.is_finite() && v >= 0.0 => p.push(v),
+                    other => {
+                        return Err(Error::file(
+                            path,
+                            format!(
+                                "row {row} (clip_id {id}): {} is {other:?}, expected a probability",
+                                prob_columns[c]
+                            ),
+                        ));
+                    }
+                }
+            }
+            rows.push(p);
+        }
+        table.clip_ids.push(id);
+    }
+    if table.is_empty() {
+        return Err(Error::file(
+            path,
+            format!("none of its {} rows has a true label: evaluation needs the `label` column filled", ids.len()),
+        ));
+    }
+    if table.n_unlabelled > 0 {
+        tracing::warn!("{}: {} rows without a true label are left out", path.display(), table.n_unlabelled);
+    }
+    Ok(table)
+}

@@ -1,0 +1,184 @@
+//! The binary end to end: reports, pictures, several runs, comparison.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::data;
+
+fn ser_eval(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ser-eval")).args(args).output().unwrap()
+}
+
+fn eval_yaml(dir: &Path) -> String {
+    let path = dir.join("eval.yaml");
+    std::fs::write(&path, "bootstrap_resamples: 200\nconfidence: 0.95\nseed: 3\ntop_confusions: 5\n").unwrap();
+    path.display().to_string()
+}
+
+#[track_caller]
+fn png_size(path: &Path) -> (u32, u32) {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    // Not a blank canvas: some pixels are dark (text, filled cells).
+    assert!(buf.iter().any(|&b| b < 60), "{} is blank", path.display());
+    (info.width, info.height)
+}
+
+#[test]
+fn report_with_checkpoint_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = dir.path().join("model");
+    std::fs::create_dir(&checkpoint).unwrap();
+    std::fs::write(
+        checkpoint.join("history.csv"),
+        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,val_uar,learning_rate\n\
+         1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n2,1.5,0.4,1.8,0.3,0.25,0.3,0.001\n3,1.1,0.6,1.7,0.35,0.3,0.35,0.0005\n",
+    )
+    .unwrap();
+    std::fs::write(
+        checkpoint.join("model.json"),
+        r#"{"seed": 42, "protocol": "early stopping on val", "best_epoch": 3}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("eval");
+    let config = eval_yaml(dir.path());
+    let predictions = data("balanced.parquet");
+    let output = ser_eval(&[
+        "report",
+        "--config",
+        &config,
+        "--predictions",
+        predictions.to_str().unwrap(),
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("200 clips: accuracy"), "{stdout}");
+
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    for key in ["accuracy", "uar", "macro_f1", "weighted_f1", "log_loss"] {
+        let v = metrics[key].as_f64().unwrap();
+        assert!((0.0..=3.0).contains(&v), "{key} = {v}");
+    }
+    assert!(metrics["accuracy"].as_f64().unwrap() <= 1.0, "fractions, not percent");
+    assert_eq!(metrics["provenance"]["model_json"]["seed"], 42);
+    assert_eq!(metrics["per_class"].as_array().unwrap().len(), 8);
+    assert_eq!(metrics["bootstrap"]["resamples"], 200);
+
+    let csv = std::fs::read_to_string(out.join("confusion.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 9);
+    assert!(csv.starts_with("true\\predicted,angry,calm,"), "{csv}");
+
+    assert_eq!(png_size(&out.join("confusion_counts.png")), ser_eval::plot::confusion_size(8));
+    assert_eq!(png_size(&out.join("confusion_normalised.png")), ser_eval::plot::confusion_size(8));
+    assert_eq!(png_size(&out.join("curves.png")), (1000, 420));
+    let svg = std::fs::read_to_string(out.join("confusion_counts.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("surprised"), "{}", &svg[..200.min(svg.len())]);
+
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("## Most frequent confusions"), "{md}");
+    assert!(md.contains("![training curves"), "{md}");
+    assert!(md.contains("seed 42"), "{md}");
+    let line = md.lines().find(|l| l.starts_with("- ") && l.contains(" -> ")).unwrap();
+    assert!(line.contains(" of the "), "{line}");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_eq!(html.matches("data:image/png;base64,").count(), 3);
+}
+
+#[test]
+fn several_runs_give_spread_and_pooled_confusion() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("eval");
+    let config = eval_yaml(dir.path());
+    let (a, b) = (data("balanced.parquet"), data("perfect.parquet"));
+    let output = ser_eval(&[
+        "report",
+        "--config",
+        &config,
+        "--predictions",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["n"], 224);
+    let runs = metrics["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1]["accuracy"], 1.0);
+    let spread = &metrics["across_runs"]["accuracy"];
+    let (ra, rb) = (runs[0]["accuracy"].as_f64().unwrap(), 1.0);
+    assert!((spread["mean"].as_f64().unwrap() - (ra + rb) / 2.0).abs() < 1e-12);
+    assert!((spread["std"].as_f64().unwrap() - (rb - ra).abs() / 2f64.sqrt()).abs() < 1e-12);
+    let pooled: u64 = metrics["confusion"]["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(pooled, 224);
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## Across 2 runs"));
+
+    let other = dir.path().join("other");
+    let output = ser_eval(&[
+        "report",
+        "--config",
+        &config,
+        "--predictions",
+        b.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let output = ser_eval(&["compare", out.to_str().unwrap(), other.to_str().unwrap()]);
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(table.contains("| accuracy |") && table.contains("| f1:angry |"), "{table}");
+}
+
+#[test]
+fn bad_inputs_fail_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = eval_yaml(dir.path());
+    let junk = dir.path().join("junk.parquet");
+    std::fs::write(&junk, b"not parquet").unwrap();
+    let out = dir.path().join("eval");
+    let output = ser_eval(&[
+        "report",
+        "--config",
+        &config,
+        "--predictions",
+        junk.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("junk.parquet"), "{stderr}");
+    assert!(!out.join("metrics.json").exists());
+
+    let bad_config = dir.path().join("bad.yaml");
+    std::fs::write(&bad_config, "bootstrap_resamples: 10\nconfidence: 0.95\nseed: 1\ntop_confusions: 3\ncolour: red\n")
+        .unwrap();
+    let good = data("perfect.parquet");
+    let output = ser_eval(&[
+        "report",
+        "--config",
+        bad_config.to_str().unwrap(),
+        "--predictions",
+        good.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.yaml") && stderr.contains("colour"), "{stderr}");
+}
