@@ -1,0 +1,203 @@
+//! ser-infer: emotions for new audio from a checkpoint.
+//!
+//! Load once, predict many: [`Classifier::load`] reads a checkpoint directory (ser-model's file
+//! contract) and computes features through `ser_features` with exactly the config recorded in its
+//! `model.json`; nothing here copies the feature code. A `Classifier` is `Send + Sync`: share it
+//! across threads (an `Arc`) for concurrent requests.
+
+pub mod server;
+pub mod stream;
+pub mod timeline;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use rayon::prelude::*;
+use ser_features::FeaturesConfig;
+use ser_features::audio::{AudioError, decode_wav, resample};
+use ser_features::dsp::Analyzer;
+use ser_model::checkpoint::{Checkpoint, ModelJson};
+use ser_model::data::Dataset;
+use serde::Serialize;
+
+pub use timeline::{Segment, TimelineConfig, timeline};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Model(#[from] ser_model::Error),
+    #[error("{0}")]
+    Audio(#[from] AudioError),
+    #[error("{path}: {source}")]
+    Input {
+        path: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    /// Names the input file the error is about.
+    pub fn in_file(self, path: &Path) -> Error {
+        Error::Input { path: path.to_path_buf(), source: Box::new(self) }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One clip's emotion.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub label: String,
+    /// The probability of `label`.
+    pub confidence: f32,
+    /// One probability per class, in the checkpoint's label order ([`Classifier::labels`]).
+    pub probabilities: Vec<f32>,
+}
+
+impl Prediction {
+    fn from_probabilities(labels: &[String], probabilities: Vec<f32>) -> Prediction {
+        let best = probabilities.iter().enumerate().fold(0, |b, (i, v)| if *v > probabilities[b] { i } else { b });
+        Prediction { label: labels[best].clone(), confidence: probabilities[best], probabilities }
+    }
+}
+
+/// A checkpoint ready to classify audio.
+pub struct Classifier {
+    checkpoint: Checkpoint,
+    analyzer: Analyzer,
+}
+
+impl std::fmt::Debug for Classifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Classifier").field("checkpoint", &self.checkpoint.dir).finish()
+    }
+}
+
+/// The most audio one call accepts, in seconds, unless the caller says otherwise.
+pub const DEFAULT_MAX_DURATION_S: f32 = 4.0 * 3600.0;
+
+impl Classifier {
+    /// Loads `model.json` and `model.safetensors` from a checkpoint directory.
+    pub fn load(dir: &Path, device: &Device) -> Result<Classifier> {
+        let checkpoint = Checkpoint::load(dir, device)?;
+        let analyzer = Analyzer::new(&checkpoint.meta.features_config);
+        Ok(Classifier { checkpoint, analyzer })
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.checkpoint.meta.labels
+    }
+
+    pub fn features_config(&self) -> &FeaturesConfig {
+        &self.checkpoint.meta.features_config
+    }
+
+    /// The sidecar: labels, feature config, normalisation, provenance.
+    pub fn meta(&self) -> &ModelJson {
+        &self.checkpoint.meta
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.checkpoint.dir
+    }
+
+    /// Seconds of audio the network sees at once (`frames` x hop / rate), or `None` for a
+    /// checkpoint trained on variable-length features.
+    pub fn window_seconds(&self) -> Option<f64> {
+        let c = self.features_config();
+        c.frames.map(|n| n as f64 * c.hop_length as f64 / c.sample_rate as f64)
+    }
+
+    /// The network's input for mono samples at `sample_rate`: resample to the checkpoint's rate,
+    /// then the checkpoint's features (padded or cut to its frame count).
+    pub fn features(&self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
+        let config = self.features_config();
+        if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
+            return Err(AudioError::NonFinite { frame: i }.into());
+        }
+        let resampled = resample(samples, sample_rate, config.sample_rate)?;
+        if resampled.len() < self.analyzer.min_samples() {
+            return Err(AudioError::TooShort {
+                seconds: samples.len() as f64 / sample_rate as f64,
+                min_seconds: self.analyzer.min_samples() as f64 / config.sample_rate as f64,
+            }
+            .into());
+        }
+        let features = self.analyzer.features(&resampled);
+        let meta = &self.checkpoint.meta;
+        if features.matrix.n_frames != meta.n_frames || features.matrix.n_coeffs != meta.n_coeffs {
+            return Err(Error::Invalid(format!(
+                "features are {}x{}, the checkpoint expects {}x{}",
+                features.matrix.n_frames, features.matrix.n_coeffs, meta.n_frames, meta.n_coeffs
+            )));
+        }
+        Ok(features.matrix.values)
+    }
+
+    /// Classifies feature matrices from [`Classifier::features`], in batches.
+    pub fn classify_features(&self, features: Vec<Vec<f32>>) -> Result<Vec<Prediction>> {
+        if features.is_empty() {
+            return Ok(Vec::new());
+        }
+        let meta = &self.checkpoint.meta;
+        let n = features.len();
+        let data = Dataset {
+            clip_ids: (0..n).map(|i| i.to_string()).collect(),
+            labels: vec![None; n],
+            n_frames: meta.n_frames,
+            n_coeffs: meta.n_coeffs,
+            features: features.concat(),
+        };
+        let predictions = ser_model::predict::predict(&self.checkpoint, &data)?;
+        Ok(predictions.probabilities.into_iter().map(|p| Prediction::from_probabilities(self.labels(), p)).collect())
+    }
+
+    /// The emotion of mono samples at `sample_rate`.
+    pub fn predict(&self, samples: &[f32], sample_rate: u32) -> Result<Prediction> {
+        let features = self.features(samples, sample_rate)?;
+        Ok(self.classify_features(vec![features])?.remove(0))
+    }
+
+    /// The emotion of a WAV file's bytes (any channels and rate hound reads).
+    pub fn predict_wav(&self, bytes: &[u8]) -> Result<Prediction> {
+        let audio = decode_wav(bytes, DEFAULT_MAX_DURATION_S)?;
+        self.predict(&audio.samples, audio.sample_rate)
+    }
+
+    /// Many clips at once: features in parallel, then the network in batches. One result per
+    /// clip, in order; a bad clip fails alone.
+    pub fn predict_many(&self, clips: &[(&[f32], u32)]) -> Vec<Result<Prediction>> {
+        let features: Vec<Result<Vec<f32>>> = clips.par_iter().map(|(s, sr)| self.features(s, *sr)).collect();
+        let mut good = Vec::new();
+        let mut results: Vec<Option<Result<Prediction>>> = Vec::with_capacity(clips.len());
+        for (i, f) in features.into_iter().enumerate() {
+            match f {
+                Ok(f) => {
+                    good.push((i, f));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        let (indices, matrices): (Vec<usize>, Vec<Vec<f32>>) = good.into_iter().unzip();
+        match self.classify_features(matrices) {
+            Ok(predictions) => {
+                for (i, p) in indices.into_iter().zip(predictions) {
+                    results[i] = Some(Ok(p));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for i in indices {
+                    results[i] = Some(Err(Error::Invalid(format!("classification failed: {message}"))));
+                }
+            }
+        }
+        results.into_iter().map(|r| r.expect("every clip has a result")).collect()
+    }
+}
