@@ -117,6 +117,9 @@ impl Classifier {
     /// then the checkpoint's features (padded or cut to its frame count).
     pub fn features(&self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
         let config = self.features_config();
+        if !(1000..=384_000).contains(&sample_rate) {
+            return Err(AudioError::BadSampleRate(sample_rate).into());
+        }
         if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
             return Err(AudioError::NonFinite { frame: i }.into());
         }

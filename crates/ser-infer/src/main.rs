@@ -437,7 +437,7 @@ fn run_timeline(args: TimelineArgs) -> anyhow::Result<bool> {
     let mut failed = 0;
     for path in &args.inputs {
         let result = read_audio(path, args.max_duration).and_then(|(samples, rate)| {
-            Ok(timeline(&classifier, &samples, rate, &config).with_context(|| path.display().to_string())?)
+            timeline(&classifier, &samples, rate, &config).with_context(|| path.display().to_string())
         });
         match result {
             Ok(segments) => {

@@ -1,0 +1,86 @@
+//! The binary on generated files.
+
+use std::process::{Command, Stdio};
+
+use crate::{checkpoint, clip, wav_bytes};
+
+fn ser_infer(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ser-infer")).args(args).output().unwrap()
+}
+
+#[test]
+fn predict_files_directories_and_globs_reporting_bad_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("audio");
+    std::fs::create_dir_all(audio.join("nested")).unwrap();
+    std::fs::write(audio.join("one.wav"), wav_bytes(&clip(7, 5, 1))).unwrap();
+    std::fs::write(audio.join("nested/two.WAV"), wav_bytes(&clip(7, 4, 1))).unwrap();
+    std::fs::write(audio.join("broken.wav"), b"RIFF\x10\x00\x00\x00WAVEfmt ").unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not audio").unwrap();
+    let ckpt = checkpoint().to_str().unwrap();
+    let glob = format!("{}/*.wav", audio.display());
+    let output = ser_infer(&["predict", "--checkpoint", ckpt, "--format", "jsonl", audio.to_str().unwrap(), &glob]);
+    assert_eq!(output.status.code(), Some(1), "a failed input makes the exit status 1");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // directory: broken, two (nested), one; glob: broken, one.
+    assert_eq!(lines.len(), 5, "{stdout}");
+    let errors: Vec<_> = lines.iter().filter(|l| l.get("error").is_some()).collect();
+    assert_eq!(errors.len(), 2);
+    assert!(errors[0]["error"].as_str().unwrap().contains("broken.wav"), "{:?}", errors[0]);
+    assert!(stderr.contains("broken.wav") && stderr.contains("2 of 5 inputs failed"), "{stderr}");
+    for line in lines.iter().filter(|l| l.get("label").is_some()) {
+        let sum: f64 = line["probabilities"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-4);
+    }
+
+    let one = audio.join("one.wav");
+    let output = ser_infer(&["predict", "--checkpoint", ckpt, "--format", "csv", one.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = String::from_utf8_lossy(&output.stdout);
+    assert!(csv.starts_with("path,label,confidence,p_angry,p_calm,"), "{csv}");
+    assert_eq!(csv.lines().count(), 2);
+    assert_eq!(csv.lines().nth(1).unwrap().split(',').count(), 11);
+}
+
+#[test]
+fn timeline_and_stream_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut samples = clip(8, 3, 1);
+    samples.extend(vec![0.0; 96_000]);
+    samples.extend(clip(8, 6, 1));
+    let path = dir.path().join("long.wav");
+    let wav = wav_bytes(&samples);
+    std::fs::write(&path, &wav).unwrap();
+    let ckpt = checkpoint().to_str().unwrap();
+    let output =
+        ser_infer(&["timeline", "--checkpoint", ckpt, "--format", "jsonl", "--window", "0.9", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let timeline: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(timeline.iter().any(|s| s["silent"] == true));
+    assert!(timeline.iter().any(|s| s.get("label").is_some()));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
+        .args(["stream", "--checkpoint", ckpt, "--window", "0.9"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || std::io::Write::write_all(&mut stdin, &wav));
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let streamed: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(streamed.len(), timeline.len());
+    for (a, b) in streamed.iter().zip(&timeline) {
+        assert_eq!((&a["start_s"], &a["label"]), (&b["start_s"], &b["label"]));
+    }
+
+    let output = ser_infer(&["timeline", "--checkpoint", ckpt, "--window", "0", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("window must be a positive number"));
+}

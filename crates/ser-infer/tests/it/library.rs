@@ -1,0 +1,171 @@
+//! The library: one recipe with ser-features and ser-model, thread safety, timelines, streams.
+
+use std::sync::Arc;
+
+use candle_core::Device;
+use ser_features::audio::resample;
+use ser_features::dsp::Analyzer;
+use ser_features::synth::SYNTH_SAMPLE_RATE;
+use ser_infer::stream::{RawEncoding, StreamFormat, stream};
+use ser_infer::timeline::windows;
+use ser_infer::{Classifier, TimelineConfig, timeline};
+use ser_model::checkpoint::Checkpoint;
+use ser_model::data::Dataset;
+
+use crate::{checkpoint, clip, features_config, wav_bytes};
+
+fn classifier() -> Classifier {
+    Classifier::load(checkpoint(), &Device::Cpu).unwrap()
+}
+
+#[test]
+fn predictions_follow_the_checkpoint_recipe() {
+    let classifier = classifier();
+    assert_eq!(classifier.features_config(), &features_config());
+    let samples = clip(4, 5, 1);
+    let got = classifier.predict(&samples, SYNTH_SAMPLE_RATE).unwrap();
+
+    // The same clip through ser-features and ser-model by hand.
+    let config = features_config();
+    let resampled = resample(&samples, SYNTH_SAMPLE_RATE, config.sample_rate).unwrap();
+    let features = Analyzer::new(&config).features(&resampled).matrix.values;
+    let checkpoint = Checkpoint::load(checkpoint(), &Device::Cpu).unwrap();
+    let data = Dataset { clip_ids: vec!["x".into()], labels: vec![None], n_frames: 40, n_coeffs: 13, features };
+    let expected = ser_model::predict::predict(&checkpoint, &data).unwrap();
+    assert_eq!(got.probabilities, expected.probabilities[0]);
+    assert_eq!(got.label, expected.predicted(0));
+    assert!((got.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    assert_eq!(got.confidence, got.probabilities.iter().copied().fold(0.0, f32::max));
+
+    let from_wav = classifier.predict_wav(&wav_bytes(&samples)).unwrap();
+    assert_eq!(from_wav.label, got.label, "16-bit WAV round trip keeps the answer");
+}
+
+#[test]
+fn bad_audio_is_an_error_not_a_panic() {
+    let classifier = classifier();
+    let err = classifier.predict(&[0.0; 100], 48_000).unwrap_err().to_string();
+    assert!(err.contains("shorter than one analysis frame"), "{err}");
+    let err = classifier.predict(&[f32::NAN; 48_000], 48_000).unwrap_err().to_string();
+    assert!(err.contains("non-finite"), "{err}");
+    let err = classifier.predict_wav(b"RIFF....WAVEjunk").unwrap_err().to_string();
+    assert!(err.contains("RIFF") || err.contains("WAV"), "{err}");
+    let err = classifier.predict(&[0.1; 48_000], 7).unwrap_err().to_string();
+    assert!(err.contains("sample rate 7 Hz"), "{err}");
+    let err = Classifier::load(std::path::Path::new("/nonexistent/ckpt"), &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/ckpt") && err.contains("model.json"), "{err}");
+}
+
+#[test]
+fn concurrent_use_gives_the_same_answers() {
+    let classifier = Arc::new(classifier());
+    let clips: Vec<Vec<f32>> = (1..=8).map(|e| clip(5, e, 2)).collect();
+    let single: Vec<_> = clips.iter().map(|c| classifier.predict(c, SYNTH_SAMPLE_RATE).unwrap()).collect();
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let (classifier, clips) = (classifier.clone(), clips.clone());
+            std::thread::spawn(move || {
+                (0..clips.len())
+                    .map(|i| (i + t) % clips.len())
+                    .map(|i| (i, classifier.predict(&clips[i], SYNTH_SAMPLE_RATE).unwrap()))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for handle in handles {
+        for (i, p) in handle.join().unwrap() {
+            assert_eq!(p, single[i]);
+        }
+    }
+    // Batched prediction agrees with one-by-one (batching changes float summation order only).
+    let refs: Vec<(&[f32], u32)> = clips.iter().map(|c| (c.as_slice(), SYNTH_SAMPLE_RATE)).collect();
+    for (batched, one) in classifier.predict_many(&refs).into_iter().zip(&single) {
+        let batched = batched.unwrap();
+        assert_eq!(batched.label, one.label);
+        for (a, b) in batched.probabilities.iter().zip(&one.probabilities) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+}
+
+#[track_caller]
+fn check_windows(n: usize, window_s: f64, hop_s: f64, expect: &[(usize, usize)]) {
+    let config = TimelineConfig { window_s, hop_s, silence_dbfs: -50.0 };
+    assert_eq!(windows(n, 10, &config), expect);
+}
+
+#[test]
+fn windows_cover_the_recording() {
+    check_windows(5, 1.0, 0.5, &[(0, 5)]);
+    check_windows(10, 1.0, 0.5, &[(0, 10)]);
+    check_windows(20, 1.0, 0.5, &[(0, 10), (5, 15), (10, 20)]);
+    check_windows(23, 1.0, 0.5, &[(0, 10), (5, 15), (10, 20), (13, 23)]);
+    check_windows(30, 1.0, 1.0, &[(0, 10), (10, 20), (20, 30)]);
+}
+
+/// Speech, 2 s of silence, speech.
+fn recording() -> Vec<f32> {
+    let mut samples = clip(6, 5, 1);
+    samples.extend(vec![0.0; 2 * SYNTH_SAMPLE_RATE as usize]);
+    samples.extend(clip(6, 2, 1));
+    samples
+}
+
+#[test]
+fn timeline_marks_silence_and_matches_the_stream() {
+    let classifier = classifier();
+    let config = TimelineConfig { window_s: 0.9, hop_s: 0.45, silence_dbfs: -50.0 };
+    // The stream reads 16-bit audio, so the timeline gets the same 16-bit samples.
+    let wav = wav_bytes(&recording());
+    let samples: Vec<f32> =
+        wav[44..].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect();
+    let segments = timeline(&classifier, &samples, SYNTH_SAMPLE_RATE, &config).unwrap();
+    let duration = samples.len() as f64 / SYNTH_SAMPLE_RATE as f64;
+    assert_eq!(segments.last().unwrap().end_s, duration);
+    let silent = segments.iter().filter(|s| s.prediction.is_none()).count();
+    assert!(silent >= 2, "2 s of silence hold at least two 0.9 s windows: {segments:?}");
+    for s in segments.iter().filter(|s| s.prediction.is_none()) {
+        assert!(s.level_dbfs < -50.0);
+    }
+
+    let check_stream = |bytes: &[u8], format: StreamFormat| {
+        let mut streamed = Vec::new();
+        let summary = stream(&classifier, bytes, format, &config, |s| {
+            streamed.push(s);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(summary.samples, samples.len());
+        assert_eq!(streamed.len(), segments.len());
+        for (a, b) in streamed.iter().zip(&segments) {
+            assert_eq!((a.start_s, a.end_s), (b.start_s, b.end_s));
+            assert_eq!(a.prediction.is_some(), b.prediction.is_some());
+            if let (Some(pa), Some(pb)) = (&a.prediction, &b.prediction) {
+                assert_eq!(pa.label, pb.label);
+                for (x, y) in pa.probabilities.iter().zip(&pb.probabilities) {
+                    assert!((x - y).abs() < 1e-5, "{x} vs {y}");
+                }
+            }
+        }
+    };
+    check_stream(&wav, StreamFormat::Wav);
+    check_stream(
+        &wav[44..],
+        StreamFormat::Raw { encoding: RawEncoding::S16Le, sample_rate: SYNTH_SAMPLE_RATE, channels: 1 },
+    );
+}
+
+#[test]
+fn stream_errors_are_clear() {
+    let classifier = classifier();
+    let config = TimelineConfig::for_classifier(&classifier);
+    let err = stream(&classifier, &b"hello"[..], StreamFormat::Wav, &config, |_| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("not a RIFF/WAVE"), "{err}");
+    let raw = StreamFormat::Raw { encoding: RawEncoding::F32Le, sample_rate: 10, channels: 1 };
+    let err = stream(&classifier, &[0u8; 64][..], raw, &config, |_| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("sample rate 10 Hz"), "{err}");
+    let nan: Vec<u8> = std::iter::repeat_n(f32::NAN.to_le_bytes(), 100).flatten().collect();
+    let raw = StreamFormat::Raw { encoding: RawEncoding::F32Le, sample_rate: 16_000, channels: 1 };
+    let err = stream(&classifier, nan.as_slice(), raw, &config, |_| Ok(())).unwrap_err().to_string();
+    assert!(err.contains("non-finite"), "{err}");
+}
