@@ -1,1 +1,168 @@
-mod x {}
+//! The HTTP service on loopback: answers, every bad input class, concurrency, shutdown.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use candle_core::Device;
+use ser_features::synth::SYNTH_SAMPLE_RATE;
+use ser_infer::Classifier;
+use ser_infer::server::{ServeConfig, serve};
+
+use crate::{checkpoint, clip, wav_bytes};
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(config: ServeConfig) -> Server {
+        let classifier = Arc::new(Classifier::load(checkpoint(), &Device::Cpu).unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready, addr) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                ready.send(listener.local_addr().unwrap()).unwrap();
+                serve(listener, classifier, config, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        Server { addr: addr.recv().unwrap(), stop: Some(stop), thread: Some(thread) }
+    }
+
+    /// One HTTP/1.1 request; returns (status, body as JSON).
+    fn request(&self, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, serde_json::Value) {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(t) = content_type {
+            head.push_str(&format!("Content-Type: {t}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        // A server may answer (413) before reading a huge body; a broken pipe is then fine.
+        let _ = stream.write_all(body);
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        let text = String::from_utf8_lossy(&response);
+        let status: u16 =
+            text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("no status in {text:?}"));
+        let (headers, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(headers.to_ascii_lowercase().contains("content-type: application/json"), "{headers}");
+        (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn small_limits() -> ServeConfig {
+    ServeConfig {
+        max_body_bytes: 2 << 20,
+        max_predict_s: 8.0,
+        max_timeline_s: 30.0,
+        max_concurrent: 2,
+        timeout: Duration::from_secs(30),
+    }
+}
+
+#[test]
+fn answers_match_the_library() {
+    let server = Server::start(small_limits());
+    assert_eq!(server.request("GET", "/healthz", None, b""), (200, serde_json::json!({"status": "ok"})));
+    let (status, model) = server.request("GET", "/v1/model", None, b"");
+    assert_eq!(status, 200);
+    assert_eq!(model["labels"].as_array().unwrap().len(), 8);
+    assert_eq!(model["features_config"]["n_mfcc"], 13);
+
+    let classifier = Classifier::load(checkpoint(), &Device::Cpu).unwrap();
+    let samples = clip(9, 6, 1);
+    let wav = wav_bytes(&samples);
+    let expected = classifier.predict_wav(&wav).unwrap();
+    let (status, answer) = server.request("POST", "/v1/predict", Some("audio/wav"), &wav);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["label"], expected.label.as_str());
+    assert!((answer["confidence"].as_f64().unwrap() - expected.confidence as f64).abs() < 1e-6);
+    assert_eq!(answer["sample_rate"], SYNTH_SAMPLE_RATE);
+
+    // Concurrent requests give the same answers as single ones.
+    let server = Arc::new(server);
+    let clips: Vec<Vec<u8>> = (1..=8).map(|e| wav_bytes(&clip(9, e, 2))).collect();
+    let single: Vec<serde_json::Value> =
+        clips.iter().map(|w| server.request("POST", "/v1/predict", Some("audio/wav"), w).1).collect();
+    let handles: Vec<_> = (0..16)
+        .map(|i| {
+            let (server, wav) = (server.clone(), clips[i % 8].clone());
+            std::thread::spawn(move || (i % 8, server.request("POST", "/v1/predict", Some("audio/x-wav"), &wav)))
+        })
+        .collect();
+    for handle in handles {
+        let (i, (status, answer)) = handle.join().unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(answer, single[i]);
+    }
+
+    let mut long = samples.clone();
+    long.extend(vec![0.0; 2 * SYNTH_SAMPLE_RATE as usize]);
+    long.extend(clip(9, 2, 1));
+    let (status, timeline) =
+        server.request("POST", "/v1/timeline?window=0.9&hop=0.45", Some("audio/wav"), &wav_bytes(&long));
+    assert_eq!(status, 200, "{timeline}");
+    let segments = timeline["segments"].as_array().unwrap();
+    assert!(segments.iter().any(|s| s["silent"] == true) && segments.iter().any(|s| s.get("label").is_some()));
+}
+
+#[track_caller]
+fn check_error(server: &Server, path: &str, content_type: Option<&str>, body: &[u8], status: u16, needle: &str) {
+    let (got, answer) = server.request("POST", path, content_type, body);
+    assert_eq!(got, status, "{answer}");
+    let message = answer["error"].as_str().unwrap_or_else(|| panic!("no error message: {answer}"));
+    assert!(message.contains(needle), "`{needle}` not in `{message}`");
+}
+
+#[test]
+fn bad_requests_get_json_errors() {
+    let server = Server::start(small_limits());
+    let wav = wav_bytes(&clip(10, 3, 1));
+    check_error(&server, "/v1/predict", Some("audio/wav"), b"\x00garbage bytes\xff", 400, "not a RIFF/WAVE");
+    check_error(&server, "/v1/predict", Some("audio/wav"), b"", 400, "empty body");
+    check_error(&server, "/v1/predict", Some("audio/wav"), &wav[..wav.len() / 3], 400, "truncated");
+    check_error(&server, "/v1/predict", Some("application/json"), &wav, 415, "not WAV");
+    check_error(&server, "/v1/predict", Some("audio/wav"), &vec![0u8; 3 << 20], 413, "larger than the server's limit");
+    let ten_seconds = wav_bytes(&vec![0.01; 10 * SYNTH_SAMPLE_RATE as usize]);
+    check_error(&server, "/v1/predict", Some("audio/wav"), &ten_seconds, 413, "longer than max_duration_s");
+    check_error(
+        &server,
+        "/v1/predict",
+        Some("audio/wav"),
+        &wav_bytes(&[0.1; 200]),
+        422,
+        "shorter than one analysis frame",
+    );
+    check_error(&server, "/v1/timeline?window=abc", Some("audio/wav"), &wav, 400, "query");
+    check_error(&server, "/v1/timeline?window=0", Some("audio/wav"), &wav, 400, "window must be a positive");
+    let (status, answer) = server.request("GET", "/v2/everything", None, b"");
+    assert_eq!(status, 404);
+    assert!(answer["error"].as_str().unwrap().contains("/v1/predict"));
+    // Still healthy after all that.
+    assert_eq!(server.request("GET", "/healthz", None, b"").0, 200);
+}
