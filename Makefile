@@ -15,7 +15,7 @@ PRED := artifacts/$(P)/predictions/predictions.parquet
 EVAL := artifacts/$(P)/eval
 
 .DELETE_ON_ERROR:
-.PHONY: help build test demo ravdess features split train predict eval data clean bench bench-features bench-train FORCE
+.PHONY: help build test demo ravdess features split train predict eval data clean bench bench-features bench-train bench-infer FORCE
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -78,10 +78,13 @@ $(EVAL)/metrics.json: pipelines/$(P)/eval.yaml $(PRED) $(MODEL)/model.json $(BIN
 	$(BIN)/ser-eval report --config $< --predictions $(PRED) --checkpoint $(MODEL) --out $(EVAL) \
 	  --title "Speech emotion recognition: pipeline $(P), test part"
 
-bench: bench-features bench-train ## all side-by-side benchmarks against the Python reference
+bench: bench-features bench-train bench-infer ## all side-by-side benchmarks against the Python reference
 
 bench-features: ## feature extraction, ser vs librosa reference, all of RAVDESS (needs make data, peer venv)
 	$(CARGO) bench -p ser-features --bench extract
+
+bench-infer: ## one clip end to end vs the reference, batch throughput, stream real-time factor, HTTP load (needs make data)
+	$(CARGO) bench -p ser-infer --bench latency
 
 bench-train: ## seconds per training epoch, ser vs Keras reference, and 1-clip forward latency
 	$(CARGO) bench -p ser-model --bench epoch

@@ -1,1 +1,300 @@
-fn main() {}
+//! Side-by-side inference benchmark on RAVDESS, in one run:
+//! - one clip end to end (read the file, decode, resample, MFCC, forward) on one core, ser vs the
+//!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`, librosa + Keras), with the
+//!   ratio of medians;
+//! - batch throughput (clips per second) on all cores;
+//! - the real-time factor of the timeline/stream windows over a long recording;
+//! - a bounded load test of the HTTP service on loopback (2,000 requests, 16 concurrent).
+//!
+//! The weights do not change the amount of work, so both sides use a reference-size network
+//! trained for one epoch here (ser) or freshly built (Keras). Settings: RAVDESS_DIR (default
+//! data/raw/ravdess), PEER_DIR (default ../shared/peer), PEER_PYTHON (default
+//! /tmp/peer-venv/bin/python), BENCH_CLIPS (default 50), BENCH_REQUESTS (default 2000).
+//! Prints one JSON line and writes artifacts/bench/infer.json. Run with `make bench-infer`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use candle_core::Device;
+use ser_features::FeaturesConfig;
+use ser_features::audio::{decode_wav, load_for_analysis};
+use ser_features::dsp::Analyzer;
+use ser_infer::server::{ServeConfig, serve};
+use ser_infer::{Classifier, TimelineConfig, timeline};
+use ser_model::checkpoint::DataProvenance;
+use ser_model::config::{ModelConfig, Monitor, StoppingPart};
+use ser_model::data::Dataset;
+use ser_model::train::{Quiet, TrainData, train};
+
+fn env_path(name: &str, default: &Path) -> PathBuf {
+    std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| default.to_path_buf())
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (v * f).round() / f
+}
+
+fn pin_to_cpu0() {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET writes within it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set), 0, "pinning to CPU 0");
+    }
+}
+
+fn clips(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for actor in std::fs::read_dir(root).unwrap_or_else(|e| panic!("{}: {e}; run make data", root.display())) {
+        let actor = actor.unwrap().path();
+        if actor.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("Actor_")) {
+            for f in std::fs::read_dir(&actor).unwrap() {
+                let f = f.unwrap().path();
+                if f.extension().is_some_and(|e| e == "wav") {
+                    out.push(f);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A reference-size checkpoint (reference features and network), one epoch on 64 clips.
+fn checkpoint(paths: &[PathBuf], dir: &Path) {
+    let config = FeaturesConfig::reference();
+    let analyzer = Analyzer::new(&config);
+    let mut features = Vec::new();
+    let mut labels = Vec::new();
+    for (i, path) in paths.iter().take(64).enumerate() {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, samples) = load_for_analysis(&bytes, config.sample_rate, config.n_fft, config.max_duration_s).unwrap();
+        features.extend(analyzer.features(&samples).matrix.values);
+        labels.push(Some((i % 8) as u32));
+    }
+    let n = labels.len();
+    let data =
+        Dataset { clip_ids: (0..n).map(|i| i.to_string()).collect(), labels, n_frames: 174, n_coeffs: 40, features };
+    let model = ModelConfig {
+        conv1_filters: 64,
+        conv1_kernel: 5,
+        conv2_filters: 128,
+        conv2_kernel: 3,
+        lstm1_units: 64,
+        lstm2_units: 32,
+        dense_units: 128,
+        dropout_conv: 0.3,
+        dropout_lstm: 0.4,
+        dropout_dense: 0.5,
+        learning_rate: 0.001,
+        batch_size: 16,
+        max_epochs: 1,
+        patience: 20,
+        monitor: Monitor::ValAccuracy,
+        lr_patience: 5,
+        lr_factor: 0.5,
+        min_lr: 1e-5,
+        class_weights: false,
+        early_stopping_on: StoppingPart::Val,
+        seed: 42,
+    };
+    let provenance = DataProvenance {
+        features_path: "bench".into(),
+        features_sha256: String::new(),
+        splits_path: "bench".into(),
+        splits_sha256: String::new(),
+        split_config: "bench".into(),
+        fold: 0,
+        n_train: n,
+        n_val: n,
+        n_test: 0,
+    };
+    let train_data = TrainData { train: &data, val: &data, features_config: &config, provenance };
+    train(&train_data, &model, &Device::Cpu, Some(dir), false, &Quiet).unwrap();
+}
+
+const KERAS_MODEL: &str = r#"
+import os, sys
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import train_eval
+model = train_eval.build_model()
+model.save(os.path.join(sys.argv[2], "model.keras"))
+np.savez(os.path.join(sys.argv[2], "norm.npz"), mean=np.zeros(40, np.float32), std=np.ones(40, np.float32))
+"#;
+
+fn http_predict(addr: std::net::SocketAddr, body: &[u8]) -> (u16, Duration) {
+    let t0 = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST /v1/predict HTTP/1.1\r\nHost: bench\r\nConnection: close\r\nContent-Type: audio/wav\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let status = String::from_utf8_lossy(&response[..12.min(response.len())])
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, t0.elapsed())
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let ravdess = env_path("RAVDESS_DIR", &root.join("data/raw/ravdess"));
+    let peer = env_path("PEER_DIR", &root.join("../shared/peer"));
+    let python = env_path("PEER_PYTHON", Path::new("/tmp/peer-venv/bin/python"));
+    let n_clips = env_usize("BENCH_CLIPS", 50);
+    let n_requests = env_usize("BENCH_REQUESTS", 2000);
+    let all = clips(&ravdess);
+    assert!(!all.is_empty(), "{}: no Actor_*/*.wav; run make data", ravdess.display());
+    let paths: Vec<PathBuf> = all.iter().take(n_clips).cloned().collect();
+    let work = tempfile::tempdir().unwrap();
+    let ckpt = work.path().join("ser");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    checkpoint(&all, &ckpt);
+    let classifier = Arc::new(Classifier::load(&ckpt, &Device::Cpu).unwrap());
+    let mut report = serde_json::json!({"bench": "infer", "clips": paths.len(), "cores": std::thread::available_parallelism().map_or(1, |n| n.get())});
+
+    // Batch throughput, all cores: files read, decoded and classified with predict_many.
+    let t0 = Instant::now();
+    let audio: Vec<(Vec<f32>, u32)> = paths
+        .iter()
+        .map(|p| {
+            let a = decode_wav(&std::fs::read(p).unwrap(), 600.0).unwrap();
+            (a.samples, a.sample_rate)
+        })
+        .collect();
+    let refs: Vec<(&[f32], u32)> = audio.iter().map(|(s, r)| (s.as_slice(), *r)).collect();
+    let results = classifier.predict_many(&refs);
+    assert!(results.iter().all(|r| r.is_ok()));
+    let batch_s = t0.elapsed().as_secs_f64();
+    report["ser_batch_clips_per_s"] = round(paths.len() as f64 / batch_s, 1).into();
+
+    // Real-time factor of the windowed timeline over the clips end to end (~3.5 s each).
+    let (mut long, rate) = (Vec::new(), audio[0].1);
+    for (s, r) in &audio {
+        if *r == rate {
+            long.extend_from_slice(s);
+        }
+    }
+    let config = TimelineConfig::for_classifier(&classifier);
+    let t0 = Instant::now();
+    let segments = timeline(&classifier, &long, rate, &config).unwrap();
+    let timeline_s = t0.elapsed().as_secs_f64();
+    let audio_s = long.len() as f64 / rate as f64;
+    report["timeline_audio_s"] = round(audio_s, 1).into();
+    report["timeline_windows"] = segments.len().into();
+    report["timeline_real_time_factor"] = round(timeline_s / audio_s, 4).into();
+
+    // HTTP load test on loopback, all cores.
+    let server_config =
+        ServeConfig { max_concurrent: report["cores"].as_u64().unwrap() as usize, ..ServeConfig::defaults() };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready, addr_rx) = std::sync::mpsc::channel();
+    let server_classifier = classifier.clone();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ready.send(listener.local_addr().unwrap()).unwrap();
+            serve(listener, server_classifier, server_config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+    let addr = addr_rx.recv().unwrap();
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(paths.iter().take(16).map(|p| std::fs::read(p).unwrap()).collect());
+    let t0 = Instant::now();
+    let clients: Vec<_> = (0..16)
+        .map(|c| {
+            let bodies = bodies.clone();
+            std::thread::spawn(move || {
+                (0..n_requests / 16).map(|i| http_predict(addr, &bodies[(c + i) % bodies.len()])).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Duration)> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    let load_s = t0.elapsed().as_secs_f64();
+    let _ = stop.send(());
+    server.join().unwrap();
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let latencies: Vec<f64> = answers.iter().map(|(_, d)| d.as_secs_f64() * 1000.0).collect();
+    report["http_requests"] = answers.len().into();
+    report["http_ok"] = ok.into();
+    report["http_concurrency"] = 16.into();
+    report["http_requests_per_s"] = round(answers.len() as f64 / load_s, 1).into();
+    report["http_ms_p50"] = round(quantile(latencies.clone(), 0.5), 1).into();
+    report["http_ms_p99"] = round(quantile(latencies, 0.99), 1).into();
+
+    // One clip end to end on one core; the Python child inherits the pinning.
+    pin_to_cpu0();
+    let _ = classifier.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap(); // warm-up
+    let mut single = Vec::new();
+    for _ in 0..3 {
+        for p in &paths {
+            let t0 = Instant::now();
+            let bytes = std::fs::read(p).unwrap();
+            classifier.predict_wav(&bytes).unwrap();
+            single.push(t0.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let ser_median = quantile(single.clone(), 0.5);
+    report["ser_clip_ms_median"] = round(ser_median, 2).into();
+    report["ser_clip_ms_p90"] = round(quantile(single.clone(), 0.9), 2).into();
+    report["ser_clip_ms_p99"] = round(quantile(single, 0.99), 2).into();
+
+    let has_keras =
+        Command::new(&python).args(["-c", "import tensorflow, librosa"]).output().is_ok_and(|o| o.status.success());
+    if has_keras {
+        let keras_dir = work.path().join("keras");
+        std::fs::create_dir_all(&keras_dir).unwrap();
+        let made = Command::new(&python).args(["-c", KERAS_MODEL]).arg(&peer).arg(&keras_dir).status().unwrap();
+        assert!(made.success(), "building the Keras reference model failed");
+        let output = Command::new(&python)
+            .current_dir(&peer)
+            .env("TF_NUM_INTRAOP_THREADS", "1")
+            .env("TF_NUM_INTEROP_THREADS", "1")
+            .arg(peer.join("infer_bench.py"))
+            .arg(&keras_dir)
+            .arg(&ravdess)
+            .arg(paths.len().to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line =
+            stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
+                panic!("infer_bench.py printed no JSON: {}", String::from_utf8_lossy(&output.stderr))
+            });
+        let peer_report: serde_json::Value = serde_json::from_str(line).unwrap();
+        let peer_median = peer_report["clip_ms_median"].as_f64().unwrap();
+        report["reference"] = peer_report;
+        report["clip_median_ratio_reference_over_ser"] = round(peer_median / ser_median, 1).into();
+    } else {
+        report["reference"] =
+            format!("skipped: {} lacks tensorflow/librosa (see ../shared/peer/README.md)", python.display()).into();
+    }
+    println!("{report}");
+    let out = root.join("artifacts/bench/infer.json");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, format!("{}\n", serde_json::to_string_pretty(&report).unwrap())).unwrap();
+}
