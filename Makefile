@@ -13,9 +13,11 @@ SPLITS := data/features/$(P)/splits.parquet
 MODEL := artifacts/$(P)/model
 PRED := artifacts/$(P)/predictions/predictions.parquet
 EVAL := artifacts/$(P)/eval
+TUNE := artifacts/$(P)/tune
+JOBS ?= 1
 
 .DELETE_ON_ERROR:
-.PHONY: help build test demo ravdess features split train predict eval data clean bench bench-features bench-train bench-infer FORCE
+.PHONY: help build test demo ravdess features split tune train predict eval data clean bench bench-features bench-train bench-infer FORCE
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -63,6 +65,12 @@ $(FEAT): pipelines/$(P)/features.yaml $(BIN)/ser-features $(RAW_DEP)
 split: $(SPLITS) ## assign clips to train/val/test
 $(SPLITS): pipelines/$(P)/split.yaml $(FEAT) $(BIN)/ser-features
 	$(BIN)/ser-features split --config $< --features $(FEAT) --out $@
+
+tune: $(TUNE)/best.yaml ## random search (pipelines/P/tune.yaml over model.yaml); JOBS=N trials at once
+# Finished trials are kept in $(TUNE)/trials/: an interrupted search resumes where it stopped.
+$(TUNE)/best.yaml: pipelines/$(P)/tune.yaml pipelines/$(P)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-tune
+	$(BIN)/ser-tune run --config $< --base pipelines/$(P)/model.yaml --features $(FEAT) --splits $(SPLITS) \
+	  --out $(TUNE) --jobs $(JOBS)
 
 train: $(MODEL)/model.json ## train the network (checkpoint in artifacts/P/model)
 $(MODEL)/model.safetensors $(MODEL)/model.json &: pipelines/$(P)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model

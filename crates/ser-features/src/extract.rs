@@ -64,6 +64,44 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
+    /// `i/n`, or `env`: the shard of a scheduler's array task, from `SLURM_ARRAY_TASK_ID`
+    /// (minus `SLURM_ARRAY_TASK_MIN`) of `SLURM_ARRAY_TASK_COUNT`, or from Kubernetes'
+    /// `JOB_COMPLETION_INDEX` of `SHARD_COUNT`.
+    pub fn parse_or_env(text: &str) -> Result<Shard> {
+        if text != "env" {
+            return Shard::parse(text);
+        }
+        Shard::from_env(|name| std::env::var(name).ok())
+    }
+
+    /// The array task's shard, reading variables through `var`.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Shard> {
+        let number = |name: &str, text: String| {
+            text.trim().parse::<u32>().map_err(|_| Error::Config(format!("{name}=`{text}` is not a number")))
+        };
+        let (index, count) = if let Some(id) = var("SLURM_ARRAY_TASK_ID") {
+            let min = var("SLURM_ARRAY_TASK_MIN").unwrap_or_else(|| "0".into());
+            let count = var("SLURM_ARRAY_TASK_COUNT")
+                .ok_or_else(|| Error::Config("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not".into()))?;
+            let (id, min) = (number("SLURM_ARRAY_TASK_ID", id)?, number("SLURM_ARRAY_TASK_MIN", min)?);
+            (
+                id.checked_sub(min)
+                    .ok_or_else(|| Error::Config("SLURM_ARRAY_TASK_ID < SLURM_ARRAY_TASK_MIN".into()))?,
+                number("SLURM_ARRAY_TASK_COUNT", count)?,
+            )
+        } else if let Some(index) = var("JOB_COMPLETION_INDEX") {
+            let count = var("SHARD_COUNT").ok_or_else(|| {
+                Error::Config("JOB_COMPLETION_INDEX is set; also set SHARD_COUNT to the job's completions".into())
+            })?;
+            (number("JOB_COMPLETION_INDEX", index)?, number("SHARD_COUNT", count)?)
+        } else {
+            return Err(Error::Config(
+                "--shard env: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set".into(),
+            ));
+        };
+        Shard::parse(&format!("{index}/{count}"))
+    }
+
     /// A stable assignment: the same clip id lands in the same shard on every machine.
     pub fn contains(&self, clip_id: &str) -> bool {
         let digest = Sha256::digest(clip_id.as_bytes());

@@ -221,24 +221,7 @@ impl Reporter for BarReporter {
 }
 
 fn parse_shard(text: &str) -> anyhow::Result<Shard> {
-    if text != "env" {
-        return Ok(Shard::parse(text)?);
-    }
-    let var = |name: &str| std::env::var(name).ok();
-    let (index, count) = if let Some(id) = var("SLURM_ARRAY_TASK_ID") {
-        let min = var("SLURM_ARRAY_TASK_MIN").unwrap_or_else(|| "0".into());
-        let count =
-            var("SLURM_ARRAY_TASK_COUNT").context("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")?;
-        let index = id.parse::<u32>()? - min.parse::<u32>()?;
-        (index.to_string(), count)
-    } else if let Some(index) = var("JOB_COMPLETION_INDEX") {
-        let count =
-            var("SHARD_COUNT").context("JOB_COMPLETION_INDEX is set; also set SHARD_COUNT to the job's completions")?;
-        (index, count)
-    } else {
-        bail!("--shard env: neither SLURM_ARRAY_TASK_ID nor JOB_COMPLETION_INDEX is set");
-    };
-    Ok(Shard::parse(&format!("{index}/{count}"))?)
+    Ok(Shard::parse_or_env(text)?)
 }
 
 fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {

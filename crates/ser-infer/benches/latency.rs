@@ -25,7 +25,7 @@ use ser_features::dsp::Analyzer;
 use ser_infer::server::{ServeConfig, serve};
 use ser_infer::{Classifier, TimelineConfig, timeline};
 use ser_model::checkpoint::DataProvenance;
-use ser_model::config::{ModelConfig, Monitor, StoppingPart};
+use ser_model::config::ModelConfig;
 use ser_model::data::Dataset;
 use ser_model::train::{Quiet, TrainData, train};
 
@@ -88,29 +88,7 @@ fn checkpoint(paths: &[PathBuf], dir: &Path) {
     let n = labels.len();
     let data =
         Dataset { clip_ids: (0..n).map(|i| i.to_string()).collect(), labels, n_frames: 174, n_coeffs: 40, features };
-    let model = ModelConfig {
-        conv1_filters: 64,
-        conv1_kernel: 5,
-        conv2_filters: 128,
-        conv2_kernel: 3,
-        lstm1_units: 64,
-        lstm2_units: 32,
-        dense_units: 128,
-        dropout_conv: 0.3,
-        dropout_lstm: 0.4,
-        dropout_dense: 0.5,
-        learning_rate: 0.001,
-        batch_size: 16,
-        max_epochs: 1,
-        patience: 20,
-        monitor: Monitor::ValAccuracy,
-        lr_patience: 5,
-        lr_factor: 0.5,
-        min_lr: 1e-5,
-        class_weights: false,
-        early_stopping_on: StoppingPart::Val,
-        seed: 42,
-    };
+    let model = ModelConfig { max_epochs: 1, seed: 42, ..ModelConfig::reference() };
     let provenance = DataProvenance {
         features_path: "bench".into(),
         features_sha256: String::new(),

@@ -1,0 +1,213 @@
+//! `ser-tune`: seeded random search over ser-model's hyperparameters.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use candle_core::Device;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ser_features::extract::Shard;
+use ser_features::split::SplitPart;
+use ser_model::checkpoint::{DataProvenance, sha256_file};
+use ser_model::data;
+use ser_tune::trials::{SearchData, SearchOptions};
+use ser_tune::{TuneConfig, merge, run_search};
+
+const EXAMPLES: &str = "\
+Examples:
+  ser-tune run --config pipelines/ravdess/tune.yaml --base pipelines/ravdess/model.yaml \\
+      --features data/features/ravdess/features.parquet --splits data/features/ravdess/splits.parquet \\
+      --out artifacts/ravdess/tune --jobs 2
+  # the same search split over 8 array tasks (Slurm: sbatch --array=0-7; Kubernetes: an indexed Job
+  # with completions 8 and SHARD_COUNT=8), then one merge:
+  ser-tune run ... --out artifacts/ravdess/tune --shard env
+  ser-tune merge --out artifacts/ravdess/tune artifacts/ravdess/tune
+  ser-model train --config artifacts/ravdess/tune/best.yaml ...   # the final model
+
+A killed search loses at most the trials in flight: run the same command again and it skips
+every finished trial. Exit status: 0 success, 1 failure, 2 usage error.";
+
+/// Seeded random hyperparameter search that loses no finished trial.
+#[derive(Debug, Parser)]
+#[command(version, about, after_long_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct LogArgs {
+    /// More log output (-v info for libraries, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run (or resume) the trials; without --shard, also write trials.csv and best.yaml.
+    Run(RunArgs),
+    /// Join the trials of one or more search directories (shards) into trials.csv and best.yaml.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The search space and budgets (tune.yaml).
+    #[arg(long)]
+    config: PathBuf,
+    /// The model.yaml every trial starts from.
+    #[arg(long)]
+    base: PathBuf,
+    #[arg(long)]
+    features: PathBuf,
+    #[arg(long)]
+    splits: PathBuf,
+    /// The fold of a k-fold split file.
+    #[arg(long, default_value_t = 0)]
+    fold: u32,
+    /// The search directory: trials/, search.json, trials.csv, best.yaml.
+    #[arg(long)]
+    out: PathBuf,
+    /// Trials trained at once on this machine; the cores are divided between them.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only trials whose id modulo n is i (`i/n`), or `env` for a Slurm array task or a
+    /// Kubernetes indexed Job (SLURM_ARRAY_TASK_ID/COUNT, or JOB_COMPLETION_INDEX + SHARD_COUNT).
+    #[arg(long)]
+    shard: Option<String>,
+    /// Where to train: cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Where trials.csv, best.yaml and best.json go.
+    #[arg(long)]
+    out: PathBuf,
+    /// Search directories to join (each holds trials/).
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(log: &LogArgs) {
+    let default = if log.quiet {
+        "error"
+    } else {
+        match log.verbose {
+            0 => "warn,ser_tune=info",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run_run(args),
+        Command::Merge(args) => run_merge(args),
+    }
+}
+
+fn print_summary(summary: &ser_tune::trials::MergeSummary, out: &std::path::Path) {
+    println!(
+        "{}",
+        serde_json::json!({
+            "trials": summary.trials,
+            "done": summary.done,
+            "failed": summary.failed,
+            "best_trial": summary.best.as_ref().map(|b| b.trial),
+            "best_objective": summary.best.as_ref().and_then(|b| b.objective),
+            "best_params": summary.best.as_ref().map(|b| &b.params),
+            "table": out.join("trials.csv"),
+            "best_yaml": summary.best.as_ref().map(|_| out.join("best.yaml")),
+        })
+    );
+}
+
+fn run_run(args: RunArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
+    let tune = TuneConfig::from_yaml(&args.config, &text)?;
+    let base = ser_model::read_model_config(&args.base).context("reading the base model config")?;
+    if base.early_stopping_on != ser_model::config::StoppingPart::Val {
+        bail!(
+            "{}: early_stopping_on must be val for a search: trials are compared on the val part",
+            args.base.display()
+        );
+    }
+    if let Err(m) = tune.trial_config(&base, 0) {
+        bail!("{}: {m}", args.config.display());
+    }
+    let shard = args.shard.as_deref().map(Shard::parse_or_env).transpose()?;
+    let device = match args.device {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Cuda => {
+            if !candle_core::utils::cuda_is_available() {
+                bail!("--device cuda: this binary was built without CUDA; rebuild with `--features cuda`");
+            }
+            Device::new_cuda(0).context("opening CUDA device 0")?
+        }
+    };
+    let table = ser_features::io::read_feature_table(&args.features).context("reading the feature table")?;
+    let splits = ser_features::io::read_splits(&args.splits).context("reading the split file")?;
+    let train = data::part(&table, &splits, args.fold, SplitPart::Train)?;
+    let val = data::part(&table, &splits, args.fold, SplitPart::Val)?;
+    let test_len = data::part(&table, &splits, args.fold, SplitPart::Test).map(|d| d.len()).unwrap_or(0);
+    let provenance = DataProvenance {
+        features_path: args.features.display().to_string(),
+        features_sha256: sha256_file(&args.features)?,
+        splits_path: args.splits.display().to_string(),
+        splits_sha256: sha256_file(&args.splits)?,
+        split_config: splits.config_json.clone(),
+        fold: args.fold,
+        n_train: train.len(),
+        n_val: val.len(),
+        n_test: test_len,
+    };
+    let data = SearchData { train: &train, val: &val, features_config: &table.config, provenance };
+    let options = SearchOptions { out_dir: &args.out, jobs: args.jobs, shard, device };
+    run_search(&tune, &base, &data, &options).with_context(|| format!("searching into {}", args.out.display()))?;
+    if shard.is_none() {
+        let summary = merge(std::slice::from_ref(&args.out), &args.out)?;
+        print_summary(&summary, &args.out);
+    } else {
+        println!("{}", serde_json::json!({"out": args.out, "shard": args.shard}));
+    }
+    Ok(())
+}
+
+fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
+    let summary = merge(&args.dirs, &args.out)?;
+    if summary.best.is_none() {
+        eprintln!("warning: no finished trial among {} records: no best.yaml", summary.trials);
+    }
+    print_summary(&summary, &args.out);
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! `tune.yaml`: the search space and budgets, and drawing trial `i`'s parameters.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use ser_model::config::ModelConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// One searched parameter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Param {
+    /// One of the listed values, uniformly.
+    Choice(Vec<serde_yaml::Value>),
+    Range(Range),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Range {
+    /// A float uniformly in [low, high].
+    Uniform([f64; 2]),
+    /// A float whose log is uniform in [ln low, ln high].
+    LogUniform([f64; 2]),
+    /// An integer uniformly in [low, high], both included.
+    Int([i64; 2]),
+}
+
+/// What the search maximises, measured on the split's val part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    ValAccuracy,
+    ValMacroF1,
+    ValUar,
+}
+
+impl Objective {
+    pub fn key(self) -> &'static str {
+        match self {
+            Objective::ValAccuracy => "val_accuracy",
+            Objective::ValMacroF1 => "val_macro_f1",
+            Objective::ValUar => "val_uar",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TuneConfig {
+    /// Trial i's parameters depend on (seed, i) only.
+    pub seed: u64,
+    /// Trials 0..trials.
+    pub trials: u32,
+    pub objective: Objective,
+    /// Start no new trial after this many seconds (null = no limit).
+    pub time_budget_s: Option<f64>,
+    /// `model.yaml` keys every trial shares (e.g. a shorter `max_epochs`), over the base config.
+    #[serde(default)]
+    pub fixed: BTreeMap<String, serde_yaml::Value>,
+    /// The searched `model.yaml` keys.
+    pub space: BTreeMap<String, Param>,
+}
+
+impl TuneConfig {
+    pub fn from_yaml(path: &Path, text: &str) -> Result<TuneConfig> {
+        let config: TuneConfig =
+            serde_yaml::from_str(text).map_err(|e| Error::File { path: path.to_path_buf(), message: e.to_string() })?;
+        config.validate().map_err(|message| Error::File { path: path.to_path_buf(), message })?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.trials == 0 {
+            return Err("trials must be at least 1".into());
+        }
+        let known = model_keys(&ModelConfig::reference());
+        for key in self.space.keys().chain(self.fixed.keys()) {
+            if !known.contains(key) {
+                return Err(format!("`{key}` is not a model.yaml key (known: {})", known.join(", ")));
+            }
+        }
+        for (key, param) in &self.space {
+            let bad = match param {
+                Param::Choice(values) => values.is_empty().then(|| "an empty list of choices".to_string()),
+                Param::Range(Range::Uniform([lo, hi])) => {
+                    (!(lo.is_finite() && hi.is_finite() && lo <= hi)).then(|| format!("uniform [{lo}, {hi}]"))
+                }
+                Param::Range(Range::LogUniform([lo, hi])) => {
+                    (!(0.0 < *lo && lo <= hi)).then(|| format!("log_uniform [{lo}, {hi}] (needs 0 < low <= high)"))
+                }
+                Param::Range(Range::Int([lo, hi])) => (lo > hi).then(|| format!("int [{lo}, {hi}]")),
+            };
+            if let Some(bad) = bad {
+                return Err(format!("space.{key}: {bad}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Trial `trial`'s drawn values, keys in sorted order.
+    pub fn draw(&self, trial: u32) -> BTreeMap<String, serde_yaml::Value> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(trial as u64);
+        self.space
+            .iter()
+            .map(|(key, param)| {
+                let value = match param {
+                    Param::Choice(values) => values[rng.random_range(0..values.len())].clone(),
+                    Param::Range(Range::Uniform([lo, hi])) => {
+                        serde_yaml::Value::from(lo + (hi - lo) * rng.random::<f64>())
+                    }
+                    Param::Range(Range::LogUniform([lo, hi])) => {
+                        serde_yaml::Value::from((lo.ln() + (hi.ln() - lo.ln()) * rng.random::<f64>()).exp())
+                    }
+                    Param::Range(Range::Int([lo, hi])) => serde_yaml::Value::from(rng.random_range(*lo..=*hi)),
+                };
+                (key.clone(), value)
+            })
+            .collect()
+    }
+
+    /// The model config of trial `trial`: base, then `fixed`, then the drawn values.
+    pub fn trial_config(
+        &self,
+        base: &ModelConfig,
+        trial: u32,
+    ) -> Result<(ModelConfig, BTreeMap<String, serde_yaml::Value>)> {
+        let drawn = self.draw(trial);
+        let mut map: BTreeMap<String, serde_yaml::Value> =
+            serde_yaml::from_value(serde_yaml::to_value(base).expect("ModelConfig serialises")).expect("a mapping");
+        for (k, v) in self.fixed.iter().chain(drawn.iter()) {
+            map.insert(k.clone(), v.clone());
+        }
+        let text = serde_yaml::to_string(&map).expect("a mapping serialises");
+        let config = ModelConfig::from_yaml(&text).map_err(|e| {
+            Error::Config(format!("trial {trial}: parameters {drawn:?} do not make a valid model.yaml: {e}"))
+        })?;
+        Ok((config, drawn))
+    }
+}
+
+fn model_keys(config: &ModelConfig) -> Vec<String> {
+    match serde_yaml::to_value(config).expect("ModelConfig serialises") {
+        serde_yaml::Value::Mapping(m) => m.keys().filter_map(|k| k.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    }
+}
