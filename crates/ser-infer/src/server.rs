@@ -52,7 +52,7 @@ impl ServeConfig {
 struct AppState {
     classifier: Arc<Classifier>,
     config: ServeConfig,
-    permits: Semaphore,
+    permits: Arc<Semaphore>,
 }
 
 struct ApiError(StatusCode, String);
@@ -84,14 +84,19 @@ async fn classify<T: Send + 'static>(
     work: impl FnOnce(&Classifier) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.timeout;
-    let permit = tokio::time::timeout_at(deadline, state.permits.acquire())
+    let permit = tokio::time::timeout_at(deadline, state.permits.clone().acquire_owned())
         .await
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is busy; retry later".into()))?
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()))?;
     let classifier = state.classifier.clone();
-    let task = tokio::task::spawn_blocking(move || work(&classifier));
+    // The permit goes with the work: a request that timed out still holds its slot until its
+    // classification really ends, so the limit holds.
+    let task = tokio::task::spawn_blocking(move || {
+        let result = work(&classifier);
+        drop(permit);
+        result
+    });
     let result = tokio::time::timeout_at(deadline, task).await;
-    drop(permit);
     match result {
         Err(_) => Err(ApiError(
             StatusCode::GATEWAY_TIMEOUT,
@@ -242,7 +247,7 @@ async fn not_found() -> ApiError {
 pub fn router(classifier: Arc<Classifier>, config: ServeConfig) -> Router {
     let state = Arc::new(AppState {
         classifier,
-        permits: Semaphore::new(config.max_concurrent.max(1)),
+        permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
         config: config.clone(),
     });
     Router::new()
