@@ -298,18 +298,13 @@ fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n']) { format!("\"{}\"", text.replace('"', "\"\"")) } else { text.to_string() }
 }
 
+/// Files decoded and classified at once by `predict`.
+const PREDICT_CHUNK: usize = 64;
+
 fn run_predict(args: PredictArgs) -> anyhow::Result<bool> {
     let classifier = args.model.load()?;
     let files = expand_inputs(&args.inputs)?;
     let labels = classifier.labels().to_vec();
-    // Read and decode in parallel; a bad file keeps its error.
-    let audio: Vec<anyhow::Result<(Vec<f32>, u32)>> = {
-        use rayon::prelude::*;
-        files.par_iter().map(|p| read_audio(p, args.max_duration)).collect()
-    };
-    let clips: Vec<(&[f32], u32)> =
-        audio.iter().filter_map(|a| a.as_ref().ok()).map(|(s, r)| (s.as_slice(), *r)).collect();
-    let mut predictions = classifier.predict_many(&clips).into_iter();
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Csv => writeln!(
@@ -321,43 +316,62 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<bool> {
         Format::Jsonl => {}
     }
     let mut failed = 0;
-    for (path, audio) in files.iter().zip(&audio) {
-        let result: anyhow::Result<Prediction> = match audio {
-            Err(e) => Err(anyhow::anyhow!("{e:#}")),
-            Ok(_) => predictions
-                .next()
-                .expect("one prediction per decoded clip")
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+    // A chunk at a time, so memory stays bounded however many files come; within a chunk, files
+    // are read and decoded in parallel and classified in one batch. A bad file keeps its error.
+    for (chunk_idx, chunk) in files.chunks(PREDICT_CHUNK).enumerate() {
+        if files.len() > PREDICT_CHUNK {
+            tracing::info!(
+                "files {}..{} of {}",
+                chunk_idx * PREDICT_CHUNK + 1,
+                chunk_idx * PREDICT_CHUNK + chunk.len(),
+                files.len()
+            );
+        }
+        let audio: Vec<anyhow::Result<(Vec<f32>, u32)>> = {
+            use rayon::prelude::*;
+            chunk.par_iter().map(|p| read_audio(p, args.max_duration)).collect()
         };
-        let shown = path.display().to_string();
-        match result {
-            Ok(p) => match args.format {
-                Format::Table => writeln!(out, "{shown:<50} {:<10} {:>10.3}", p.label, p.confidence)?,
-                Format::Csv => writeln!(
-                    out,
-                    "{},{},{:.6},{}",
-                    csv_field(&shown),
-                    p.label,
-                    p.confidence,
-                    p.probabilities.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(",")
-                )?,
-                Format::Jsonl => {
-                    let probabilities: serde_json::Map<String, serde_json::Value> =
-                        labels.iter().zip(&p.probabilities).map(|(l, v)| (l.clone(), (*v as f64).into())).collect();
-                    let line = serde_json::json!({"path": shown, "label": p.label, "confidence": p.confidence, "probabilities": probabilities});
-                    writeln!(out, "{line}")?;
-                }
-            },
-            Err(e) => {
-                failed += 1;
-                eprintln!("error: {e:#}");
-                if args.format == Format::Jsonl {
-                    writeln!(out, "{}", serde_json::json!({"path": shown, "error": format!("{e:#}")}))?;
+        let clips: Vec<(&[f32], u32)> =
+            audio.iter().filter_map(|a| a.as_ref().ok()).map(|(s, r)| (s.as_slice(), *r)).collect();
+        let mut predictions = classifier.predict_many(&clips).into_iter();
+        for (path, audio) in chunk.iter().zip(&audio) {
+            let result: anyhow::Result<Prediction> = match audio {
+                Err(e) => Err(anyhow::anyhow!("{e:#}")),
+                Ok(_) => predictions
+                    .next()
+                    .expect("one prediction per decoded clip")
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+            };
+            let shown = path.display().to_string();
+            match result {
+                Ok(p) => match args.format {
+                    Format::Table => writeln!(out, "{shown:<50} {:<10} {:>10.3}", p.label, p.confidence)?,
+                    Format::Csv => writeln!(
+                        out,
+                        "{},{},{:.6},{}",
+                        csv_field(&shown),
+                        p.label,
+                        p.confidence,
+                        p.probabilities.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(",")
+                    )?,
+                    Format::Jsonl => {
+                        let probabilities: serde_json::Map<String, serde_json::Value> =
+                            labels.iter().zip(&p.probabilities).map(|(l, v)| (l.clone(), (*v as f64).into())).collect();
+                        let line = serde_json::json!({"path": shown, "label": p.label, "confidence": p.confidence, "probabilities": probabilities});
+                        writeln!(out, "{line}")?;
+                    }
+                },
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("error: {e:#}");
+                    if args.format == Format::Jsonl {
+                        writeln!(out, "{}", serde_json::json!({"path": shown, "error": format!("{e:#}")}))?;
+                    }
                 }
             }
         }
+        out.flush()?;
     }
-    out.flush()?;
     if failed > 0 {
         eprintln!("{failed} of {} inputs failed; the others are above", files.len());
     }
