@@ -155,8 +155,10 @@ pub fn run_search(
 ) -> Result<Vec<TrialRecord>> {
     let out = options.out_dir;
     std::fs::create_dir_all(out.join("trials")).map_err(|e| Error::io(out, e))?;
+    // The number of trials and the time budget may change between runs: trial i's draw does not
+    // depend on them, so a search can be extended or given more time.
     let key = SearchKey {
-        tune: tune.clone(),
+        tune: TuneConfig { trials: 1, time_budget_s: None, ..tune.clone() },
         base: base.clone(),
         features_sha256: data.provenance.features_sha256.clone(),
         splits_sha256: data.provenance.splits_sha256.clone(),
@@ -170,8 +172,8 @@ pub fn run_search(
         if existing != key {
             return Err(Error::File {
                 path: key_path,
-                message: "this directory holds trials of another search (tune.yaml, base model.yaml or data differ); \
-                          use another --out, or delete it to start over"
+                message: "this directory holds trials of another search (seed, objective, space, fixed keys, base model.yaml \
+                          or data differ); use another --out, or delete it to start over"
                     .into(),
             });
         }

@@ -177,6 +177,15 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
     assert_eq!(sharded, results(&out), "same seed, same data: the same trial results, sharded or not");
     assert_eq!(std::fs::read_to_string(corpus.root.join("merged/best.yaml")).unwrap(), best);
 
+    // More trials extend the same search: only the new ones run.
+    let tune_yaml = std::fs::read_to_string(corpus.path("tune.yaml")).unwrap();
+    std::fs::write(corpus.path("tune.yaml"), tune_yaml.replace("trials: 6", "trials: 7")).unwrap();
+    let summary = run(bin, &corpus.args("tune").iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    assert_eq!(summary["trials"], 7);
+    for (name, text) in &after {
+        assert_eq!(&trial_files(&out)[name], text, "{name} was not run again");
+    }
+
     // Another search in the same directory is refused.
     std::fs::write(
         corpus.path("tune.yaml"),
