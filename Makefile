@@ -84,7 +84,7 @@ eval: $(EVAL)/metrics.json ## metrics, confusion matrix, curves and report of th
 # metrics.json is written last: its presence means the whole report is there.
 $(EVAL)/metrics.json: pipelines/$(P)/eval.yaml $(PRED) $(MODEL)/model.json $(BIN)/ser-eval
 	$(BIN)/ser-eval report --config $< --predictions $(PRED) --checkpoint $(MODEL) --out $(EVAL) \
-	  --title "Speech emotion recognition: pipeline $(P), test part"
+	  --title "Speech emotion recognition: pipeline $(P), test part" --summary artifacts/$(P)/summary.json --pipeline $(P)
 
 bench: bench-features bench-train bench-infer ## all side-by-side benchmarks against the Python reference
 

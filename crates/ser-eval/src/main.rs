@@ -75,6 +75,12 @@ struct ReportArgs {
     /// The directory to write.
     #[arg(long)]
     out: PathBuf,
+    /// Also write the headline figures and provenance to this summary.json (with --pipeline).
+    #[arg(long, requires = "pipeline")]
+    summary: Option<PathBuf>,
+    /// The pipeline's name, recorded in the summary.
+    #[arg(long)]
+    pipeline: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +180,10 @@ fn run_report(args: ReportArgs) -> anyhow::Result<()> {
             a.min * 100.0,
             a.max * 100.0
         );
+    }
+    if let Some(path) = &args.summary {
+        let value = ser_eval::report::summary(&outcome.metrics, args.pipeline.as_deref().unwrap_or(""));
+        ser_eval::io::write_json(path, &value)?;
     }
     if let Some(why) = &outcome.pictures_skipped {
         eprintln!("warning: pictures skipped: {why}");

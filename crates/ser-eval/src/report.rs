@@ -442,6 +442,39 @@ fn blocks(file: &MetricsFile, pictures: Vec<Block>, config: &EvalConfig) -> Vec<
     out
 }
 
+/// `summary.json`: a pipeline's headline figures in one small flat file, for dashboards and
+/// for comparing pipelines at a glance.
+pub fn summary(file: &MetricsFile, pipeline: &str) -> serde_json::Value {
+    let m = &file.metrics;
+    let model = file.provenance.model_json.as_ref();
+    let get = |key: &str| model.and_then(|v| v.get(key)).cloned().unwrap_or(serde_json::Value::Null);
+    let mut out = serde_json::json!({
+        "pipeline": pipeline,
+        "n": m.n,
+        "accuracy": m.accuracy,
+        "uar": m.uar,
+        "macro_f1": m.macro_f1,
+        "weighted_f1": m.weighted_f1,
+        "log_loss": m.log_loss,
+        "accuracy_ci": m.bootstrap.as_ref().map(|b| [b.accuracy.low, b.accuracy.high]),
+        "macro_f1_ci": m.bootstrap.as_ref().map(|b| [b.macro_f1.low, b.macro_f1.high]),
+        "classes_evaluated": m.classes_evaluated,
+        "predictions": file.provenance.predictions.iter().map(|p| serde_json::json!({"path": p.path, "sha256": p.sha256})).collect::<Vec<_>>(),
+        "model": {
+            "protocol": get("protocol"),
+            "seed": get("seed"),
+            "best_epoch": get("best_epoch"),
+            "features_config_hash": get("features_config_hash"),
+            "data": get("data"),
+        },
+        "writer": file.provenance.writer,
+    });
+    if let Some(across) = &file.across_runs {
+        out["across_runs"] = serde_json::to_value(across).expect("serialises");
+    }
+    out
+}
+
 /// Reads the inputs, writes every output into `out_dir`, and returns what it wrote.
 pub fn run_eval(inputs: &EvalInputs, config: &EvalConfig, out_dir: &Path) -> Result<EvalOutcome> {
     let mut tables = Vec::new();

@@ -55,10 +55,19 @@ fn report_with_checkpoint_files() {
         checkpoint.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+        "--summary",
+        dir.path().join("summary.json").to_str().unwrap(),
+        "--pipeline",
+        "fixture",
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("200 clips: accuracy"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["pipeline"], "fixture");
+    assert_eq!(summary["model"]["seed"], 42);
+    assert_eq!(summary["n"], 200);
 
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
