@@ -31,6 +31,33 @@ pub enum AudioError {
     Resample { from: u32, to: u32, message: String },
 }
 
+/// The sample rates audio may come in, in Hz.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1000..=384_000;
+
+/// Refuses sample rates outside [`SAMPLE_RATES`].
+pub fn check_sample_rate(sample_rate: u32) -> Result<(), AudioError> {
+    if SAMPLE_RATES.contains(&sample_rate) { Ok(()) } else { Err(AudioError::BadSampleRate(sample_rate)) }
+}
+
+/// Reads an audio file whole, refusing files far larger than `max_duration_s` of any supported
+/// WAV could explain (so a huge file fails before it fills memory). The message names no path:
+/// the caller does.
+pub fn read_audio_file(path: &std::path::Path, max_duration_s: f32) -> Result<Vec<u8>, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !metadata.is_file() {
+        return Err("not a regular file".into());
+    }
+    // The highest supported rate x 8 channels x 4 bytes is the most a second of audio can take.
+    let max_bytes = (max_duration_s as f64 * *SAMPLE_RATES.end() as f64 * 8.0 * 4.0) as u64 + (1 << 20);
+    if metadata.len() > max_bytes {
+        return Err(format!(
+            "{} bytes is more than max_duration_s ({max_duration_s} s) of any supported WAV",
+            metadata.len()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
+}
+
 /// Mono audio at a known sample rate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audio {
@@ -67,9 +94,7 @@ pub fn decode_wav(bytes: &[u8], max_duration_s: f32) -> Result<Audio, AudioError
     }
     let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(hound_error)?;
     let spec = reader.spec();
-    if !(1000..=384_000).contains(&spec.sample_rate) {
-        return Err(AudioError::BadSampleRate(spec.sample_rate));
-    }
+    check_sample_rate(spec.sample_rate)?;
     let n_channels = spec.channels as usize;
     if n_channels == 0 {
         return Err(AudioError::Unsupported("zero channels".into()));

@@ -89,7 +89,7 @@ impl FeaturesConfig {
     /// Checks the values against each other; the message names the offending key.
     pub fn validate(&self) -> Result<()> {
         let fail = |msg: String| Err(Error::Config(msg));
-        if !(1000..=384_000).contains(&self.sample_rate) {
+        if !crate::audio::SAMPLE_RATES.contains(&self.sample_rate) {
             return fail(format!("sample_rate: {} Hz is outside 1000..=384000", self.sample_rate));
         }
         if self.n_fft < 16 || self.n_fft > 65_536 {

@@ -205,23 +205,6 @@ pub fn extract_clip(
     })
 }
 
-/// Reads a clip's file, refusing files far larger than `max_duration_s` could explain.
-fn read_clip(clip: &ClipInput, max_duration_s: f32) -> std::result::Result<Vec<u8>, String> {
-    let metadata = std::fs::metadata(&clip.path).map_err(|e| format!("cannot read: {e}"))?;
-    if !metadata.is_file() {
-        return Err("not a regular file".into());
-    }
-    // 384 kHz x 8 channels x 4 bytes is the most a second of supported audio can take.
-    let max_bytes = (max_duration_s as f64 * 384_000.0 * 8.0 * 4.0) as u64 + (1 << 20);
-    if metadata.len() > max_bytes {
-        return Err(format!(
-            "{} bytes is more than max_duration_s ({max_duration_s} s) of any supported WAV",
-            metadata.len()
-        ));
-    }
-    std::fs::read(&clip.path).map_err(|e| format!("cannot read: {e}"))
-}
-
 /// Progress of a long step, drawn by the binary.
 pub trait Reporter: Sync {
     fn on_start(&self, total: usize);
@@ -272,7 +255,7 @@ pub fn extract_to_table(
         let results: Vec<std::result::Result<FeatureRow, String>> = chunk
             .par_iter()
             .map(|clip| {
-                let bytes = read_clip(clip, config.max_duration_s)?;
+                let bytes = crate::audio::read_audio_file(&clip.path, config.max_duration_s)?;
                 extract_clip(&bytes, clip, analyzer).map_err(|e| e.to_string())
             })
             .collect();

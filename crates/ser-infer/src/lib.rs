@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use rayon::prelude::*;
 use ser_features::FeaturesConfig;
-use ser_features::audio::{AudioError, decode_wav, resample};
+use ser_features::audio::{AudioError, check_sample_rate, decode_wav, resample};
 use ser_features::dsp::Analyzer;
 use ser_model::checkpoint::{Checkpoint, ModelJson};
 use ser_model::data::Dataset;
@@ -60,6 +60,13 @@ pub struct Prediction {
 }
 
 impl Prediction {
+    /// `{"label", "confidence", "probabilities": {emotion: p}}`, the JSON every interface writes.
+    pub fn to_json(&self, labels: &[String]) -> serde_json::Value {
+        let probabilities: serde_json::Map<String, serde_json::Value> =
+            labels.iter().zip(&self.probabilities).map(|(l, v)| (l.clone(), (*v as f64).into())).collect();
+        serde_json::json!({"label": self.label, "confidence": self.confidence as f64, "probabilities": probabilities})
+    }
+
     fn from_probabilities(labels: &[String], probabilities: Vec<f32>) -> Prediction {
         let best = probabilities.iter().enumerate().fold(0, |b, (i, v)| if *v > probabilities[b] { i } else { b });
         Prediction { label: labels[best].clone(), confidence: probabilities[best], probabilities }
@@ -117,9 +124,7 @@ impl Classifier {
     /// then the checkpoint's features (padded or cut to its frame count).
     pub fn features(&self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
         let config = self.features_config();
-        if !(1000..=384_000).contains(&sample_rate) {
-            return Err(AudioError::BadSampleRate(sample_rate).into());
-        }
+        check_sample_rate(sample_rate)?;
         if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
             return Err(AudioError::NonFinite { frame: i }.into());
         }

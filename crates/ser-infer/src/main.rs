@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ser_features::audio::decode_wav;
+use ser_features::audio::{decode_wav, read_audio_file};
 use ser_infer::stream::{RawEncoding, StreamFormat, stream};
 use ser_infer::{Classifier, DEFAULT_MAX_DURATION_S, Prediction, Segment, TimelineConfig, timeline};
 
@@ -96,15 +95,7 @@ struct ModelArgs {
 
 impl ModelArgs {
     fn load(&self) -> anyhow::Result<Classifier> {
-        let device = match self.device {
-            DeviceArg::Cpu => Device::Cpu,
-            DeviceArg::Cuda => {
-                if !candle_core::utils::cuda_is_available() {
-                    bail!("--device cuda: this binary was built without CUDA; rebuild with `--features cuda`");
-                }
-                Device::new_cuda(0).context("opening CUDA device 0")?
-            }
-        };
+        let device = ser_model::select_device(self.device == DeviceArg::Cuda)?;
         Classifier::load(&self.checkpoint, &device)
             .with_context(|| format!("loading checkpoint {}", self.checkpoint.display()))
     }
@@ -283,13 +274,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 fn read_audio(path: &Path, max_duration: f32) -> anyhow::Result<(Vec<f32>, u32)> {
-    let metadata = std::fs::metadata(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    // 384 kHz x 8 channels x 4 bytes is the most a second of supported audio can take.
-    let max_bytes = (max_duration as f64 * 384_000.0 * 8.0 * 4.0) as u64 + (1 << 20);
-    if metadata.len() > max_bytes {
-        bail!("{}: {} bytes is more than --max-duration {max_duration} s of any WAV", path.display(), metadata.len());
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let bytes = read_audio_file(path, max_duration).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let audio = decode_wav(&bytes, max_duration).with_context(|| path.display().to_string())?;
     Ok((audio.samples, audio.sample_rate))
 }
@@ -355,9 +340,8 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<bool> {
                         p.probabilities.iter().map(|v| format!("{v:.6}")).collect::<Vec<_>>().join(",")
                     )?,
                     Format::Jsonl => {
-                        let probabilities: serde_json::Map<String, serde_json::Value> =
-                            labels.iter().zip(&p.probabilities).map(|(l, v)| (l.clone(), (*v as f64).into())).collect();
-                        let line = serde_json::json!({"path": shown, "label": p.label, "confidence": p.confidence, "probabilities": probabilities});
+                        let mut line = p.to_json(&labels);
+                        line["path"] = shown.into();
                         writeln!(out, "{line}")?;
                     }
                 },
@@ -415,11 +399,9 @@ fn write_segment(
                 serde_json::json!({"path": path, "start_s": s.start_s, "end_s": s.end_s, "level_dbfs": s.level_dbfs});
             match &s.prediction {
                 Some(p) => {
-                    let probabilities: serde_json::Map<String, serde_json::Value> =
-                        labels.iter().zip(&p.probabilities).map(|(l, v)| (l.clone(), (*v as f64).into())).collect();
-                    line["label"] = p.label.clone().into();
-                    line["confidence"] = (p.confidence as f64).into();
-                    line["probabilities"] = probabilities.into();
+                    for (key, value) in p.to_json(labels).as_object().expect("an object") {
+                        line[key] = value.clone();
+                    }
                 }
                 None => line["silent"] = true.into(),
             }

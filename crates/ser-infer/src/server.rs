@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
+use crate::Classifier;
 use crate::timeline::{TimelineConfig, timeline};
-use crate::{Classifier, Prediction};
 
 /// The service's limits.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,12 +107,6 @@ async fn classify<T: Send + 'static>(
     }
 }
 
-fn prediction_json(labels: &[String], p: &Prediction) -> serde_json::Value {
-    let probabilities: serde_json::Map<String, serde_json::Value> =
-        labels.iter().zip(&p.probabilities).map(|(l, v)| (l.clone(), (*v as f64).into())).collect();
-    json!({"label": p.label, "confidence": p.confidence, "probabilities": probabilities})
-}
-
 fn decode(body: &[u8], max_s: f32) -> Result<ser_features::audio::Audio, ApiError> {
     if body.is_empty() {
         return Err(ApiError(StatusCode::BAD_REQUEST, "empty body: send a WAV file".into()));
@@ -153,7 +147,7 @@ async fn predict(
         let p = classifier
             .predict(&audio.samples, audio.sample_rate)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
-        let mut value = prediction_json(classifier.labels(), &p);
+        let mut value = p.to_json(classifier.labels());
         value["duration_s"] = audio.duration_s().into();
         value["sample_rate"] = audio.sample_rate.into();
         Ok(value)
@@ -199,9 +193,8 @@ async fn timeline_handler(
                 let mut v = json!({"start_s": s.start_s, "end_s": s.end_s, "level_dbfs": s.level_dbfs});
                 match &s.prediction {
                     Some(p) => {
-                        let pj = prediction_json(classifier.labels(), p);
-                        for key in ["label", "confidence", "probabilities"] {
-                            v[key] = pj[key].clone();
+                        for (key, value) in p.to_json(classifier.labels()).as_object().expect("an object") {
+                            v[key] = value.clone();
                         }
                     }
                     None => v["silent"] = true.into(),

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use ser_features::audio::AudioError;
+use ser_features::audio::{AudioError, check_sample_rate};
 
 use crate::timeline::{Segment, TimelineConfig, level_dbfs};
 use crate::{Classifier, Error, Result};
@@ -132,9 +132,7 @@ pub fn stream(
     };
     match format {
         StreamFormat::Raw { encoding, .. } => {
-            if !(1000..=384_000).contains(&sample_rate) {
-                return Err(AudioError::BadSampleRate(sample_rate).into());
-            }
+            check_sample_rate(sample_rate)?;
             if channels == 0 {
                 return Err(Error::Invalid("channels must be at least 1".into()));
             }
@@ -177,9 +175,7 @@ pub fn stream(
         StreamFormat::Wav => {
             let wav = hound::WavReader::new(reader).map_err(|e| AudioError::NotWav(e.to_string()))?;
             let spec = wav.spec();
-            if !(1000..=384_000).contains(&spec.sample_rate) {
-                return Err(AudioError::BadSampleRate(spec.sample_rate).into());
-            }
+            check_sample_rate(spec.sample_rate)?;
             let channels = spec.channels.max(1) as usize;
             let mut w = windower(classifier, config, spec.sample_rate, emit);
             let mut frame = Vec::with_capacity(channels);

@@ -134,3 +134,44 @@ pub fn part(table: &FeatureTable, splits: &SplitAssignment, fold: u32, part: Spl
     }
     dataset(rows.into_iter(), fixed_frames(table)?, table.n_coeffs)
 }
+
+/// A feature table and split file read together: the train, val and test parts of one fold,
+/// and their provenance.
+pub struct SplitData {
+    pub table: FeatureTable,
+    pub train: Dataset,
+    pub val: Dataset,
+    pub test: Dataset,
+    pub provenance: crate::checkpoint::DataProvenance,
+}
+
+/// Reads `features` and `splits`, refusing a split file made from another feature table, and
+/// takes fold `fold`'s parts.
+pub fn load_split(features: &std::path::Path, splits_path: &std::path::Path, fold: u32) -> Result<SplitData> {
+    let table = ser_features::io::read_feature_table(features)?;
+    let splits = ser_features::io::read_splits(splits_path)?;
+    if !splits.features_config_hash.is_empty() && splits.features_config_hash != table.config.hash() {
+        return Err(Error::Data(format!(
+            "{} was made from a feature table with config hash {}, but {} has {}; re-run `ser-features split`",
+            splits_path.display(),
+            splits.features_config_hash,
+            features.display(),
+            table.config.hash()
+        )));
+    }
+    let train = part(&table, &splits, fold, SplitPart::Train)?;
+    let val = part(&table, &splits, fold, SplitPart::Val)?;
+    let test = part(&table, &splits, fold, SplitPart::Test)?;
+    let provenance = crate::checkpoint::DataProvenance {
+        features_path: features.display().to_string(),
+        features_sha256: crate::checkpoint::sha256_file(features)?,
+        splits_path: splits_path.display().to_string(),
+        splits_sha256: crate::checkpoint::sha256_file(splits_path)?,
+        split_config: splits.config_json.clone(),
+        fold,
+        n_train: train.len(),
+        n_val: val.len(),
+        n_test: test.len(),
+    };
+    Ok(SplitData { table, train, val, test, provenance })
+}

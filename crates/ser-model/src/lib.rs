@@ -42,6 +42,26 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// The CPU, or CUDA device 0 when `cuda` is asked for; a clear error when this build has no CUDA.
+pub fn select_device(cuda: bool) -> Result<candle_core::Device> {
+    let device = if cuda {
+        if !candle_core::utils::cuda_is_available() {
+            return Err(Error::Config(
+                "--device cuda: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`"
+                    .into(),
+            ));
+        }
+        candle_core::Device::new_cuda(0).map_err(|e| Error::Config(format!("opening CUDA device 0: {e}")))?
+    } else {
+        if !candle_core::utils::cuda_is_available() {
+            tracing::debug!("built without CUDA; rebuild with `--features cuda` to run on a GPU");
+        }
+        candle_core::Device::Cpu
+    };
+    tracing::info!("device: {device:?}");
+    Ok(device)
+}
+
 /// Reads and validates `model.yaml`.
 pub fn read_model_config(path: &Path) -> Result<ModelConfig> {
     let text = fs_err::read_to_string(path)?;

@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ser_features::split::SplitPart;
-use ser_model::checkpoint::{self, Checkpoint, DataProvenance};
+use ser_model::checkpoint::{self, Checkpoint};
 use ser_model::train::{EpochRecord, EpochReporter, TrainData};
 use ser_model::{data, predict};
 
@@ -64,24 +64,7 @@ struct DeviceArgs {
 
 impl DeviceArgs {
     fn device(&self) -> anyhow::Result<Device> {
-        let device = match self.device {
-            DeviceArg::Cpu => {
-                if !candle_core::utils::cuda_is_available() {
-                    tracing::debug!("built without CUDA; rebuild with `--features cuda` to train on a GPU");
-                }
-                Device::Cpu
-            }
-            DeviceArg::Cuda => {
-                if !candle_core::utils::cuda_is_available() {
-                    bail!(
-                        "--device cuda: this binary was built without CUDA; rebuild with `cargo build --release --features cuda`"
-                    );
-                }
-                Device::new_cuda(0).context("opening CUDA device 0")?
-            }
-        };
-        tracing::info!("device: {device:?}");
-        Ok(device)
+        Ok(ser_model::select_device(matches!(self.device, DeviceArg::Cuda))?)
     }
 }
 
@@ -205,39 +188,19 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         config.seed = seed;
     }
     let device = args.device.device()?;
-    let table = ser_features::io::read_feature_table(&args.features).context("reading the feature table")?;
-    let splits = ser_features::io::read_splits(&args.splits).context("reading the split file")?;
-    if !splits.features_config_hash.is_empty() && splits.features_config_hash != table.config.hash() {
-        bail!(
-            "{} was made from a feature table with config hash {}, but {} has {}; re-run `ser-features split`",
-            args.splits.display(),
-            splits.features_config_hash,
-            args.features.display(),
-            table.config.hash()
-        );
-    }
-    let train = data::part(&table, &splits, args.fold, SplitPart::Train)?;
-    let test = data::part(&table, &splits, args.fold, SplitPart::Test)?;
+    let data::SplitData { table, train, val, test, mut provenance } =
+        data::load_split(&args.features, &args.splits, args.fold)
+            .context("reading the feature table and split file")?;
     let val = match config.early_stopping_on {
-        ser_model::config::StoppingPart::Val => data::part(&table, &splits, args.fold, SplitPart::Val)?,
+        ser_model::config::StoppingPart::Val => val,
         ser_model::config::StoppingPart::TestOptimistic => {
             tracing::warn!(
                 "early_stopping_on: test_optimistic: the test part drives early stopping; its figures will be optimistic"
             );
-            test.clone()
+            test
         }
     };
-    let provenance = DataProvenance {
-        features_path: args.features.display().to_string(),
-        features_sha256: checkpoint::sha256_file(&args.features)?,
-        splits_path: args.splits.display().to_string(),
-        splits_sha256: checkpoint::sha256_file(&args.splits)?,
-        split_config: splits.config_json.clone(),
-        fold: args.fold,
-        n_train: train.len(),
-        n_val: val.len(),
-        n_test: test.len(),
-    };
+    provenance.n_val = val.len();
     tracing::info!("training on {} clips, validating on {}, fold {}", train.len(), val.len(), args.fold);
     fs_err::create_dir_all(&args.out)?;
     let data = TrainData { train: &train, val: &val, features_config: &table.config, provenance };

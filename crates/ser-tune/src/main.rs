@@ -4,12 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ser_features::extract::Shard;
-use ser_features::split::SplitPart;
-use ser_model::checkpoint::{DataProvenance, sha256_file};
-use ser_model::data;
 use ser_tune::trials::{SearchData, SearchOptions};
 use ser_tune::{TuneConfig, merge, run_search};
 
@@ -166,31 +162,10 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
         bail!("{}: {m}", args.config.display());
     }
     let shard = args.shard.as_deref().map(Shard::parse_or_env).transpose()?;
-    let device = match args.device {
-        DeviceArg::Cpu => Device::Cpu,
-        DeviceArg::Cuda => {
-            if !candle_core::utils::cuda_is_available() {
-                bail!("--device cuda: this binary was built without CUDA; rebuild with `--features cuda`");
-            }
-            Device::new_cuda(0).context("opening CUDA device 0")?
-        }
-    };
-    let table = ser_features::io::read_feature_table(&args.features).context("reading the feature table")?;
-    let splits = ser_features::io::read_splits(&args.splits).context("reading the split file")?;
-    let train = data::part(&table, &splits, args.fold, SplitPart::Train)?;
-    let val = data::part(&table, &splits, args.fold, SplitPart::Val)?;
-    let test_len = data::part(&table, &splits, args.fold, SplitPart::Test).map(|d| d.len()).unwrap_or(0);
-    let provenance = DataProvenance {
-        features_path: args.features.display().to_string(),
-        features_sha256: sha256_file(&args.features)?,
-        splits_path: args.splits.display().to_string(),
-        splits_sha256: sha256_file(&args.splits)?,
-        split_config: splits.config_json.clone(),
-        fold: args.fold,
-        n_train: train.len(),
-        n_val: val.len(),
-        n_test: test_len,
-    };
+    let device = ser_model::select_device(matches!(args.device, DeviceArg::Cuda))?;
+    let ser_model::data::SplitData { table, train, val, provenance, .. } =
+        ser_model::data::load_split(&args.features, &args.splits, args.fold)
+            .context("reading the feature table and split file")?;
     let data = SearchData { train: &train, val: &val, features_config: &table.config, provenance };
     let options = SearchOptions { out_dir: &args.out, jobs: args.jobs, shard, device };
     run_search(&tune, &base, &data, &options).with_context(|| format!("searching into {}", args.out.display()))?;
