@@ -2,89 +2,127 @@
 # P picks the pipeline: pipelines/$(P)/<stage>.yaml hold each stage's params.
 P ?= demo
 CARGO ?= cargo
-BIN := target/release
-
-RAW_demo := data/raw/demo
-RAW_DEP_demo := data/raw/demo/.done
-RAW := $(or $(RAW_$(P)),data/raw/ravdess)
-RAW_DEP := $(RAW_DEP_$(P))
-FEAT := data/features/$(P)/features.parquet
-SPLITS := data/features/$(P)/splits.parquet
-MODEL := artifacts/$(P)/model
-PRED := artifacts/$(P)/predictions/predictions.parquet
-EVAL := artifacts/$(P)/eval
-TUNE := artifacts/$(P)/tune
+# Stage binaries come from this cargo profile (make test uses test-release, which it built).
+PROFILE ?= release
+BIN := target/$(PROFILE)
+# Where pipelines, data and results live (tests point these at temporary folders).
+PIPELINES ?= pipelines
+DATA ?= data
+ARTIFACTS ?= artifacts
+# SCHEDULER=slurm runs feature extraction and the search as Slurm array jobs of SHARDS tasks,
+# CPUS_PER_TASK cores each, plus a merge job (scripts/slurm-array); local runs them here.
+SCHEDULER ?= local
+SHARDS ?= 4
+CPUS_PER_TASK ?= 1
 JOBS ?= 1
 
+CONF := $(PIPELINES)/$(P)
+RAW_demo := $(DATA)/raw/demo
+RAW := $(or $(RAW_$(P)),$(DATA)/raw/ravdess)
+RAW_DEP := $(if $(RAW_$(P)),$(RAW)/.done)
+FEAT_DIR := $(DATA)/features/$(P)
+FEAT := $(FEAT_DIR)/features.parquet
+SPLITS := $(FEAT_DIR)/splits.parquet
+OUT := $(ARTIFACTS)/$(P)
+MODEL := $(OUT)/model
+PRED := $(OUT)/predictions/predictions.parquet
+EVAL := $(OUT)/eval
+TUNE := $(OUT)/tune
+
+ifeq ($(filter $(SCHEDULER),local slurm),)
+$(error SCHEDULER=$(SCHEDULER): use local or slurm)
+endif
+
 .DELETE_ON_ERROR:
-.PHONY: help build test demo ravdess features split tune train predict eval data clean bench bench-features bench-train bench-infer FORCE
+.PHONY: help build test test-cargo test-pipeline test-slurm demo ravdess features split tune train predict eval data clean bench bench-features bench-train bench-infer
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
 
-build: ## build every stage binary (release)
-	$(CARGO) build --release --workspace --bins
+build: ## build every stage binary (PROFILE, default release)
+	$(CARGO) build --profile $(PROFILE) --workspace --bins
 
-# Binaries are prerequisites, so a rebuilt stage re-runs; cargo decides whether anything changed
-# and touches the binary only when it did.
-$(BIN)/ser-%: FORCE
-	@$(CARGO) build --release --quiet -p ser-$* --bin ser-$*
-FORCE:
+# Binaries are prerequisites, so a rebuilt stage re-runs. A binary depends on the sources of its
+# crate and of the crates it links; after a change cargo rebuilds what it must and the binary is
+# touched, so `make -n` and `make -q` tell the truth about what would run.
+CRATES_features := ser-features
+CRATES_model := ser-model ser-features
+CRATES_tune := ser-tune ser-model ser-features
+CRATES_eval := ser-eval
+CRATES_infer := ser-infer ser-model ser-features
+sources = $(shell find $(foreach c,$(1),crates/$(c)/src crates/$(c)/Cargo.toml) -type f) Cargo.toml $(wildcard Cargo.lock)
+.SECONDEXPANSION:
+$(BIN)/ser-%: $$(call sources,$$(CRATES_$$*))
+	$(CARGO) build --profile $(PROFILE) --quiet -p ser-$* --bin ser-$*
+	@touch $@
 
-test: ## run all tests (optimised profile: training is involved)
+test: test-cargo test-pipeline test-slurm ## run all tests: cargo's, the pipeline's make rules, Slurm array jobs
+
+test-cargo: ## the crates' tests (optimised profile: training is involved)
 	$(CARGO) test --workspace --profile test-release
+
+test-pipeline: ## make-level tests on a tiny pipeline: re-run rules, two runs identical, Python-written features
+	tests/pipeline.sh
+
+test-slurm: ## the demo's features and search as Slurm array jobs vs one machine (installs a local Slurm if it can)
+	tests/slurm.sh
 
 demo: ## the main job on a synthetic corpus, no download: features, split, train, predict, report
 	$(MAKE) P=demo eval
-	@echo "report: artifacts/demo/eval/report.html (and report.md)"
+	@echo "report: $(ARTIFACTS)/demo/eval/report.html (and report.md)"
 
 ravdess: ## the reference experiment end to end on RAVDESS (after make data)
 	$(MAKE) P=ravdess eval
 
-data/raw/demo/.done: $(BIN)/ser-features
-	$(BIN)/ser-features synth --out data/raw/demo --speakers 8 --seed 7
+$(DATA)/raw/demo/.done: $(BIN)/ser-features
+	$(BIN)/ser-features synth --out $(DATA)/raw/demo --speakers 8 --seed 7
 	touch $@
 
-data: ## RAVDESS into data/raw/ravdess, from RAVDESS_DIR (a folder) or RAVDESS_ARCHIVE (.tar.xz or .zip)
-ifdef RAVDESS_DIR
-	mkdir -p data/raw && ln -sfn $(abspath $(RAVDESS_DIR)) data/raw/ravdess
-else ifdef RAVDESS_ARCHIVE
-	mkdir -p data/raw/ravdess && case "$(RAVDESS_ARCHIVE)" in \
-	  *.zip) unzip -q -o "$(RAVDESS_ARCHIVE)" -d data/raw/ravdess ;; \
-	  *) tar xJf "$(RAVDESS_ARCHIVE)" -C data/raw ;; esac
-else
-	@test -d data/raw/ravdess || { echo "RAVDESS is not in data/raw/ravdess: give RAVDESS_DIR=<folder with Actor_XX> or RAVDESS_ARCHIVE=<archive>, e.g. make data RAVDESS_ARCHIVE=../shared/data/ravdess-speech-48k.tar.xz"; exit 1; }
-endif
-	@n=$$(find -L data/raw/ravdess -name '*.wav' | wc -l); echo "data/raw/ravdess: $$n WAV files"; test $$n -gt 0
+data: ## RAVDESS into data/raw/ravdess: RAVDESS_DIR (a folder), RAVDESS_ARCHIVE (.tar.xz/.zip), or download
+	DATA=$(DATA) scripts/fetch-ravdess
 
-features: $(FEAT) ## extract the feature table of pipeline P
-$(FEAT): pipelines/$(P)/features.yaml $(BIN)/ser-features $(RAW_DEP)
+features: $(FEAT) ## extract the feature table of pipeline P (SCHEDULER=slurm SHARDS=n: as an array job)
+$(FEAT): $(CONF)/features.yaml $(BIN)/ser-features $(RAW_DEP)
 	@test -d $(RAW) || { echo "$(RAW) is missing: run make data (see README)"; exit 1; }
+ifeq ($(SCHEDULER),slurm)
+	scripts/slurm-array --name features-$(P) --shards $(SHARDS) --cpus $(CPUS_PER_TASK) --logs $(FEAT_DIR)/slurm \
+	  --done '$(FEAT_DIR)/parts/part-{i}-of-$(SHARDS).parquet' --after '$^' \
+	  --task '$(BIN)/ser-features extract --quiet --config $< --in $(RAW) --shard env --out $(FEAT_DIR)/parts/part-$$SLURM_ARRAY_TASK_ID-of-$(SHARDS).parquet' \
+	  --merge '$(BIN)/ser-features merge --out $@ $(FEAT_DIR)/parts/part-*-of-$(SHARDS).parquet'
+else
 	$(BIN)/ser-features extract --config $< --in $(RAW) --out $@
+endif
 
 split: $(SPLITS) ## assign clips to train/val/test
-$(SPLITS): pipelines/$(P)/split.yaml $(FEAT) $(BIN)/ser-features
+$(SPLITS): $(CONF)/split.yaml $(FEAT) $(BIN)/ser-features
 	$(BIN)/ser-features split --config $< --features $(FEAT) --out $@
 
-tune: $(TUNE)/best.yaml ## random search (pipelines/P/tune.yaml over model.yaml); JOBS=N trials at once
+tune: $(TUNE)/best.yaml ## random search (tune.yaml over model.yaml); JOBS=N trials at once, or SCHEDULER=slurm SHARDS=n
 # Finished trials are kept in $(TUNE)/trials/: an interrupted search resumes where it stopped.
-$(TUNE)/best.yaml: pipelines/$(P)/tune.yaml pipelines/$(P)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-tune
-	$(BIN)/ser-tune run --config $< --base pipelines/$(P)/model.yaml --features $(FEAT) --splits $(SPLITS) \
+$(TUNE)/best.yaml: $(CONF)/tune.yaml $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-tune
+ifeq ($(SCHEDULER),slurm)
+	scripts/slurm-array --name tune-$(P) --shards $(SHARDS) --cpus $(CPUS_PER_TASK) --logs $(TUNE)/slurm \
+	  --task '$(BIN)/ser-tune run --quiet --config $< --base $(CONF)/model.yaml --features $(FEAT) --splits $(SPLITS) --out $(TUNE) --shard env' \
+	  --merge '$(BIN)/ser-tune merge --out $(TUNE) $(TUNE)'
+else
+	$(BIN)/ser-tune run --config $< --base $(CONF)/model.yaml --features $(FEAT) --splits $(SPLITS) \
 	  --out $(TUNE) --jobs $(JOBS)
+endif
 
 train: $(MODEL)/model.json ## train the network (checkpoint in artifacts/P/model)
-$(MODEL)/model.safetensors $(MODEL)/model.json &: pipelines/$(P)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
+# model.json is written after the weights: it stands for the whole checkpoint.
+$(MODEL)/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --out $(MODEL)
 
 predict: $(PRED) ## predict the test part with the checkpoint
-$(PRED): $(MODEL)/model.json $(MODEL)/model.safetensors $(FEAT) $(SPLITS) $(BIN)/ser-model
+$(PRED): $(MODEL)/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model predict --checkpoint $(MODEL) --features $(FEAT) --splits $(SPLITS) --part test --out $@
 
 eval: $(EVAL)/metrics.json ## metrics, confusion matrix, curves and report of the predictions
 # metrics.json is written last: its presence means the whole report is there.
-$(EVAL)/metrics.json: pipelines/$(P)/eval.yaml $(PRED) $(MODEL)/model.json $(BIN)/ser-eval
+$(EVAL)/metrics.json: $(CONF)/eval.yaml $(PRED) $(MODEL)/model.json $(BIN)/ser-eval
 	$(BIN)/ser-eval report --config $< --predictions $(PRED) --checkpoint $(MODEL) --out $(EVAL) \
-	  --title "Speech emotion recognition: pipeline $(P), test part" --summary artifacts/$(P)/summary.json --pipeline $(P)
+	  --title "Speech emotion recognition: pipeline $(P), test part" --summary $(OUT)/summary.json --pipeline $(P)
 
 bench: bench-features bench-train bench-infer ## all side-by-side benchmarks against the Python reference
 
@@ -98,4 +136,4 @@ bench-train: ## seconds per training epoch, ser vs Keras reference, and 1-clip f
 	$(CARGO) bench -p ser-model --bench epoch
 
 clean: ## remove generated features and artifacts (keeps data/raw, except the synthetic corpus)
-	rm -rf data/features artifacts/*/ data/raw/demo
+	rm -rf $(DATA)/features $(ARTIFACTS)/*/ $(DATA)/raw/demo

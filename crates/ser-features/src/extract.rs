@@ -64,8 +64,10 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// `i/n`, or `env`: the shard of a scheduler's array task, from `SLURM_ARRAY_TASK_ID`
-    /// (minus `SLURM_ARRAY_TASK_MIN`) of `SLURM_ARRAY_TASK_COUNT`, or from Kubernetes'
+    /// `i/n`, or `env`: the shard of a scheduler's array task. Slurm: `SLURM_ARRAY_TASK_ID` of
+    /// `SHARD_COUNT` when that is set (the id is then the shard index itself, so a re-run of some
+    /// shards alone works), else `SLURM_ARRAY_TASK_ID` minus `SLURM_ARRAY_TASK_MIN` of
+    /// `SLURM_ARRAY_TASK_COUNT` (a whole contiguous array). Kubernetes indexed Jobs:
     /// `JOB_COMPLETION_INDEX` of `SHARD_COUNT`.
     pub fn parse_or_env(text: &str) -> Result<Shard> {
         if text != "env" {
@@ -80,15 +82,22 @@ impl Shard {
             text.trim().parse::<u32>().map_err(|_| Error::Config(format!("{name}=`{text}` is not a number")))
         };
         let (index, count) = if let Some(id) = var("SLURM_ARRAY_TASK_ID") {
-            let min = var("SLURM_ARRAY_TASK_MIN").unwrap_or_else(|| "0".into());
-            let count = var("SLURM_ARRAY_TASK_COUNT")
-                .ok_or_else(|| Error::Config("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not".into()))?;
-            let (id, min) = (number("SLURM_ARRAY_TASK_ID", id)?, number("SLURM_ARRAY_TASK_MIN", min)?);
-            (
-                id.checked_sub(min)
-                    .ok_or_else(|| Error::Config("SLURM_ARRAY_TASK_ID < SLURM_ARRAY_TASK_MIN".into()))?,
-                number("SLURM_ARRAY_TASK_COUNT", count)?,
-            )
+            if let Some(count) = var("SHARD_COUNT") {
+                // An explicit count: the task id is the shard index itself, so an array of
+                // only some indices (`--array=2,5`, re-running failed shards) still works.
+                (number("SLURM_ARRAY_TASK_ID", id)?, number("SHARD_COUNT", count)?)
+            } else {
+                let min = var("SLURM_ARRAY_TASK_MIN").unwrap_or_else(|| "0".into());
+                let count = var("SLURM_ARRAY_TASK_COUNT").ok_or_else(|| {
+                    Error::Config("SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not".into())
+                })?;
+                let (id, min) = (number("SLURM_ARRAY_TASK_ID", id)?, number("SLURM_ARRAY_TASK_MIN", min)?);
+                (
+                    id.checked_sub(min)
+                        .ok_or_else(|| Error::Config("SLURM_ARRAY_TASK_ID < SLURM_ARRAY_TASK_MIN".into()))?,
+                    number("SLURM_ARRAY_TASK_COUNT", count)?,
+                )
+            }
         } else if let Some(index) = var("JOB_COMPLETION_INDEX") {
             let count = var("SHARD_COUNT").ok_or_else(|| {
                 Error::Config("JOB_COMPLETION_INDEX is set; also set SHARD_COUNT to the job's completions".into())
@@ -100,6 +109,11 @@ impl Shard {
             ));
         };
         Shard::parse(&format!("{index}/{count}"))
+    }
+
+    /// `i/n`, the form `parse` reads and part tables record.
+    pub fn tag(&self) -> String {
+        format!("{}/{}", self.index, self.count)
     }
 
     /// A stable assignment: the same clip id lands in the same shard on every machine.
@@ -236,15 +250,20 @@ pub struct Summary {
 
 /// Extracts `clips` into the feature table at `out`, streaming in chunks of [`CHUNK_SIZE`].
 /// Bad files become rejects (or, with `strict`, fail the run). Returns the rows' rejects too.
+/// With `part_of`, the table is that shard's part file and records it (see [`merge_tables`]).
 pub fn extract_to_table(
     clips: &[ClipInput],
     analyzer: &Analyzer,
     out: &Path,
     strict: bool,
+    part_of: Option<Shard>,
     reporter: &dyn Reporter,
 ) -> Result<(Summary, Vec<Reject>)> {
     let config = analyzer.config();
-    let mut writer = FeatureTableWriter::create(out, config)?;
+    let mut writer = match part_of {
+        Some(shard) => FeatureTableWriter::create_part(out, config, &shard.tag())?,
+        None => FeatureTableWriter::create(out, config)?,
+    };
     let mut rejects = Vec::new();
     let mut summary =
         Summary { output: out.display().to_string(), features_config_hash: config.hash(), ..Summary::default() };
@@ -295,10 +314,28 @@ pub fn rejects_path(table: &Path) -> PathBuf {
 }
 
 /// Joins shard part files into one table, identical to an unsharded run over the same input.
+/// Parts that record their shard (`extract --shard` writes it) must be of one count and cover
+/// every index exactly once, so a missing or doubled part is an error, not a smaller table.
+/// The parts' rejects files (`<part>.rejects.csv`), where present, are joined into `out`'s.
 pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
     let mut config = None;
     let mut rows = Vec::new();
+    let mut tags: Vec<(PathBuf, Option<Shard>)> = Vec::new();
+    let mut rejects = Vec::new();
     for part in parts {
+        let tag = io::read_shard_tag(part)?
+            .map(|t| {
+                Shard::parse(&t).map_err(|_| Error::Table {
+                    path: part.clone(),
+                    message: format!("`{}` metadata `{t}` is not i/n", crate::table::META_SHARD),
+                })
+            })
+            .transpose()?;
+        tags.push((part.clone(), tag));
+        let part_rejects = rejects_path(part);
+        if part_rejects.exists() {
+            rejects.extend(io::read_rejects(&part_rejects)?);
+        }
         let table = io::read_feature_table(part)?;
         match &config {
             None => config = Some(table.config.clone()),
@@ -317,13 +354,64 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
         rows.extend(table.rows);
     }
     let config = config.ok_or_else(|| Error::Config("merge: no part files given".into()))?;
+    check_shards_complete(&tags)?;
     rows.sort_by(|a, b| a.path.cmp(&b.path));
     if let Some(w) = rows.windows(2).find(|w| w[0].clip_id == w[1].clip_id) {
         return Err(Error::Config(format!("merge: clip `{}` appears in more than one part", w[0].clip_id)));
     }
+    rejects.sort_by(|a, b| a.path.cmp(&b.path));
+    io::write_rejects(&rejects_path(out), &rejects)?;
     let n = rows.len();
     let mut writer = FeatureTableWriter::create(out, &config)?;
     writer.write(rows)?;
     writer.finish()?;
     Ok(n)
+}
+
+/// Parts that name their shard must be `0/n .. n-1/n`, each once.
+fn check_shards_complete(tags: &[(PathBuf, Option<Shard>)]) -> Result<()> {
+    let tagged: Vec<(&PathBuf, Shard)> = tags.iter().filter_map(|(p, t)| t.map(|t| (p, t))).collect();
+    let Some(&(first_path, first)) = tagged.first() else {
+        return Ok(());
+    };
+    if let Some((path, _)) = tags.iter().find(|(_, t)| t.is_none()) {
+        return Err(Error::Table {
+            path: path.clone(),
+            message: format!(
+                "this table is not a shard part, but {} is (shard {}); merge parts of one sharded run only",
+                first_path.display(),
+                first.tag()
+            ),
+        });
+    }
+    let mut seen: Vec<Option<&PathBuf>> = vec![None; first.count as usize];
+    for &(path, shard) in &tagged {
+        if shard.count != first.count {
+            return Err(Error::Table {
+                path: path.clone(),
+                message: format!(
+                    "part of shard {} but {} is of shard {}: all parts must come from one --shard i/{}",
+                    shard.tag(),
+                    first_path.display(),
+                    first.tag(),
+                    first.count
+                ),
+            });
+        }
+        if let Some(other) = seen[shard.index as usize].replace(path) {
+            return Err(Error::Table {
+                path: path.clone(),
+                message: format!("shard {} is also in {}", shard.tag(), other.display()),
+            });
+        }
+    }
+    let missing: Vec<String> =
+        seen.iter().enumerate().filter(|(_, p)| p.is_none()).map(|(i, _)| format!("{i}/{}", first.count)).collect();
+    if !missing.is_empty() {
+        return Err(Error::Config(format!(
+            "merge: the parts of shard(s) {} are missing; run `ser-features extract --shard i/n` for each, then merge again",
+            missing.join(", ")
+        )));
+    }
+    Ok(())
 }

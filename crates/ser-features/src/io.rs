@@ -101,7 +101,18 @@ pub struct FeatureTableWriter {
 
 impl FeatureTableWriter {
     pub fn create(path: &Path, config: &FeaturesConfig) -> Result<FeatureTableWriter> {
+        FeatureTableWriter::with_schema(path, table::schema(config))
+    }
+
+    /// A shard's part table: a feature table whose metadata also names its shard (`i/n`).
+    pub fn create_part(path: &Path, config: &FeaturesConfig, shard: &str) -> Result<FeatureTableWriter> {
         let schema = table::schema(config);
+        let mut metadata = schema.metadata().clone();
+        metadata.insert(table::META_SHARD.to_string(), shard.to_string());
+        FeatureTableWriter::with_schema(path, Arc::new(schema.as_ref().clone().with_metadata(metadata)))
+    }
+
+    fn with_schema(path: &Path, schema: SchemaRef) -> Result<FeatureTableWriter> {
         let mut out = AtomicFile::create(path)?;
         let file = out.file().try_clone().map_err(|e| Error::io(path, e))?;
         let writer = ArrowWriter::try_new(file, schema.clone(), Some(writer_properties(&schema)))
@@ -184,6 +195,14 @@ fn config_from_metadata(path: &Path, metadata: &BTreeMap<String, String>) -> Res
         return Err(bad(format!("`{META_N_COEFFS}` is {n_coeffs} but the feature config gives {}", config.n_coeffs())));
     }
     Ok((config, n_coeffs))
+}
+
+/// The shard (`i/n`) a part table records, if it is one (see `FeatureTableWriter::create_part`).
+pub fn read_shard_tag(path: &Path) -> Result<Option<String>> {
+    let file = fs::File::open(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| Error::parquet(path, e))?;
+    let metadata = read_metadata(path, builder.schema(), builder.metadata().file_metadata().key_value_metadata());
+    Ok(metadata.get(table::META_SHARD).cloned())
 }
 
 /// Reads a whole feature table, checking every row against the metadata.
@@ -319,6 +338,26 @@ pub fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<()> {
     }
     let bytes = writer.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
     write_atomic(path, &bytes)
+}
+
+/// Reads a rejects file written by [`write_rejects`].
+pub fn read_rejects(path: &Path) -> Result<Vec<Reject>> {
+    let bytes = fs::read(path)?;
+    let mut reader = csv::Reader::from_reader(bytes.as_slice());
+    let mut rejects = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| Error::csv(path, e))?;
+        match (record.get(0), record.get(1)) {
+            (Some(p), Some(r)) => rejects.push(Reject { path: p.to_string(), reason: r.to_string() }),
+            _ => {
+                return Err(Error::Table {
+                    path: path.to_path_buf(),
+                    message: format!("row {}: expected the columns path,reason", rejects.len() + 1),
+                });
+            }
+        }
+    }
+    Ok(rejects)
 }
 
 /// Every `.wav` file under `root` (case-insensitive extension, symlinks followed), sorted.

@@ -86,7 +86,7 @@ struct ExtractArgs {
     /// SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT or JOB_COMPLETION_INDEX/SHARD_COUNT.
     #[arg(long)]
     shard: Option<String>,
-    /// Worker threads (default: all cores).
+    /// Worker threads [default: SLURM_CPUS_PER_TASK inside a Slurm job that sets it, else all cores].
     #[arg(long)]
     jobs: Option<usize>,
 }
@@ -226,7 +226,13 @@ fn parse_shard(text: &str) -> anyhow::Result<Shard> {
 
 fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
     let config = ser_features::read_features_config(&args.config).context("reading the feature config")?;
-    if let Some(jobs) = args.jobs {
+    let jobs = args.jobs.or_else(|| {
+        std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
+    });
+    if let Some(jobs) = jobs {
+        if jobs == 0 {
+            bail!("--jobs 0: give at least 1");
+        }
         rayon::ThreadPoolBuilder::new().num_threads(jobs).build_global().context("setting --jobs")?;
     }
     let source = match (&args.input, &args.manifest) {
@@ -252,8 +258,8 @@ fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
         tracing::info!("excluded {count} files: {reason}");
     }
     let mut clips: Vec<ClipInput> = discovery.clips;
-    if let Some(shard) = &args.shard {
-        let shard = parse_shard(shard)?;
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if let Some(shard) = shard {
         clips.retain(|c| shard.contains(&c.meta.clip_id));
         discovery.rejects.retain(|r| {
             let stem = Path::new(&r.path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
@@ -272,7 +278,7 @@ fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
     tracing::info!("extracting {} clips on {} threads", clips.len(), rayon::current_num_threads());
     let analyzer = dsp::Analyzer::new(&config);
     let reporter = BarReporter::new("clips", quiet);
-    let (summary, mut rejects) = extract::extract_to_table(&clips, &analyzer, &args.out, args.strict, &reporter)
+    let (summary, mut rejects) = extract::extract_to_table(&clips, &analyzer, &args.out, args.strict, shard, &reporter)
         .with_context(|| format!("extracting features to {}", args.out.display()))?;
     rejects.extend(discovery.rejects);
     rejects.sort_by(|a, b| a.path.cmp(&b.path));

@@ -45,6 +45,8 @@ pub const META_N_COEFFS: &str = "ser.n_coeffs";
 pub const META_FRAMES: &str = "ser.frames";
 pub const META_LABELS: &str = "ser.labels";
 pub const META_WRITER: &str = "ser.writer";
+/// Only in a shard's part table (`extract --shard`): which shard it holds, `i/n`.
+pub const META_SHARD: &str = "ser.shard";
 
 /// One clip of the feature table.
 #[derive(Debug, Clone, PartialEq)]

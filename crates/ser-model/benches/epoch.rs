@@ -95,6 +95,7 @@ fn main() {
         &analyzer,
         &table_path,
         true,
+        None,
         &ser_features::extract::Silent,
     )
     .unwrap();

@@ -82,6 +82,10 @@ struct RunArgs {
     /// Kubernetes indexed Job (SLURM_ARRAY_TASK_ID/COUNT, or JOB_COMPLETION_INDEX + SHARD_COUNT).
     #[arg(long)]
     shard: Option<String>,
+    /// Cores the whole search may use, divided between --jobs [default: SLURM_CPUS_PER_TASK
+    /// inside a Slurm job that sets it, else every core]
+    #[arg(long)]
+    threads: Option<usize>,
     /// Where to train: cpu, or cuda (needs a build with `--features cuda`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceArg,
@@ -167,7 +171,14 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
         ser_model::data::load_split(&args.features, &args.splits, args.fold)
             .context("reading the feature table and split file")?;
     let data = SearchData { train: &train, val: &val, features_config: &table.config, provenance };
-    let options = SearchOptions { out_dir: &args.out, jobs: args.jobs, shard, device };
+    let threads = match args.threads {
+        Some(0) => bail!("--threads 0: give at least 1"),
+        Some(n) => Some(n),
+        None => {
+            std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
+        }
+    };
+    let options = SearchOptions { out_dir: &args.out, jobs: args.jobs, shard, device, threads };
     run_search(&tune, &base, &data, &options).with_context(|| format!("searching into {}", args.out.display()))?;
     if shard.is_none() {
         let summary = merge(std::slice::from_ref(&args.out), &args.out)?;

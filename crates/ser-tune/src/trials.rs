@@ -63,6 +63,8 @@ pub struct SearchOptions<'a> {
     /// Only the trials whose id falls to this shard.
     pub shard: Option<Shard>,
     pub device: Device,
+    /// Cores this search may use in all (divided between the jobs); `None` = every core.
+    pub threads: Option<usize>,
 }
 
 pub fn trial_path(out_dir: &Path, trial: u32) -> PathBuf {
@@ -193,7 +195,7 @@ pub fn run_search(
         options.jobs
     );
     let jobs = options.jobs.max(1).min(pending.len().max(1));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = options.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let threads_per_job = (cores / jobs).max(1);
     let next = AtomicUsize::new(0);
     let started = Instant::now();

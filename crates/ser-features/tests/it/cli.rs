@@ -98,6 +98,9 @@ fn bad_files_are_listed_and_the_run_goes_on() {
 fn shards_merge_to_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let raw = corpus(dir.path(), "2");
+    // Bad files, so the rejects tables take part too.
+    std::fs::write(Path::new(&raw).join("Actor_01/03-01-02-01-01-01-01.wav"), b"garbage").unwrap();
+    std::fs::write(Path::new(&raw).join("Actor_02/03-01-05-02-01-01-02.wav"), b"").unwrap();
     let config = dir.path().join("features.yaml");
     let whole = dir.path().join("whole.parquet");
     ok(&["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", whole.to_str().unwrap()]);
@@ -116,17 +119,71 @@ fn shards_merge_to_the_same_bytes() {
             "--out",
             part.to_str().unwrap(),
         ]);
+        assert_eq!(ser_features::io::read_shard_tag(&part).unwrap().as_deref(), Some(shard.as_str()));
         parts.push(part.to_str().unwrap().to_string());
     }
     let merged = dir.path().join("merged.parquet");
-    let mut args = vec!["merge", "--out", merged.to_str().unwrap()];
-    args.extend(parts.iter().map(String::as_str));
-    let summary = ok(&args);
-    assert_eq!(summary["rows"], 120);
+    let merge = |parts: &[&str]| {
+        let mut args = vec!["merge", "--out", merged.to_str().unwrap()];
+        args.extend(parts);
+        args.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let all: Vec<&str> = parts.iter().map(String::as_str).collect();
+    let args = merge(&all);
+    let summary = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(summary["rows"], 118);
+    assert_eq!(ser_features::io::read_shard_tag(&whole).unwrap(), None);
     assert!(
         std::fs::read(&whole).unwrap() == std::fs::read(&merged).unwrap(),
         "merged table differs from the unsharded one"
     );
+    let rejects = |p: &str| std::fs::read_to_string(dir.path().join(p)).unwrap();
+    assert_eq!(rejects("merged.rejects.csv"), rejects("whole.rejects.csv"));
+    assert_eq!(rejects("whole.rejects.csv").lines().count(), 3, "header + 2 bad files");
+
+    // A missing part, a doubled part, or a table that is not a part: errors, not a smaller table.
+    std::fs::remove_file(&merged).unwrap();
+    let args = merge(&all[..2]);
+    fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), "shard(s) 2/3 are missing");
+    let args = merge(&[all[0], all[1], all[1]]);
+    fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), "shard 1/3 is also in");
+    let whole_str = whole.to_str().unwrap();
+    let args = merge(&[all[0], all[1], all[2], whole_str]);
+    fails(&args.iter().map(String::as_str).collect::<Vec<_>>(), "is not a shard part");
+    assert!(!merged.exists(), "a refused merge writes nothing");
+}
+
+#[test]
+fn shard_from_scheduler_environment() {
+    use ser_features::extract::Shard;
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+    };
+    let shard = |vars| Shard::from_env(env(vars)).map(|s| s.tag());
+    // A whole Slurm array, 0-based or not.
+    assert_eq!(shard(&[("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "4")]).unwrap(), "2/4");
+    assert_eq!(
+        shard(&[("SLURM_ARRAY_TASK_ID", "7"), ("SLURM_ARRAY_TASK_MIN", "5"), ("SLURM_ARRAY_TASK_COUNT", "4")]).unwrap(),
+        "2/4"
+    );
+    // Re-running shards 3 and 5 of 8 alone (`--array=3,5`): SHARD_COUNT makes the id the index.
+    assert_eq!(
+        shard(&[
+            ("SLURM_ARRAY_TASK_ID", "5"),
+            ("SLURM_ARRAY_TASK_MIN", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "2"),
+            ("SHARD_COUNT", "8")
+        ])
+        .unwrap(),
+        "5/8"
+    );
+    // Kubernetes indexed Job.
+    assert_eq!(shard(&[("JOB_COMPLETION_INDEX", "1"), ("SHARD_COUNT", "3")]).unwrap(), "1/3");
+    let err = shard(&[("JOB_COMPLETION_INDEX", "1")]).unwrap_err().to_string();
+    assert!(err.contains("SHARD_COUNT"), "{err}");
+    let err = shard(&[("SLURM_ARRAY_TASK_ID", "4"), ("SHARD_COUNT", "4")]).unwrap_err().to_string();
+    assert!(err.contains("4/4"), "{err}");
+    assert!(shard(&[]).unwrap_err().to_string().contains("neither"));
 }
 
 #[test]
