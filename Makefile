@@ -29,6 +29,19 @@ PRED := $(OUT)/predictions/predictions.parquet
 EVAL := $(OUT)/eval
 TUNE := $(OUT)/tune
 
+# A k-fold split (kind: speaker_kfold in split.yaml) trains, predicts and scores every fold:
+# $(OUT)/folds/<i>/model and .../predictions; eval reports each fold and their mean and spread.
+SPLIT_KIND := $(shell sed -n 's/^kind: *\([a-z_]*\).*/\1/p' $(CONF)/split.yaml 2>/dev/null)
+ifeq ($(SPLIT_KIND),speaker_kfold)
+K := $(shell sed -n 's/^k: *\([0-9]*\).*/\1/p' $(CONF)/split.yaml)
+FOLDS := $(shell seq 0 $$(($(K) - 1)))
+MODELS := $(foreach f,$(FOLDS),$(OUT)/folds/$(f)/model/model.json)
+PREDS := $(foreach f,$(FOLDS),$(OUT)/folds/$(f)/predictions/predictions.parquet)
+else
+MODELS := $(MODEL)/model.json
+PREDS := $(PRED)
+endif
+
 ifeq ($(filter $(SCHEDULER),local slurm),)
 $(error SCHEDULER=$(SCHEDULER): use local or slurm)
 endif
@@ -109,19 +122,26 @@ else
 	  --out $(TUNE) --jobs $(JOBS)
 endif
 
-train: $(MODEL)/model.json ## train the network (checkpoint in artifacts/P/model)
+train: $(MODELS) ## train the network (checkpoint in artifacts/P/model, or artifacts/P/folds/<i>/model)
 # model.json is written after the weights: it stands for the whole checkpoint.
 $(MODEL)/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --out $(MODEL)
 
-predict: $(PRED) ## predict the test part with the checkpoint
+predict: $(PREDS) ## predict the test part with the checkpoint (each fold's with its own)
 $(PRED): $(MODEL)/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model predict --checkpoint $(MODEL) --features $(FEAT) --splits $(SPLITS) --part test --out $@
 
-eval: $(EVAL)/metrics.json ## metrics, confusion matrix, curves and report of the predictions
-# metrics.json is written last: its presence means the whole report is there.
-$(EVAL)/metrics.json: $(CONF)/eval.yaml $(PRED) $(MODEL)/model.json $(BIN)/ser-eval
-	$(BIN)/ser-eval report --config $< --predictions $(PRED) --checkpoint $(MODEL) --out $(EVAL) \
+$(OUT)/folds/%/model/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
+	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D)
+
+$(OUT)/folds/%/predictions/predictions.parquet: $(OUT)/folds/%/model/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
+	$(BIN)/ser-model predict --checkpoint $(<D) --features $(FEAT) --splits $(SPLITS) --fold $* --part test --out $@
+
+eval: $(EVAL)/metrics.json ## metrics, confusion matrix, curves and report of the predictions (of every fold)
+# metrics.json is written last: its presence means the whole report is there. The curves and
+# provenance come from the first (or only) checkpoint.
+$(EVAL)/metrics.json: $(CONF)/eval.yaml $(PREDS) $(MODELS) $(BIN)/ser-eval
+	$(BIN)/ser-eval report --config $< --predictions $(PREDS) --checkpoint $(dir $(firstword $(MODELS))) --out $(EVAL) \
 	  --title "Speech emotion recognition: pipeline $(P), test part" --summary $(OUT)/summary.json --pipeline $(P)
 
 bench: bench-features bench-train bench-infer ## all side-by-side benchmarks against the Python reference

@@ -109,6 +109,17 @@ else
     echo "SKIPPED: the Python feature stage test needs $PY with numpy and pyarrow (pip install numpy pyarrow)"
 fi
 
+echo "== a k-fold split trains and scores every fold"
+mkdir -p "$W/pipelines/kfold"
+cp "$C"/*.yaml "$W/pipelines/kfold/"
+printf 'kind: speaker_kfold\nk: 4\nval_speakers: 1\nseed: 1\n' >"$W/pipelines/kfold/split.yaml"
+ln -sfn "$W/data/raw/demo" "$W/data/raw/ravdess" # a pipeline other than demo reads data/raw/ravdess
+mk P=kfold eval >"$W/kfold.log" 2>&1 || { tail -n 30 "$W/kfold.log"; fail "make eval on a 4-fold pipeline"; }
+n_models=$(find "$W/artifacts/kfold/folds" -name model.json | wc -l)
+n_runs=$("$PY" -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["runs"]))' "$W/artifacts/kfold/eval/metrics.json" 2>/dev/null || echo 0)
+[ "$n_models" = 4 ] && [ "$n_runs" = 4 ] && pass "4 folds trained, predicted and reported (per fold and pooled)" \
+    || fail "k-fold: $n_models checkpoints, $n_runs runs in metrics.json, expected 4 and 4"
+
 echo "== make data"
 out=$(make -s --no-print-directory data DATA="$W/fetch" RAVDESS_URL=http://127.0.0.1:9/none.zip 2>&1) && fail "make data offline succeeded" \
     || { echo "$out" | grep -q "RAVDESS_ARCHIVE=" && pass "make data offline stops and says what to do" || fail "make data offline: no advice: $out"; }
