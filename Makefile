@@ -28,6 +28,7 @@ MODEL := $(OUT)/model
 PRED := $(OUT)/predictions/predictions.parquet
 EVAL := $(OUT)/eval
 TUNE := $(OUT)/tune
+TUNED := $(OUT)/tuned
 
 # A k-fold split (kind: speaker_kfold in split.yaml) trains, predicts and scores every fold:
 # $(OUT)/folds/<i>/model and .../predictions; eval reports each fold and their mean and spread.
@@ -47,7 +48,7 @@ $(error SCHEDULER=$(SCHEDULER): use local or slurm)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: help build test test-cargo test-pipeline test-slurm demo ravdess features split tune train predict eval data clean bench bench-features bench-train bench-infer
+.PHONY: help build test test-cargo test-pipeline test-slurm demo ravdess features split tune tuned train predict eval infer data clean bench bench-features bench-train bench-infer
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -84,8 +85,8 @@ demo: ## the main job on a synthetic corpus, no download: features, split, train
 	$(MAKE) P=demo eval
 	@echo "report: $(ARTIFACTS)/demo/eval/report.html (and report.md)"
 
-ravdess: ## the reference experiment end to end on RAVDESS (after make data)
-	$(MAKE) P=ravdess eval
+ravdess: ## RAVDESS end to end (after make data): reference hyperparameters, then search + final model
+	$(MAKE) P=ravdess eval tuned
 
 $(DATA)/raw/demo/.done: $(BIN)/ser-features
 	$(BIN)/ser-features synth --out $(DATA)/raw/demo --speakers 8 --seed 7
@@ -130,6 +131,23 @@ $(MODEL)/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 predict: $(PREDS) ## predict the test part with the checkpoint (each fold's with its own)
 $(PRED): $(MODEL)/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model predict --checkpoint $(MODEL) --features $(FEAT) --splits $(SPLITS) --part test --out $@
+
+tuned: $(TUNED)/eval/metrics.json ## the search's final model: train tune/final.yaml, predict, evaluate (artifacts/P/tuned)
+$(TUNED)/model/model.json: $(TUNE)/best.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
+	$(BIN)/ser-model train --config $(TUNE)/final.yaml --features $(FEAT) --splits $(SPLITS) --out $(@D)
+
+$(TUNED)/predictions/predictions.parquet: $(TUNED)/model/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
+	$(BIN)/ser-model predict --checkpoint $(<D) --features $(FEAT) --splits $(SPLITS) --part test --out $@
+
+$(TUNED)/eval/metrics.json: $(CONF)/eval.yaml $(TUNED)/predictions/predictions.parquet $(TUNED)/model/model.json $(BIN)/ser-eval
+	$(BIN)/ser-eval report --config $< --predictions $(TUNED)/predictions/predictions.parquet --checkpoint $(TUNED)/model \
+	  --out $(@D) --title "Speech emotion recognition: pipeline $(P), searched hyperparameters, test part" \
+	  --summary $(TUNED)/summary.json --pipeline $(P)
+
+infer: $(BIN)/ser-infer ## emotions for new audio: make infer P=ravdess IN="clip.wav folder/" (infer.yaml's defaults)
+	@test -n "$(IN)" || { echo "give the audio: make infer P=$(P) IN=\"file.wav folder/ 'glob/*.wav'\""; exit 2; }
+	@test -f $(MODEL)/model.json || { echo "$(MODEL) has no checkpoint: run make train P=$(P) first"; exit 2; }
+	$(BIN)/ser-infer --config $(CONF)/infer.yaml predict --checkpoint $(MODEL) $(IN)
 
 $(OUT)/folds/%/model/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D)

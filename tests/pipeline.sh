@@ -44,6 +44,14 @@ pass "make eval from clean ($(($(date +%s) - start)) s)"
 [ -s "$METRICS" ] && [ -s "$W/artifacts/demo/summary.json" ] && pass "metrics.json and summary.json written" \
     || fail "metrics.json or summary.json missing"
 
+clip=$(find "$W/data/raw/demo/Actor_08" -name '*.wav' | head -n1)
+out=$(mk infer IN="$clip" 2>&1) && echo "$out" | grep -q "Actor_08" && pass "make infer classifies new audio with the pipeline's checkpoint" \
+    || fail "make infer: $out"
+for f in pipelines/*/infer.yaml; do
+    "target/$PROFILE/ser-infer" --config "$f" predict --checkpoint "$W/artifacts/demo/model" "$clip" >/dev/null 2>"$W/infer.err" \
+        && pass "$f is a valid infer.yaml" || fail "$f: $(cat "$W/infer.err")"
+done
+
 echo "== re-run rules"
 expect_run "nothing changed" ""
 mk -q eval && pass "make -q eval: up to date" || fail "make -q eval says out of date after a full run"

@@ -27,6 +27,10 @@ Exit status: 0 success, 1 failure (for predict: any input failed; the others are
 struct Cli {
     #[command(flatten)]
     log: LogArgs,
+    /// Defaults for every command's options (a pipeline's infer.yaml); flags given on the
+    /// command line win.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -57,24 +61,110 @@ enum Command {
 struct ServeArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: String,
-    /// Largest request body in bytes.
-    #[arg(long, default_value_t = 50 << 20)]
-    max_body_bytes: usize,
-    /// Longest audio POST /v1/predict accepts, in seconds.
-    #[arg(long, default_value_t = 60.0)]
-    max_predict_seconds: f32,
-    /// Longest audio POST /v1/timeline accepts, in seconds.
-    #[arg(long, default_value_t = 3600.0)]
-    max_timeline_seconds: f32,
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout)
+    /// [default: 127.0.0.1:8080]
+    #[arg(long)]
+    addr: Option<String>,
+    /// Largest request body in bytes [default: 52428800]
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Longest audio POST /v1/predict accepts, in seconds [default: 60]
+    #[arg(long)]
+    max_predict_seconds: Option<f32>,
+    /// Longest audio POST /v1/timeline accepts, in seconds [default: 3600]
+    #[arg(long)]
+    max_timeline_seconds: Option<f32>,
     /// Requests classified at once (default: the number of cores); more wait up to --timeout.
     #[arg(long)]
     max_concurrent: Option<usize>,
-    /// Seconds a request may wait and run before it gets 503 or 504.
-    #[arg(long, default_value_t = 30.0)]
-    timeout: f64,
+    /// Seconds a request may wait and run before it gets 503 or 504 [default: 30]
+    #[arg(long)]
+    timeout: Option<f64>,
+}
+
+/// `--config infer.yaml`: defaults for the commands' options. Every key is optional; unknown
+/// keys are errors.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct InferConfig {
+    /// Output of predict and timeline: table, csv or jsonl.
+    format: FormatName,
+    /// predict: refuse files longer than this many seconds.
+    max_duration_s: f32,
+    /// timeline: refuse recordings longer than this many seconds.
+    timeline_max_duration_s: f32,
+    /// timeline and stream: window and hop in seconds (null: the model's input length, half of it).
+    window_s: Option<f64>,
+    hop_s: Option<f64>,
+    /// timeline and stream: windows quieter than this RMS level are marked silent.
+    silence_dbfs: f64,
+    serve: ServeFileConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum FormatName {
+    Table,
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ServeFileConfig {
+    addr: String,
+    max_body_bytes: usize,
+    max_predict_seconds: f32,
+    max_timeline_seconds: f32,
+    /// null: the number of cores.
+    max_concurrent: Option<usize>,
+    timeout_s: f64,
+}
+
+impl Default for InferConfig {
+    fn default() -> Self {
+        InferConfig {
+            format: FormatName::Table,
+            max_duration_s: 600.0,
+            timeline_max_duration_s: DEFAULT_MAX_DURATION_S,
+            window_s: None,
+            hop_s: None,
+            silence_dbfs: -50.0,
+            serve: ServeFileConfig::default(),
+        }
+    }
+}
+
+impl Default for ServeFileConfig {
+    fn default() -> Self {
+        ServeFileConfig {
+            addr: "127.0.0.1:8080".into(),
+            max_body_bytes: 50 << 20,
+            max_predict_seconds: 60.0,
+            max_timeline_seconds: 3600.0,
+            max_concurrent: None,
+            timeout_s: 30.0,
+        }
+    }
+}
+
+impl InferConfig {
+    fn read(path: Option<&Path>) -> anyhow::Result<InferConfig> {
+        let Some(path) = path else { return Ok(InferConfig::default()) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
+        if text.trim().is_empty() {
+            return Ok(InferConfig::default());
+        }
+        serde_yaml::from_str(&text).with_context(|| format!("{}: not a valid infer.yaml", path.display()))
+    }
+
+    fn format(&self) -> Format {
+        match self.format {
+            FormatName::Table => Format::Table,
+            FormatName::Csv => Format::Csv,
+            FormatName::Jsonl => Format::Jsonl,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -117,11 +207,12 @@ struct PredictArgs {
     /// WAV files, directories (recursively, *.wav) or glob patterns.
     #[arg(required = true)]
     inputs: Vec<String>,
-    #[arg(long, value_enum, default_value = "table")]
-    format: Format,
-    /// Refuse files longer than this many seconds.
-    #[arg(long, default_value_t = 600.0)]
-    max_duration: f32,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Refuse files longer than this many seconds [default: 600]
+    #[arg(long)]
+    max_duration: Option<f32>,
 }
 
 #[derive(Debug, Args)]
@@ -132,17 +223,18 @@ struct WindowArgs {
     /// Step between windows in seconds (default: half the window).
     #[arg(long)]
     hop: Option<f64>,
-    /// Windows quieter than this RMS level (dB full scale) are marked silent, not classified.
-    #[arg(long, default_value_t = -50.0, allow_hyphen_values = true)]
-    silence_dbfs: f64,
+    /// Windows quieter than this RMS level (dB full scale) are marked silent, not classified
+    /// [default: -50]
+    #[arg(long, allow_hyphen_values = true)]
+    silence_dbfs: Option<f64>,
 }
 
 impl WindowArgs {
-    fn config(&self, classifier: &Classifier) -> anyhow::Result<TimelineConfig> {
+    fn config(&self, classifier: &Classifier, file: &InferConfig) -> anyhow::Result<TimelineConfig> {
         let default = TimelineConfig::for_classifier(classifier);
-        let window_s = self.window.unwrap_or(default.window_s);
-        let config =
-            TimelineConfig { window_s, hop_s: self.hop.unwrap_or(window_s / 2.0), silence_dbfs: self.silence_dbfs };
+        let window_s = self.window.or(file.window_s).unwrap_or(default.window_s);
+        let hop_s = self.hop.or(file.hop_s).unwrap_or(window_s / 2.0);
+        let config = TimelineConfig { window_s, hop_s, silence_dbfs: self.silence_dbfs.unwrap_or(file.silence_dbfs) };
         config.validate().map_err(|m| anyhow::anyhow!("--window/--hop: {m}"))?;
         Ok(config)
     }
@@ -157,11 +249,12 @@ struct TimelineArgs {
     inputs: Vec<PathBuf>,
     #[command(flatten)]
     window: WindowArgs,
-    #[arg(long, value_enum, default_value = "table")]
-    format: Format,
-    /// Refuse recordings longer than this many seconds.
-    #[arg(long, default_value_t = DEFAULT_MAX_DURATION_S)]
-    max_duration: f32,
+    /// Output format [default: table]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Refuse recordings longer than this many seconds [default: 14400]
+    #[arg(long)]
+    max_duration: Option<f32>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -220,11 +313,12 @@ fn init_logging(log: &LogArgs) {
 
 /// `Ok(false)`: finished, but some input failed.
 fn run(cli: Cli) -> anyhow::Result<bool> {
+    let file = InferConfig::read(cli.config.as_deref())?;
     match cli.command {
-        Command::Predict(args) => run_predict(args),
-        Command::Timeline(args) => run_timeline(args),
-        Command::Stream(args) => run_stream(args).map(|()| true),
-        Command::Serve(args) => run_serve(args).map(|()| true),
+        Command::Predict(args) => run_predict(args, &file),
+        Command::Timeline(args) => run_timeline(args, &file),
+        Command::Stream(args) => run_stream(args, &file).map(|()| true),
+        Command::Serve(args) => run_serve(args, &file).map(|()| true),
     }
 }
 
@@ -286,12 +380,14 @@ fn csv_field(text: &str) -> String {
 /// Files decoded and classified at once by `predict`.
 const PREDICT_CHUNK: usize = 64;
 
-fn run_predict(args: PredictArgs) -> anyhow::Result<bool> {
+fn run_predict(args: PredictArgs, file: &InferConfig) -> anyhow::Result<bool> {
+    let format = args.format.unwrap_or(file.format());
+    let max_duration = args.max_duration.unwrap_or(file.max_duration_s);
     let classifier = args.model.load()?;
     let files = expand_inputs(&args.inputs)?;
     let labels = classifier.labels().to_vec();
     let mut out = std::io::stdout().lock();
-    match args.format {
+    match format {
         Format::Csv => writeln!(
             out,
             "path,label,confidence,{}",
@@ -314,7 +410,7 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<bool> {
         }
         let audio: Vec<anyhow::Result<(Vec<f32>, u32)>> = {
             use rayon::prelude::*;
-            chunk.par_iter().map(|p| read_audio(p, args.max_duration)).collect()
+            chunk.par_iter().map(|p| read_audio(p, max_duration)).collect()
         };
         let clips: Vec<(&[f32], u32)> =
             audio.iter().filter_map(|a| a.as_ref().ok()).map(|(s, r)| (s.as_slice(), *r)).collect();
@@ -329,7 +425,7 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<bool> {
             };
             let shown = path.display().to_string();
             match result {
-                Ok(p) => match args.format {
+                Ok(p) => match format {
                     Format::Table => writeln!(out, "{shown:<50} {:<10} {:>10.3}", p.label, p.confidence)?,
                     Format::Csv => writeln!(
                         out,
@@ -348,7 +444,7 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<bool> {
                 Err(e) => {
                     failed += 1;
                     eprintln!("error: {e:#}");
-                    if args.format == Format::Jsonl {
+                    if format == Format::Jsonl {
                         writeln!(out, "{}", serde_json::json!({"path": shown, "error": format!("{e:#}")}))?;
                     }
                 }
@@ -424,21 +520,23 @@ fn segment_header(out: &mut impl Write, format: Format, labels: &[String]) -> st
     }
 }
 
-fn run_timeline(args: TimelineArgs) -> anyhow::Result<bool> {
+fn run_timeline(args: TimelineArgs, file: &InferConfig) -> anyhow::Result<bool> {
+    let format = args.format.unwrap_or(file.format());
+    let max_duration = args.max_duration.unwrap_or(file.timeline_max_duration_s);
     let classifier = args.model.load()?;
-    let config = args.window.config(&classifier)?;
+    let config = args.window.config(&classifier, file)?;
     let labels = classifier.labels().to_vec();
     let mut out = std::io::stdout().lock();
-    segment_header(&mut out, args.format, &labels)?;
+    segment_header(&mut out, format, &labels)?;
     let mut failed = 0;
     for path in &args.inputs {
-        let result = read_audio(path, args.max_duration).and_then(|(samples, rate)| {
+        let result = read_audio(path, max_duration).and_then(|(samples, rate)| {
             timeline(&classifier, &samples, rate, &config).with_context(|| path.display().to_string())
         });
         match result {
             Ok(segments) => {
                 for s in &segments {
-                    write_segment(&mut out, args.format, &path.display().to_string(), &labels, s)?;
+                    write_segment(&mut out, format, &path.display().to_string(), &labels, s)?;
                 }
             }
             Err(e) => {
@@ -451,9 +549,9 @@ fn run_timeline(args: TimelineArgs) -> anyhow::Result<bool> {
     Ok(failed == 0)
 }
 
-fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
+fn run_stream(args: StreamArgs, file: &InferConfig) -> anyhow::Result<()> {
     let classifier = args.model.load()?;
-    let config = args.window.config(&classifier)?;
+    let config = args.window.config(&classifier, file)?;
     let format = match args.raw {
         None => StreamFormat::Wav,
         Some(raw) => StreamFormat::Raw {
@@ -482,23 +580,27 @@ fn run_stream(args: StreamArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+fn run_serve(args: ServeArgs, file: &InferConfig) -> anyhow::Result<()> {
     use ser_infer::server::{ServeConfig, serve, shutdown_signal};
     let classifier = std::sync::Arc::new(args.model.load()?);
-    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
-        bail!("--timeout must be a positive number of seconds");
+    let timeout = args.timeout.unwrap_or(file.serve.timeout_s);
+    if !(timeout > 0.0 && timeout.is_finite()) {
+        bail!("--timeout (serve.timeout_s): {timeout} must be a positive number of seconds");
     }
+    let addr = args.addr.clone().unwrap_or_else(|| file.serve.addr.clone());
     let config = ServeConfig {
-        max_body_bytes: args.max_body_bytes,
-        max_predict_s: args.max_predict_seconds,
-        max_timeline_s: args.max_timeline_seconds,
-        max_concurrent: args.max_concurrent.unwrap_or(ServeConfig::defaults().max_concurrent),
-        timeout: std::time::Duration::from_secs_f64(args.timeout),
+        max_body_bytes: args.max_body_bytes.unwrap_or(file.serve.max_body_bytes),
+        max_predict_s: args.max_predict_seconds.unwrap_or(file.serve.max_predict_seconds),
+        max_timeline_s: args.max_timeline_seconds.unwrap_or(file.serve.max_timeline_seconds),
+        max_concurrent: args
+            .max_concurrent
+            .or(file.serve.max_concurrent)
+            .unwrap_or(ServeConfig::defaults().max_concurrent),
+        timeout: std::time::Duration::from_secs_f64(timeout),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {
-        let listener =
-            tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+        let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("binding {addr}"))?;
         println!("http://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
         serve(listener, classifier, config, shutdown_signal()).await.context("serving")

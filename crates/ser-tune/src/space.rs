@@ -131,17 +131,33 @@ impl TuneConfig {
         trial: u32,
     ) -> Result<(ModelConfig, BTreeMap<String, serde_yaml::Value>)> {
         let drawn = self.draw(trial);
-        let mut map: BTreeMap<String, serde_yaml::Value> =
-            serde_yaml::from_value(serde_yaml::to_value(base).expect("ModelConfig serialises")).expect("a mapping");
-        for (k, v) in self.fixed.iter().chain(drawn.iter()) {
-            map.insert(k.clone(), v.clone());
-        }
-        let text = serde_yaml::to_string(&map).expect("a mapping serialises");
-        let config = ModelConfig::from_yaml(&text).map_err(|e| {
+        let config = with_values(base, self.fixed.iter().chain(drawn.iter())).map_err(|e| {
             Error::Config(format!("trial {trial}: parameters {drawn:?} do not make a valid model.yaml: {e}"))
         })?;
         Ok((config, drawn))
     }
+
+    /// The config to train a final model with: base and trial `trial`'s drawn values, without
+    /// `fixed` (the search's shortcuts, such as fewer epochs).
+    pub fn final_config(&self, base: &ModelConfig, trial: u32) -> Result<ModelConfig> {
+        let drawn = self.draw(trial);
+        with_values(base, drawn.iter())
+            .map_err(|e| Error::Config(format!("trial {trial}: parameters {drawn:?} over the base config: {e}")))
+    }
+}
+
+/// `base` with some keys replaced.
+fn with_values<'a>(
+    base: &ModelConfig,
+    values: impl Iterator<Item = (&'a String, &'a serde_yaml::Value)>,
+) -> std::result::Result<ModelConfig, String> {
+    let mut map: BTreeMap<String, serde_yaml::Value> =
+        serde_yaml::from_value(serde_yaml::to_value(base).expect("ModelConfig serialises")).expect("a mapping");
+    for (k, v) in values {
+        map.insert(k.clone(), v.clone());
+    }
+    let text = serde_yaml::to_string(&map).expect("a mapping serialises");
+    ModelConfig::from_yaml(&text).map_err(|e| e.to_string())
 }
 
 fn model_keys(config: &ModelConfig) -> Vec<String> {

@@ -335,8 +335,39 @@ pub struct MergeSummary {
     pub best: Option<TrialRecord>,
 }
 
-/// Joins trial files of `dirs` into `out/trials.csv`, `out/best.yaml` (model.yaml format) and
-/// `out/best.json`. The best trial is the highest objective; ties go to the lowest id.
+/// The search description of the first of `dirs` that has one; all must describe one search.
+fn read_search_key(dirs: &[PathBuf]) -> Result<Option<SearchKey>> {
+    let mut found: Option<(PathBuf, SearchKey)> = None;
+    for dir in dirs {
+        let path = dir.join("search.json");
+        if !path.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let key: SearchKey = serde_json::from_str(&text)
+            .map_err(|e| Error::File { path: path.clone(), message: format!("not a search description: {e}") })?;
+        match &found {
+            Some((first, k)) if *k != key => {
+                return Err(Error::File {
+                    path,
+                    message: format!(
+                        "describes another search than {}; merge parts of one search only",
+                        first.display()
+                    ),
+                });
+            }
+            Some(_) => {}
+            None => found = Some((path, key)),
+        }
+    }
+    Ok(found.map(|(_, k)| k))
+}
+
+/// Joins trial files of `dirs` into `out/trials.csv`, `out/best.yaml` (the best trial's whole
+/// model.yaml), `out/final.yaml` (the search's base model.yaml with the best trial's values but
+/// not the `fixed` shortcuts: what a final model trains with) and `out/best.json`. The best
+/// trial is the highest objective; ties go to the lowest id. `final.yaml` is written before
+/// `best.yaml`, so `best.yaml` stands for both.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     let records = read_trials(dirs)?;
     let file_err =
@@ -359,6 +390,19 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeSummary> {
             best.objective_name,
             best.objective.unwrap_or(f64::NAN)
         );
+        if let Some(key) = read_search_key(dirs)? {
+            let config = key.tune.final_config(&key.base, best.trial)?;
+            let yaml = format!(
+                "# Final model config (ser-tune): the search's base model.yaml with trial {}'s values\n\
+                 # ({} {:.4} on the val part), without the search's `fixed` keys.\n{}",
+                best.trial,
+                best.objective_name,
+                best.objective.unwrap_or(f64::NAN),
+                config.to_yaml()
+            );
+            let path = out.join("final.yaml");
+            write_atomic(&path, yaml.as_bytes()).map_err(file_err(path.clone()))?;
+        }
         let yaml = format!("{header}{}", best.config.to_yaml());
         let path = out.join("best.yaml");
         write_atomic(&path, yaml.as_bytes()).map_err(file_err(path.clone()))?;

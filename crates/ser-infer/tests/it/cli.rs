@@ -86,6 +86,47 @@ fn timeline_and_stream_commands() {
 }
 
 #[test]
+fn a_config_file_gives_defaults_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut samples = clip(8, 3, 1);
+    samples.extend(vec![0.0; 96_000]);
+    let path = dir.path().join("long.wav");
+    std::fs::write(&path, wav_bytes(&samples)).unwrap();
+    let ckpt = checkpoint().to_str().unwrap();
+    let config = dir.path().join("infer.yaml");
+    std::fs::write(&config, "format: jsonl\nwindow_s: 0.5\nhop_s: 0.5\nsilence_dbfs: -200\n").unwrap();
+    let config = config.to_str().unwrap();
+    let lines = |out: &std::process::Output| -> Vec<serde_json::Value> {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    // From the file: JSON lines, 0.5 s windows without overlap, nothing quiet enough to be silent.
+    let from_file = lines(&ser_infer(&["timeline", "--config", config, "--checkpoint", ckpt, path.to_str().unwrap()]));
+    assert_eq!(from_file[1]["start_s"], 0.5);
+    assert!(from_file.iter().all(|s| s.get("silent").is_none()), "silence_dbfs -200 marks nothing silent");
+    // A flag beats the file.
+    let flagged = lines(&ser_infer(&[
+        "timeline",
+        "--config",
+        config,
+        "--checkpoint",
+        ckpt,
+        "--hop",
+        "0.25",
+        path.to_str().unwrap(),
+    ]));
+    assert_eq!(flagged[1]["start_s"], 0.25);
+    assert!(flagged.len() > from_file.len());
+    // Unknown keys name the file.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "windw_s: 2\n").unwrap();
+    let out = ser_infer(&["timeline", "--config", bad.to_str().unwrap(), "--checkpoint", ckpt, path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("bad.yaml") && stderr.contains("windw_s"), "{stderr}");
+}
+
+#[test]
 fn serve_prints_its_address_and_stops_on_sigterm() {
     use std::io::{BufRead, Read, Write};
     let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))

@@ -71,7 +71,7 @@ kind: mfcc\nn_mfcc: 13\ndeltas: false\nframes: 48\npad: silence\nmax_duration_s:
         std::fs::write(
             d("tune.yaml"),
             format!(
-                "seed: 1\ntrials: {trials}\nobjective: val_accuracy\ntime_budget_s: null\nfixed: {{}}\nspace:\n  \
+                "seed: 1\ntrials: {trials}\nobjective: val_accuracy\ntime_budget_s: null\nfixed: {{max_epochs: 2}}\nspace:\n  \
                  conv1_kernel: [3, 5]\n  dropout_dense: {{uniform: [0.1, 0.5]}}\n  learning_rate: {{log_uniform: [0.001, 0.01]}}\n  \
                  batch_size: [8, 16]\n"
             ),
@@ -159,7 +159,16 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
     assert_eq!(ids, ["0", "1", "2", "3", "4", "5"]);
     let best = std::fs::read_to_string(out.join("best.yaml")).unwrap();
     let best_config = ser_model::config::ModelConfig::from_yaml(&best).unwrap();
-    assert_eq!(best_config.max_epochs, 3, "best.yaml is a model.yaml");
+    assert_eq!(best_config.max_epochs, 2, "best.yaml is the trial's whole model.yaml, `fixed` keys included");
+    // final.yaml: the base recipe (3 epochs) with the best trial's searched values.
+    let final_config =
+        ser_model::config::ModelConfig::from_yaml(&std::fs::read_to_string(out.join("final.yaml")).unwrap()).unwrap();
+    assert_eq!(final_config.max_epochs, 3);
+    assert_eq!(
+        ser_model::config::ModelConfig { max_epochs: 2, ..final_config.clone() },
+        best_config,
+        "final.yaml differs from best.yaml only in the fixed keys"
+    );
 
     // Shards (one with two jobs) and a merge give the same trials as the single run.
     let mut shard0 = corpus.args("shard0");

@@ -56,3 +56,28 @@ fn bad_spaces_are_clear_errors() {
     let err = config.trial_config(&ModelConfig::reference(), 0).unwrap_err().to_string();
     assert!(err.contains("trial 0") && err.contains("conv1_filters"), "{err}");
 }
+
+/// Every committed pipeline's params files parse: a typo in one fails here, not in a long run.
+#[test]
+fn every_pipeline_config_parses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let file = |name: &str| dir.join(name);
+        ser_features::read_features_config(&file("features.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        ser_features::read_split_config(&file("split.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let base = ser_model::read_model_config(&file("model.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let text = std::fs::read_to_string(file("tune.yaml")).unwrap();
+        let tune = ser_tune::space::TuneConfig::from_yaml(&file("tune.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        tune.trial_config(&base, 0).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        for name in ["eval.yaml", "infer.yaml"] {
+            assert!(file(name).is_file(), "{} has no {name}", dir.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 4, "found {seen} pipelines in {}", root.display());
+}
