@@ -135,6 +135,8 @@ fn http_predict(addr: std::net::SocketAddr, body: &[u8]) -> (u16, Duration) {
 }
 
 fn main() {
+    // As the binaries do (see the function); SAFETY: no other thread runs yet.
+    unsafe { ser_model::use_inline_elementwise_ops() };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let ravdess = env_path("RAVDESS_DIR", &root.join("data/raw/ravdess"));
     let peer = env_path("PEER_DIR", &root.join("../shared/peer"));

@@ -283,6 +283,8 @@ struct StreamArgs {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first thing in main; no other thread exists yet.
+    unsafe { ser_model::use_inline_elementwise_ops() };
     let cli = Cli::parse();
     init_logging(&cli.log);
     match run(cli) {

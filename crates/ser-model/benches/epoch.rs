@@ -72,6 +72,8 @@ print(json.dumps({"seconds_per_epoch": times}))
 "#;
 
 fn main() {
+    // As the binaries do (see the function); SAFETY: no other thread runs yet.
+    unsafe { ser_model::use_inline_elementwise_ops() };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let raw = env_path("RAVDESS_DIR", &root.join("data/raw/ravdess"));
     let peer = env_path("PEER_DIR", &root.join("../shared/peer"));
@@ -180,6 +182,8 @@ fn main() {
         "keras_seconds_per_epoch_median": keras_median.map(|k| (k * 1000.0).round() / 1000.0),
         "speedup": keras_median.map(|k| (k / ser_median * 100.0).round() / 100.0),
         "forward_1clip_ms_median": (median(forward_ms) * 1000.0).round() / 1000.0,
+        "candle_num_threads": std::env::var(ser_model::CANDLE_THREADS_VAR).ok(),
+        "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),
     });
     println!("{result}");
     let dir = root.join("artifacts/bench");

@@ -43,6 +43,26 @@ impl Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 /// The CPU, or CUDA device 0 when `cuda` is asked for; a clear error when this build has no CUDA.
+/// The environment variable that sizes candle's pool for element-wise CPU ops.
+pub const CANDLE_THREADS_VAR: &str = "CANDLE_NUM_THREADS";
+
+/// Runs candle's element-wise CPU ops on the calling thread, unless `CANDLE_NUM_THREADS` is set.
+///
+/// candle splits element-wise ops of 64K+ values over a pool of threads that spin while they
+/// wait. For this network's tensors that costs more than it saves, and on a busy machine (two
+/// trainings, a search with `--jobs 2`, a loaded server) the spinning eats the cores outright:
+/// an epoch took 4.3 s with this and 14-17 s without while another training ran beside it,
+/// with bit-identical weights. Matrix products stay parallel (rayon, `RAYON_NUM_THREADS`).
+///
+/// # Safety
+/// Sets an environment variable: call it at the start of `main`, before any thread starts.
+pub unsafe fn use_inline_elementwise_ops() {
+    if std::env::var_os(CANDLE_THREADS_VAR).is_none() {
+        // SAFETY: the caller guarantees no other thread runs yet.
+        unsafe { std::env::set_var(CANDLE_THREADS_VAR, "1") };
+    }
+}
+
 pub fn select_device(cuda: bool) -> Result<candle_core::Device> {
     let device = if cuda {
         if !candle_core::utils::cuda_is_available() {

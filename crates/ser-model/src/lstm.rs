@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 /// One direction of an LSTM layer: `weight_ih` (4H, in), `weight_hh` (4H, H), two biases (4H).
 #[derive(Debug, Clone)]
@@ -143,6 +144,53 @@ impl LstmRecurrence {
         let reverse = self.reverse;
         (0..steps).map(move |k| if reverse { steps - 1 - k } else { k })
     }
+
+    /// One sequence: `projected` (T, 4H) in; gates (T, 4H), cells and hiddens (T, H) out.
+    fn forward_sequence(
+        &self,
+        projected: &[f32],
+        w_hh: &[f32],
+        bias: &[f32],
+        gates: &mut [f32],
+        cells: &mut [f32],
+        hiddens: &mut [f32],
+    ) {
+        let hidden = self.hidden;
+        let four_h = 4 * hidden;
+        let steps = cells.len() / hidden;
+        let zeros = vec![0f32; hidden];
+        let mut prev: Option<usize> = None; // the previous step
+        for t in self.order(steps) {
+            let (h_before, h_rest) = hiddens.split_at_mut(t * hidden);
+            let (h_t, h_after) = h_rest.split_at_mut(hidden);
+            let h_prev: &[f32] = match prev {
+                None => &zeros,
+                // Forward: the previous step is below t; reverse: above it.
+                Some(p) if p < t => &h_before[p * hidden..(p + 1) * hidden],
+                Some(p) => &h_after[(p - t - 1) * hidden..(p - t) * hidden],
+            };
+            let g = &mut gates[t * four_h..(t + 1) * four_h];
+            let x = &projected[t * four_h..(t + 1) * four_h];
+            for (r, gr) in g.iter_mut().enumerate() {
+                *gr = x[r] + bias[r] + dot(&w_hh[r * hidden..(r + 1) * hidden], h_prev);
+            }
+            for k in 0..hidden {
+                let i = sigmoid(g[k]);
+                let f = sigmoid(g[hidden + k]);
+                let gg = tanh(g[2 * hidden + k]);
+                let o = sigmoid(g[3 * hidden + k]);
+                g[k] = i;
+                g[hidden + k] = f;
+                g[2 * hidden + k] = gg;
+                g[3 * hidden + k] = o;
+                let c_prev = prev.map_or(0.0, |p| cells[p * hidden + k]);
+                let c = f * c_prev + i * gg;
+                cells[t * hidden + k] = c;
+                h_t[k] = o * tanh(c);
+            }
+            prev = Some(t);
+        }
+    }
 }
 
 #[inline]
@@ -221,34 +269,15 @@ impl CustomOp3 for LstmRecurrence {
         let mut gates = vec![0f32; batch * steps * four_h];
         let mut cells = vec![0f32; batch * steps * hidden];
         let mut hiddens = vec![0f32; batch * steps * hidden];
-        let zeros = vec![0f32; hidden];
-        for b in 0..batch {
-            let mut prev: Option<usize> = None; // index of the previous step
-            for t in self.order(steps) {
-                let row = b * steps + t;
-                let h_prev = prev.map_or(&zeros[..], |p| &hiddens[(b * steps + p) * hidden..][..hidden]);
-                let g = &mut gates[row * four_h..(row + 1) * four_h];
-                let x = &projected[row * four_h..(row + 1) * four_h];
-                for (r, gr) in g.iter_mut().enumerate() {
-                    *gr = x[r] + bias[r] + dot(&w_hh[r * hidden..(r + 1) * hidden], h_prev);
-                }
-                for k in 0..hidden {
-                    let i = sigmoid(g[k]);
-                    let f = sigmoid(g[hidden + k]);
-                    let gg = tanh(g[2 * hidden + k]);
-                    let o = sigmoid(g[3 * hidden + k]);
-                    g[k] = i;
-                    g[hidden + k] = f;
-                    g[2 * hidden + k] = gg;
-                    g[3 * hidden + k] = o;
-                    let c_prev = prev.map_or(0.0, |p| cells[(b * steps + p) * hidden + k]);
-                    let c = f * c_prev + i * gg;
-                    cells[row * hidden + k] = c;
-                    hiddens[row * hidden + k] = o * tanh(c);
-                }
-                prev = Some(t);
-            }
-        }
+        // The sequences of a batch are independent: one task each (same sums as sequentially).
+        gates
+            .par_chunks_mut(steps * four_h)
+            .zip(cells.par_chunks_mut(steps * hidden))
+            .zip(hiddens.par_chunks_mut(steps * hidden))
+            .zip(projected.par_chunks(steps * four_h))
+            .for_each(|(((gates, cells), hiddens), projected)| {
+                self.forward_sequence(projected, w_hh, bias, gates, cells, hiddens)
+            });
         let out = hiddens.clone();
         *self.saved.lock().expect("lstm saved state") = Saved { gates, cells, hiddens, dims: (batch, steps) };
         Ok((CpuStorage::F32(out), Shape::from((batch, steps, hidden))))
@@ -272,52 +301,68 @@ impl CustomOp3 for LstmRecurrence {
         let w_hh = weight_hh.flatten_all()?.to_vec1::<f32>()?;
         let d_out = grad_res.flatten_all()?.to_vec1::<f32>()?;
         let mut d_projected = vec![0f32; batch * steps * four_h];
-        let mut d_w_hh = vec![0f32; four_h * hidden];
-        let mut d_bias = vec![0f32; four_h];
-        let mut dh_next = vec![0f32; hidden];
-        let mut dc_next = vec![0f32; hidden];
         let order: Vec<usize> = self.order(steps).collect();
-        for b in 0..batch {
-            dh_next.fill(0.0);
-            dc_next.fill(0.0);
-            for (k_step, &t) in order.iter().enumerate().rev() {
-                let row = b * steps + t;
-                let prev = if k_step == 0 { None } else { Some(b * steps + order[k_step - 1]) };
-                let g = &saved.gates[row * four_h..(row + 1) * four_h];
-                let dg = &mut d_projected[row * four_h..(row + 1) * four_h];
-                for k in 0..hidden {
-                    let (i, f, gg, o) = (g[k], g[hidden + k], g[2 * hidden + k], g[3 * hidden + k]);
-                    let c = saved.cells[row * hidden + k];
-                    let c_prev = prev.map_or(0.0, |p| saved.cells[p * hidden + k]);
-                    let tc = tanh(c);
-                    let dh = d_out[row * hidden + k] + dh_next[k];
-                    let dc = dh * o * (1.0 - tc * tc) + dc_next[k];
-                    dg[k] = dc * gg * i * (1.0 - i);
-                    dg[hidden + k] = dc * c_prev * f * (1.0 - f);
-                    dg[2 * hidden + k] = dc * i * (1.0 - gg * gg);
-                    dg[3 * hidden + k] = dh * tc * o * (1.0 - o);
-                    dc_next[k] = dc * f;
-                }
-                for (acc, d) in d_bias.iter_mut().zip(dg.iter()) {
-                    *acc += d;
-                }
-                // dh_prev = W_hh^T dg ; dW_hh += dg h_prev^T
-                dh_next.fill(0.0);
-                for (r, &d) in dg.iter().enumerate() {
-                    let w_row = &w_hh[r * hidden..(r + 1) * hidden];
-                    for (acc, w) in dh_next.iter_mut().zip(w_row) {
-                        *acc += d * w;
+        let saved: &Saved = &saved;
+        // One task per sequence, each with its own weight and bias gradients, summed below in
+        // sequence order: the same result on any number of threads.
+        let partials: Vec<(Vec<f32>, Vec<f32>)> = d_projected
+            .par_chunks_mut(steps * four_h)
+            .enumerate()
+            .map(|(b, d_projected)| {
+                let mut d_w_hh = vec![0f32; four_h * hidden];
+                let mut d_bias = vec![0f32; four_h];
+                let mut dh_next = vec![0f32; hidden];
+                let mut dc_next = vec![0f32; hidden];
+                for (k_step, &t) in order.iter().enumerate().rev() {
+                    let row = b * steps + t;
+                    let prev = if k_step == 0 { None } else { Some(b * steps + order[k_step - 1]) };
+                    let g = &saved.gates[row * four_h..(row + 1) * four_h];
+                    let dg = &mut d_projected[t * four_h..(t + 1) * four_h];
+                    for k in 0..hidden {
+                        let (i, f, gg, o) = (g[k], g[hidden + k], g[2 * hidden + k], g[3 * hidden + k]);
+                        let c = saved.cells[row * hidden + k];
+                        let c_prev = prev.map_or(0.0, |p| saved.cells[p * hidden + k]);
+                        let tc = tanh(c);
+                        let dh = d_out[row * hidden + k] + dh_next[k];
+                        let dc = dh * o * (1.0 - tc * tc) + dc_next[k];
+                        dg[k] = dc * gg * i * (1.0 - i);
+                        dg[hidden + k] = dc * c_prev * f * (1.0 - f);
+                        dg[2 * hidden + k] = dc * i * (1.0 - gg * gg);
+                        dg[3 * hidden + k] = dh * tc * o * (1.0 - o);
+                        dc_next[k] = dc * f;
                     }
-                }
-                if let Some(p) = prev {
-                    let h_prev = &saved.hiddens[p * hidden..(p + 1) * hidden];
+                    for (acc, d) in d_bias.iter_mut().zip(dg.iter()) {
+                        *acc += d;
+                    }
+                    // dh_prev = W_hh^T dg ; dW_hh += dg h_prev^T
+                    dh_next.fill(0.0);
                     for (r, &d) in dg.iter().enumerate() {
-                        let acc_row = &mut d_w_hh[r * hidden..(r + 1) * hidden];
-                        for (acc, h) in acc_row.iter_mut().zip(h_prev) {
-                            *acc += d * h;
+                        let w_row = &w_hh[r * hidden..(r + 1) * hidden];
+                        for (acc, w) in dh_next.iter_mut().zip(w_row) {
+                            *acc += d * w;
+                        }
+                    }
+                    if let Some(p) = prev {
+                        let h_prev = &saved.hiddens[p * hidden..(p + 1) * hidden];
+                        for (r, &d) in dg.iter().enumerate() {
+                            let acc_row = &mut d_w_hh[r * hidden..(r + 1) * hidden];
+                            for (acc, h) in acc_row.iter_mut().zip(h_prev) {
+                                *acc += d * h;
+                            }
                         }
                     }
                 }
+                (d_w_hh, d_bias)
+            })
+            .collect();
+        let mut d_w_hh = vec![0f32; four_h * hidden];
+        let mut d_bias = vec![0f32; four_h];
+        for (w, b) in &partials {
+            for (acc, x) in d_w_hh.iter_mut().zip(w) {
+                *acc += x;
+            }
+            for (acc, x) in d_bias.iter_mut().zip(b) {
+                *acc += x;
             }
         }
         let device = projected.device();

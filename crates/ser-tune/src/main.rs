@@ -102,6 +102,8 @@ struct MergeArgs {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first thing in main; no other thread exists yet.
+    unsafe { ser_model::use_inline_elementwise_ops() };
     let cli = Cli::parse();
     init_logging(&cli.log);
     match run(cli) {

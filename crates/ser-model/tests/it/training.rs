@@ -54,6 +54,17 @@ fn same_seed_gives_bit_identical_weights() {
 }
 
 #[test]
+fn thread_count_does_not_change_the_weights() {
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| run(&small_config(5), None, false))
+    };
+    let (one, three) = (on(1), on(3));
+    assert_eq!(weights(&one), weights(&three), "1 and 3 threads train the same weights");
+    assert_eq!(history(&one), history(&three));
+}
+
+#[test]
 fn it_learns_a_learnable_problem() {
     let mut config = small_config(1);
     config.max_epochs = 25;
