@@ -39,6 +39,13 @@ pub struct EpochRecord {
 /// Progress of training, drawn by the caller.
 pub trait EpochReporter: Sync {
     fn on_epoch(&self, record: &EpochRecord, max_epochs: usize, is_best: bool);
+
+    /// Asked after each epoch (after `on_epoch` and the checkpoint writes): `true` ends training
+    /// now, as early stopping would, keeping the best epoch's weights. A search uses this to
+    /// prune trials that trail the others.
+    fn should_stop(&self, _record: &EpochRecord) -> bool {
+        false
+    }
 }
 
 /// Reports nothing.
@@ -434,6 +441,11 @@ pub fn train(
             write_history(&dir.join(checkpoint::HISTORY_FILE), &history)?;
             checkpoint::write_json(&dir.join(RESUME_HISTORY_FILE), &ResumeHistory { epochs: history.clone() })?;
             checkpoint::write_json(&dir.join(checkpoint::TRAIN_STATE_FILE), &state)?;
+        }
+        if reporter.should_stop(&record) {
+            tracing::info!("stopped after epoch {} at the caller's request", epoch + 1);
+            stopped_early = true;
+            break;
         }
         if state.epochs_since_best >= config.patience {
             tracing::info!(

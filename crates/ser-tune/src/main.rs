@@ -145,6 +145,7 @@ fn print_summary(summary: &ser_tune::trials::MergeSummary, out: &std::path::Path
             "trials": summary.trials,
             "done": summary.done,
             "failed": summary.failed,
+            "pruned": summary.pruned,
             "best_trial": summary.best.as_ref().map(|b| b.trial),
             "best_objective": summary.best.as_ref().and_then(|b| b.objective),
             "best_params": summary.best.as_ref().map(|b| &b.params),

@@ -64,6 +64,32 @@ pub struct TuneConfig {
     pub fixed: BTreeMap<String, serde_yaml::Value>,
     /// The searched `model.yaml` keys.
     pub space: BTreeMap<String, Param>,
+    /// Stop trials that trail the finished ones (null = every trial runs to its end).
+    #[serde(default)]
+    pub pruning: Option<Pruning>,
+}
+
+/// Early pruning: a trial that trails the finished trials stops, recorded as `pruned`.
+///
+/// Which trials have finished when a trial is judged depends on the order they ran in, so with
+/// pruning on, a search run with `--jobs` or in shards may prune other trials than a sequential
+/// run (the draws stay the same).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pruning {
+    pub rule: PruneRule,
+    /// No trial is judged before this many epochs.
+    pub warmup_epochs: usize,
+    /// Judge only once this many trials have finished.
+    pub min_trials: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PruneRule {
+    /// After epoch e, stop when the trial's best objective so far is below the median of the
+    /// finished trials' best objective up to epoch e.
+    Median,
 }
 
 impl TuneConfig {
@@ -77,6 +103,11 @@ impl TuneConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.trials == 0 {
             return Err("trials must be at least 1".into());
+        }
+        if let Some(p) = &self.pruning
+            && (p.warmup_epochs == 0 || p.min_trials == 0)
+        {
+            return Err("pruning: warmup_epochs and min_trials must be at least 1".into());
         }
         let known = model_keys(&ModelConfig::reference());
         for key in self.space.keys().chain(self.fixed.keys()) {

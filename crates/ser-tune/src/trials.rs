@@ -13,10 +13,10 @@ use ser_features::io::write_atomic;
 use ser_model::checkpoint::DataProvenance;
 use ser_model::config::ModelConfig;
 use ser_model::data::Dataset;
-use ser_model::train::{Quiet, TrainData, train};
+use ser_model::train::{EpochRecord, EpochReporter, TrainData, train};
 use serde::{Deserialize, Serialize};
 
-use crate::space::TuneConfig;
+use crate::space::{Objective, PruneRule, Pruning, TuneConfig};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,8 @@ use crate::{Error, Result};
 pub enum TrialStatus {
     Done,
     Failed,
+    /// Stopped early by the search's pruning rule; never the best trial.
+    Pruned,
 }
 
 /// One finished trial: `trials/trial-NNNNNN.json`.
@@ -45,6 +47,12 @@ pub struct TrialRecord {
     pub epochs: usize,
     pub seconds: f64,
     pub error: Option<String>,
+    /// The objective on the val part after each epoch.
+    #[serde(default)]
+    pub curve: Vec<f64>,
+    /// Why a trial was pruned.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// What the search trains on.
@@ -86,7 +94,88 @@ struct SearchKey {
     fold: u32,
 }
 
-fn run_trial(tune: &TuneConfig, base: &ModelConfig, data: &SearchData, device: &Device, trial: u32) -> TrialRecord {
+/// Watches a trial's epochs: records the objective curve and applies the pruning rule against
+/// the trials that had finished when it started.
+struct TrialWatch<'a> {
+    objective: Objective,
+    pruning: Option<&'a Pruning>,
+    finished: Vec<(TrialStatus, Vec<f64>)>,
+    curve: Mutex<Vec<f64>>,
+    pruned: Mutex<Option<String>>,
+}
+
+impl TrialWatch<'_> {
+    fn value(&self, record: &EpochRecord) -> f64 {
+        match self.objective {
+            Objective::ValAccuracy => record.val_accuracy,
+            Objective::ValMacroF1 => record.val_macro_f1,
+            Objective::ValUar => record.val_uar,
+        }
+    }
+}
+
+/// The median rule: after `epoch` epochs, the trial's best so far against the median of the
+/// finished trials' best up to the same epoch (a trial that ended sooner without being pruned
+/// counts with its final best; a pruned one that ended sooner does not count). Returns the
+/// reason to prune, if any.
+pub fn median_rule(
+    curve: &[f64],
+    finished: &[(TrialStatus, Vec<f64>)],
+    pruning: &Pruning,
+    objective: &str,
+) -> Option<String> {
+    let PruneRule::Median = pruning.rule;
+    let epoch = curve.len();
+    if epoch < pruning.warmup_epochs {
+        return None;
+    }
+    let best = |c: &[f64]| c.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut others: Vec<f64> = finished
+        .iter()
+        .filter(|(status, c)| !c.is_empty() && (c.len() >= epoch || *status == TrialStatus::Done))
+        .map(|(_, c)| best(&c[..epoch.min(c.len())]))
+        .collect();
+    if others.len() < pruning.min_trials {
+        return None;
+    }
+    others.sort_by(f64::total_cmp);
+    let n = others.len();
+    let median = if n % 2 == 1 { others[n / 2] } else { (others[n / 2 - 1] + others[n / 2]) / 2.0 };
+    let mine = best(curve);
+    (mine < median).then(|| {
+        format!(
+            "pruned after epoch {epoch}: best {objective} {mine:.4} < {median:.4}, the median of {n} finished trials \
+             at that epoch (median rule)"
+        )
+    })
+}
+
+impl EpochReporter for TrialWatch<'_> {
+    fn on_epoch(&self, record: &EpochRecord, _max_epochs: usize, _is_best: bool) {
+        self.curve.lock().unwrap().push(self.value(record));
+    }
+
+    fn should_stop(&self, _record: &EpochRecord) -> bool {
+        let Some(pruning) = self.pruning else { return false };
+        let curve = self.curve.lock().unwrap();
+        match median_rule(&curve, &self.finished, pruning, self.objective.key()) {
+            Some(reason) => {
+                *self.pruned.lock().unwrap() = Some(reason);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn run_trial(
+    tune: &TuneConfig,
+    base: &ModelConfig,
+    data: &SearchData,
+    device: &Device,
+    trial: u32,
+    finished: Vec<(TrialStatus, Vec<f64>)>,
+) -> TrialRecord {
     let started = Instant::now();
     let failed = |config: ModelConfig, params, error: String| TrialRecord {
         trial,
@@ -100,6 +189,8 @@ fn run_trial(tune: &TuneConfig, base: &ModelConfig, data: &SearchData, device: &
         epochs: 0,
         seconds: started.elapsed().as_secs_f64(),
         error: Some(error),
+        curve: Vec::new(),
+        note: None,
     };
     let (config, drawn) = match tune.trial_config(base, trial) {
         Ok(c) => c,
@@ -113,9 +204,18 @@ fn run_trial(tune: &TuneConfig, base: &ModelConfig, data: &SearchData, device: &
         features_config: data.features_config,
         provenance: data.provenance.clone(),
     };
+    let watch = TrialWatch {
+        objective: tune.objective,
+        pruning: tune.pruning.as_ref(),
+        finished,
+        curve: Mutex::new(Vec::new()),
+        pruned: Mutex::new(None),
+    };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(&train_data, &config, device, None, false, &Quiet)
+        train(&train_data, &config, device, None, false, &watch)
     }));
+    let curve = watch.curve.into_inner().unwrap();
+    let note = watch.pruned.into_inner().unwrap();
     match outcome {
         Err(panic) => {
             let message = panic
@@ -131,7 +231,7 @@ fn run_trial(tune: &TuneConfig, base: &ModelConfig, data: &SearchData, device: &
             match objective {
                 Some(v) if v.is_finite() => TrialRecord {
                     trial,
-                    status: TrialStatus::Done,
+                    status: if note.is_some() { TrialStatus::Pruned } else { TrialStatus::Done },
                     params,
                     config,
                     objective_name: tune.objective.key().into(),
@@ -141,6 +241,8 @@ fn run_trial(tune: &TuneConfig, base: &ModelConfig, data: &SearchData, device: &
                     epochs: outcome.epochs_run,
                     seconds: started.elapsed().as_secs_f64(),
                     error: None,
+                    curve,
+                    note,
                 },
                 other => failed(config, params, format!("objective {} is {other:?} (NaN loss?)", tune.objective.key())),
             }
@@ -216,7 +318,19 @@ pub fn run_search(
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
                     let Some(&trial) = pending.get(i) else { return };
-                    let record = pool.install(|| run_trial(tune, base, data, &options.device, trial));
+                    // The pruning rule judges against the trials finished by now (in any shard
+                    // sharing this directory).
+                    let finished = match tune.pruning {
+                        Some(_) => match read_trials(&[out.to_path_buf()]) {
+                            Ok(records) => records.into_iter().map(|r| (r.status, r.curve)).collect(),
+                            Err(e) => {
+                                *first_error.lock().unwrap() = Some(e);
+                                return;
+                            }
+                        },
+                        None => Vec::new(),
+                    };
+                    let record = pool.install(|| run_trial(tune, base, data, &options.device, trial, finished));
                     let path = trial_path(out, trial);
                     let text = serde_json::to_string_pretty(&record).expect("serialises");
                     if let Err(e) = write_atomic(&path, text.as_bytes()) {
@@ -230,6 +344,12 @@ pub fn run_search(
                             record.objective.unwrap_or(f64::NAN),
                             record.epochs,
                             record.seconds,
+                            i + 1,
+                            pending.len()
+                        ),
+                        TrialStatus::Pruned => tracing::info!(
+                            "trial {trial} {} ({}/{} of this run)",
+                            record.note.as_deref().unwrap_or("pruned"),
                             i + 1,
                             pending.len()
                         ),
@@ -299,7 +419,7 @@ fn csv_table(records: &[TrialRecord]) -> String {
     let mut header: Vec<String> =
         ["trial", "status", "objective_name", "objective"].iter().map(|s| s.to_string()).collect();
     header.extend(metrics.iter().map(|s| s.to_string()));
-    header.extend(["best_epoch", "epochs", "seconds", "error"].iter().map(|s| s.to_string()));
+    header.extend(["best_epoch", "epochs", "seconds", "error", "note"].iter().map(|s| s.to_string()));
     header.extend(params.iter().cloned());
     writer.write_record(&header).expect("in memory");
     for r in records {
@@ -315,6 +435,7 @@ fn csv_table(records: &[TrialRecord]) -> String {
             r.epochs.to_string(),
             format!("{:.3}", r.seconds),
             r.error.clone().unwrap_or_default(),
+            r.note.clone().unwrap_or_default(),
         ]);
         row.extend(params.iter().map(|p| match r.params.get(p) {
             Some(serde_json::Value::String(s)) => s.clone(),
@@ -332,6 +453,7 @@ pub struct MergeSummary {
     pub trials: usize,
     pub done: usize,
     pub failed: usize,
+    pub pruned: usize,
     pub best: Option<TrialRecord>,
 }
 
@@ -410,6 +532,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeSummary> {
         write_atomic(&path, serde_json::to_string_pretty(best).expect("serialises").as_bytes())
             .map_err(file_err(path.clone()))?;
     }
-    let done = records.iter().filter(|r| r.status == TrialStatus::Done).count();
-    Ok(MergeSummary { trials: records.len(), done, failed: records.len() - done, best })
+    let count = |s: TrialStatus| records.iter().filter(|r| r.status == s).count();
+    Ok(MergeSummary {
+        trials: records.len(),
+        done: count(TrialStatus::Done),
+        failed: count(TrialStatus::Failed),
+        pruned: count(TrialStatus::Pruned),
+        best,
+    })
 }

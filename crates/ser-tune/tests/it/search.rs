@@ -205,3 +205,48 @@ fn sigkill_then_resume_loses_and_repeats_nothing() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("trials of another search"));
 }
+
+#[test]
+fn the_median_rule_prunes_trailing_trials_and_says_so() {
+    use ser_tune::TrialStatus;
+    use ser_tune::space::{PruneRule, Pruning};
+    let corpus = Corpus::new(8);
+    let tune_yaml = std::fs::read_to_string(corpus.path("tune.yaml")).unwrap();
+    let pruning = "pruning: {rule: median, warmup_epochs: 1, min_trials: 2}\n";
+    std::fs::write(corpus.path("tune.yaml"), format!("{tune_yaml}{pruning}")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_ser-tune");
+    let summary = run(bin, &corpus.args("tune").iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let records: Vec<ser_tune::TrialRecord> =
+        trial_files(&corpus.root.join("tune")).values().map(|text| serde_json::from_str(text).unwrap()).collect();
+    let rule = Pruning { rule: PruneRule::Median, warmup_epochs: 1, min_trials: 2 };
+    // One job: trial i was judged against trials 0..i. Check every decision against the rule.
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.trial as usize, i);
+        let before: Vec<(TrialStatus, Vec<f64>)> = records[..i].iter().map(|r| (r.status, r.curve.clone())).collect();
+        assert_eq!(r.curve.len(), r.epochs, "one objective value per epoch");
+        match r.status {
+            TrialStatus::Pruned => {
+                let reason = ser_tune::trials::median_rule(&r.curve, &before, &rule, "val_accuracy");
+                assert_eq!(reason.as_deref(), r.note.as_deref(), "trial {i} was pruned by the rule");
+                for e in 1..r.curve.len() {
+                    assert!(ser_tune::trials::median_rule(&r.curve[..e], &before, &rule, "val_accuracy").is_none());
+                }
+            }
+            TrialStatus::Done => {
+                for e in 1..=r.curve.len() {
+                    let reason = ser_tune::trials::median_rule(&r.curve[..e], &before, &rule, "val_accuracy");
+                    assert!(reason.is_none(), "trial {i} should have been pruned after epoch {e}: {reason:?}");
+                }
+            }
+            TrialStatus::Failed => panic!("trial {i} failed: {:?}", r.error),
+        }
+    }
+    let pruned = records.iter().filter(|r| r.status == TrialStatus::Pruned).count();
+    assert!(pruned >= 1, "8 trials, median rule from epoch 1: some trail the median");
+    assert_eq!(summary["pruned"], pruned);
+    let best: ser_tune::TrialRecord =
+        serde_json::from_str(&std::fs::read_to_string(corpus.root.join("tune/best.json")).unwrap()).unwrap();
+    assert_eq!(best.status, TrialStatus::Done, "a pruned trial is never the best");
+    let csv = std::fs::read_to_string(corpus.root.join("tune/trials.csv")).unwrap();
+    assert!(csv.contains(",pruned,") && csv.contains("(median rule)"), "{csv}");
+}

@@ -51,6 +51,8 @@ fn bad_spaces_are_clear_errors() {
     check_error(&SPACE.replace("trials: 50", "trials: 50\ncolour: red"), "colour");
     check_error(&SPACE.replace("trials: 50", "trials: 0"), "trials must be at least 1");
     check_error(&SPACE.replace("[16, 32, 64]", "[]"), "empty list");
+    check_error(&format!("{SPACE}pruning: {{rule: median, warmup_epochs: 0, min_trials: 3}}\n"), "warmup_epochs");
+    check_error(&format!("{SPACE}pruning: {{rule: mean, warmup_epochs: 2, min_trials: 3}}\n"), "mean");
     // A drawn value of the wrong type fails when the trial's model.yaml is built.
     let config = parse(&SPACE.replace("[16, 32, 64]", "[big]")).unwrap();
     let err = config.trial_config(&ModelConfig::reference(), 0).unwrap_err().to_string();
