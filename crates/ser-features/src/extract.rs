@@ -317,11 +317,13 @@ pub fn rejects_path(table: &Path) -> PathBuf {
 /// Parts that record their shard (`extract --shard` writes it) must be of one count and cover
 /// every index exactly once, so a missing or doubled part is an error, not a smaller table.
 /// The parts' rejects files (`<part>.rejects.csv`), where present, are joined into `out`'s.
+///
+/// The parts are merged as sorted streams (each is sorted by path, as every feature table is),
+/// so memory holds one record batch per part, however large the corpus.
 pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
-    let mut config = None;
-    let mut rows = Vec::new();
     let mut tags: Vec<(PathBuf, Option<Shard>)> = Vec::new();
     let mut rejects = Vec::new();
+    let mut streams = Vec::new();
     for part in parts {
         let tag = io::read_shard_tag(part)?
             .map(|t| {
@@ -336,34 +338,55 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
         if part_rejects.exists() {
             rejects.extend(io::read_rejects(&part_rejects)?);
         }
-        let table = io::read_feature_table(part)?;
-        match &config {
-            None => config = Some(table.config.clone()),
-            Some(c) if *c != table.config => {
-                return Err(Error::Table {
-                    path: part.clone(),
-                    message: format!(
-                        "feature config hash {} differs from the first part's {}",
-                        table.config.hash(),
-                        c.hash()
-                    ),
-                });
-            }
-            Some(_) => {}
+        let stream = io::FeatureRowStream::open(part)?;
+        if let Some((first_path, first)) = streams.first().map(|(p, s): &(PathBuf, io::FeatureRowStream)| (p, s))
+            && first.config != stream.config
+        {
+            return Err(Error::Table {
+                path: part.clone(),
+                message: format!(
+                    "feature config hash {} differs from {}'s {}",
+                    stream.config.hash(),
+                    first_path.display(),
+                    first.config.hash()
+                ),
+            });
         }
-        rows.extend(table.rows);
+        streams.push((part.clone(), stream));
     }
-    let config = config.ok_or_else(|| Error::Config("merge: no part files given".into()))?;
+    let Some(config) = streams.first().map(|(_, s)| s.config.clone()) else {
+        return Err(Error::Config("merge: no part files given".into()));
+    };
     check_shards_complete(&tags)?;
-    rows.sort_by(|a, b| a.path.cmp(&b.path));
-    if let Some(w) = rows.windows(2).find(|w| w[0].clip_id == w[1].clip_id) {
-        return Err(Error::Config(format!("merge: clip `{}` appears in more than one part", w[0].clip_id)));
+    let mut heads: Vec<Option<FeatureRow>> = streams.iter_mut().map(|(_, s)| s.next_row()).collect::<Result<_>>()?;
+    let mut writer = FeatureTableWriter::create(out, &config)?;
+    let mut previous: Option<String> = None; // the last clip id written
+    let mut n = 0;
+    // Smallest path first; on equal paths the earlier part (then the duplicate check fails).
+    while let Some(i) = (0..heads.len())
+        .filter(|&i| heads[i].is_some())
+        .min_by(|&a, &b| heads[a].as_ref().unwrap().path.cmp(&heads[b].as_ref().unwrap().path).then(a.cmp(&b)))
+    {
+        let row = heads[i].take().expect("filtered to some");
+        let (part, stream) = &mut streams[i];
+        heads[i] = stream.next_row()?;
+        if let Some(next) = &heads[i]
+            && next.path < row.path
+        {
+            return Err(Error::Table {
+                path: part.clone(),
+                message: format!("rows are not sorted by path (`{}` after `{}`)", next.path, row.path),
+            });
+        }
+        if previous.as_deref() == Some(row.clip_id.as_str()) {
+            return Err(Error::Config(format!("merge: clip `{}` appears in more than one part", row.clip_id)));
+        }
+        previous = Some(row.clip_id.clone());
+        writer.write(std::iter::once(row))?;
+        n += 1;
     }
     rejects.sort_by(|a, b| a.path.cmp(&b.path));
     io::write_rejects(&rejects_path(out), &rejects)?;
-    let n = rows.len();
-    let mut writer = FeatureTableWriter::create(out, &config)?;
-    writer.write(rows)?;
     writer.finish()?;
     Ok(n)
 }

@@ -207,30 +207,66 @@ pub fn read_shard_tag(path: &Path) -> Result<Option<String>> {
 
 /// Reads a whole feature table, checking every row against the metadata.
 pub fn read_feature_table(path: &Path) -> Result<FeatureTable> {
-    let file = fs::File::open(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| Error::parquet(path, e))?;
-    let metadata = read_metadata(path, builder.schema(), builder.metadata().file_metadata().key_value_metadata());
-    let (config, n_coeffs) = config_from_metadata(path, &metadata)?;
-    let reader = builder.build().map_err(|e| Error::parquet(path, e))?;
+    let mut stream = FeatureRowStream::open(path)?;
     let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::Table { path: path.to_path_buf(), message: e.to_string() })?;
-        let batch_rows = table::from_record_batch(&batch, n_coeffs, rows.len())
-            .map_err(|e| Error::Table { path: path.to_path_buf(), message: e.to_string() })?;
-        rows.extend(batch_rows);
+    while let Some(row) = stream.next_row()? {
+        rows.push(row);
     }
-    if let Some(frames) = config.frames
-        && let Some(row) = rows.iter().position(|r| r.n_frames as usize != frames)
-    {
-        return Err(Error::Table {
+    Ok(FeatureTable { config: stream.config, n_coeffs: stream.n_coeffs, rows })
+}
+
+/// A feature table read one record batch at a time (memory: one batch), each row checked
+/// against the metadata.
+pub struct FeatureRowStream {
+    path: PathBuf,
+    pub config: FeaturesConfig,
+    pub n_coeffs: usize,
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    buffer: std::collections::VecDeque<FeatureRow>,
+    rows_read: usize,
+}
+
+impl FeatureRowStream {
+    pub fn open(path: &Path) -> Result<FeatureRowStream> {
+        let file = fs::File::open(path)?;
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| Error::parquet(path, e))?;
+        let metadata = read_metadata(path, builder.schema(), builder.metadata().file_metadata().key_value_metadata());
+        let (config, n_coeffs) = config_from_metadata(path, &metadata)?;
+        let reader = builder.build().map_err(|e| Error::parquet(path, e))?;
+        Ok(FeatureRowStream {
             path: path.to_path_buf(),
-            message: format!(
-                "row {row} (clip_id {}): n_frames is {}, but the config fixes frames at {frames}",
-                rows[row].clip_id, rows[row].n_frames
-            ),
-        });
+            config,
+            n_coeffs,
+            reader,
+            buffer: Default::default(),
+            rows_read: 0,
+        })
     }
-    Ok(FeatureTable { config, n_coeffs, rows })
+
+    /// The next row, or `None` at the end.
+    pub fn next_row(&mut self) -> Result<Option<FeatureRow>> {
+        while self.buffer.is_empty() {
+            let Some(batch) = self.reader.next() else { return Ok(None) };
+            let bad = |message: String| Error::Table { path: self.path.clone(), message };
+            let batch = batch.map_err(|e| bad(e.to_string()))?;
+            let rows =
+                table::from_record_batch(&batch, self.n_coeffs, self.rows_read).map_err(|e| bad(e.to_string()))?;
+            if let Some(frames) = self.config.frames
+                && let Some(i) = rows.iter().position(|r| r.n_frames as usize != frames)
+            {
+                return Err(bad(format!(
+                    "row {} (clip_id {}): n_frames is {}, but the config fixes frames at {frames}",
+                    self.rows_read + i,
+                    rows[i].clip_id,
+                    rows[i].n_frames
+                )));
+            }
+            self.rows_read += rows.len();
+            self.buffer.extend(rows);
+        }
+        Ok(self.buffer.pop_front())
+    }
 }
 
 pub const SPLIT_COL_CLIP_ID: &str = "clip_id";

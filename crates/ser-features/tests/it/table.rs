@@ -193,3 +193,47 @@ print(json.dumps({"columns": t.column_names, "n_coeffs": int(meta["ser.n_coeffs"
         assert!(columns.contains(&c), "missing {c} in {columns:?}");
     }
 }
+
+/// Parts merge as sorted streams: rows interleave by path across parts, more than one record
+/// batch each; a part out of path order is refused rather than merged out of order.
+#[test]
+fn merge_streams_parts_in_path_order() {
+    use ser_features::extract::merge_tables;
+    use ser_features::io::FeatureTableWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let write_part = |name: &str, shard: &str, ids: &[usize]| {
+        let path = dir.path().join(name);
+        let mut writer = FeatureTableWriter::create_part(&path, &config(Some(2)), shard).unwrap();
+        writer.write(ids.iter().map(|&i| row(i, 2, i as f32, Some("sad")))).unwrap();
+        writer.finish().unwrap();
+        path
+    };
+    // 300 rows in three parts, interleaved: part i holds ids = i mod 3 (three batches of 128).
+    let parts: Vec<_> = (0..3)
+        .map(|p| {
+            write_part(
+                &format!("p{p}.parquet"),
+                &format!("{p}/3"),
+                &(0..300).filter(|i| i % 3 == p).collect::<Vec<_>>(),
+            )
+        })
+        .collect();
+    let out = dir.path().join("merged.parquet");
+    assert_eq!(merge_tables(&parts, &out).unwrap(), 300);
+    let whole = dir.path().join("whole.parquet");
+    write_feature_table(
+        &whole,
+        &FeatureTable {
+            config: config(Some(2)),
+            n_coeffs: 3,
+            rows: (0..300).map(|i| row(i, 2, i as f32, Some("sad"))).collect(),
+        },
+    )
+    .unwrap();
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&whole).unwrap(), "merged = written whole");
+
+    let unsorted = vec![write_part("u0.parquet", "0/2", &[5, 1]), write_part("u1.parquet", "1/2", &[2])];
+    let err = merge_tables(&unsorted, &dir.path().join("bad.parquet")).unwrap_err().to_string();
+    assert!(err.contains("u0.parquet") && err.contains("not sorted by path"), "{err}");
+    assert!(!dir.path().join("bad.parquet").exists());
+}
