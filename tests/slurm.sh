@@ -14,6 +14,7 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/ser-slurm-test.XXXXXX")
 chmod 755 "$W" # munged runs as the munge user and needs to reach its socket folder inside
 export SER_SLURM_DIR=$W/cluster
 export SER_SLURM_PORT=${SER_SLURM_PORT:-$((7000 + RANDOM % 2000 * 2))}
+export SLURM_WAIT_TIMEOUT_S=${SLURM_WAIT_TIMEOUT_S:-900} # never hang CI on a stuck queue
 failures=0
 pass() { echo "ok   $*"; }
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
