@@ -51,7 +51,8 @@ mk() { # mk <where> args...
     make -s --no-print-directory PROFILE="$PROFILE" PIPELINES="$W/pipelines" DATA="$W/$where/data" \
         ARTIFACTS="$W/$where/artifacts" P=demo "$@"
 }
-# The synthetic corpus first, so the timings below are of the stages alone.
+# The binaries and the synthetic corpus first, so the timings below are of the stages alone.
+mk local "target/$PROFILE/ser-features" "target/$PROFILE/ser-tune" >/dev/null 2>&1
 mk local "$W/local/data/raw/demo/.done" >/dev/null 2>&1
 mk slurm "$W/slurm/data/raw/demo/.done" >/dev/null 2>&1
 
