@@ -333,11 +333,21 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
                 })
             })
             .transpose()?;
-        tags.push((part.clone(), tag));
         let part_rejects = rejects_path(part);
         if part_rejects.exists() {
             rejects.extend(io::read_rejects(&part_rejects)?);
+        } else if tag.is_some() {
+            // extract writes the rejects file right after the table: a part without one was
+            // interrupted in between.
+            return Err(Error::Table {
+                path: part.clone(),
+                message: format!(
+                    "{} is missing: the shard's run was interrupted; run its `extract --shard` again",
+                    part_rejects.display()
+                ),
+            });
         }
+        tags.push((part.clone(), tag));
         let stream = io::FeatureRowStream::open(part)?;
         if let Some((first_path, first)) = streams.first().map(|(p, s): &(PathBuf, io::FeatureRowStream)| (p, s))
             && first.config != stream.config

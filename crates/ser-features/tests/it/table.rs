@@ -219,6 +219,12 @@ fn merge_streams_parts_in_path_order() {
         })
         .collect();
     let out = dir.path().join("merged.parquet");
+    // A shard's part comes with its rejects file (extract writes both); without it, an error.
+    let err = merge_tables(&parts, &out).unwrap_err().to_string();
+    assert!(err.contains("p0.rejects.csv is missing"), "{err}");
+    for p in 0..3 {
+        std::fs::write(dir.path().join(format!("p{p}.rejects.csv")), "path,reason\n").unwrap();
+    }
     assert_eq!(merge_tables(&parts, &out).unwrap(), 300);
     let whole = dir.path().join("whole.parquet");
     write_feature_table(
@@ -233,6 +239,9 @@ fn merge_streams_parts_in_path_order() {
     assert!(std::fs::read(&out).unwrap() == std::fs::read(&whole).unwrap(), "merged = written whole");
 
     let unsorted = vec![write_part("u0.parquet", "0/2", &[5, 1]), write_part("u1.parquet", "1/2", &[2])];
+    for p in ["u0", "u1"] {
+        std::fs::write(dir.path().join(format!("{p}.rejects.csv")), "path,reason\n").unwrap();
+    }
     let err = merge_tables(&unsorted, &dir.path().join("bad.parquet")).unwrap_err().to_string();
     assert!(err.contains("u0.parquet") && err.contains("not sorted by path"), "{err}");
     assert!(!dir.path().join("bad.parquet").exists());
