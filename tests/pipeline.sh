@@ -44,8 +44,8 @@ pass "make eval from clean ($(($(date +%s) - start)) s)"
 [ -s "$METRICS" ] && [ -s "$W/artifacts/demo/summary.json" ] && pass "metrics.json and summary.json written" \
     || fail "metrics.json or summary.json missing"
 
-clip=$(find "$W/data/raw/demo/Actor_08" -name '*.wav' | head -n1)
-out=$(mk infer IN="$clip" 2>&1) && echo "$out" | grep -q "Actor_08" && pass "make infer classifies new audio with the pipeline's checkpoint" \
+clip=$(find "$W/data/raw/demo/Actor_08" -name '*.wav' -print -quit) # no `| head`: pipefail + SIGPIPE
+out=$(mk infer IN="$clip" 2>&1) && grep -q "Actor_08" <<<"$out" && pass "make infer classifies new audio with the pipeline's checkpoint" \
     || fail "make infer: $out"
 for f in pipelines/*/infer.yaml; do
     "target/$PROFILE/ser-infer" --config "$f" predict --checkpoint "$W/artifacts/demo/model" "$clip" >/dev/null 2>"$W/infer.err" \
@@ -131,12 +131,12 @@ n_runs=$(grep -o 'folds/[0-9]/predictions/predictions.parquet' "$W/artifacts/kfo
 
 echo "== make data"
 out=$(make -s --no-print-directory data DATA="$W/fetch" RAVDESS_URL=http://127.0.0.1:9/none.zip 2>&1) && fail "make data offline succeeded" \
-    || { echo "$out" | grep -q "RAVDESS_ARCHIVE=" && pass "make data offline stops and says what to do" || fail "make data offline: no advice: $out"; }
+    || { grep -q "RAVDESS_ARCHIVE=" <<<"$out" && pass "make data offline stops and says what to do" || fail "make data offline: no advice: $out"; }
 echo "not a zip" >"$W/bad.zip"
 out=$(make -s --no-print-directory data DATA="$W/fetch" RAVDESS_URL="file://$W/bad.zip" 2>&1) && fail "a damaged download was accepted" \
-    || { echo "$out" | grep -q "MD5" && [ ! -e "$W/fetch/downloads/Audio_Speech_Actors_01-24.zip" ] && [ ! -e "$W/fetch/raw/ravdess" ] \
+    || { grep -q "MD5" <<<"$out" && [ ! -e "$W/fetch/downloads/Audio_Speech_Actors_01-24.zip" ] && [ ! -e "$W/fetch/raw/ravdess" ] \
          && pass "make data refuses a download with the wrong checksum and keeps nothing" || fail "checksum: $out"; }
-mkdir -p "$W/zip/Actor_01" && cp "$(find "$W/data/raw/demo/Actor_01" -name '*.wav' | head -n1)" "$W/zip/Actor_01/"
+mkdir -p "$W/zip/Actor_01" && cp "$(find "$W/data/raw/demo/Actor_01" -name '*.wav' -print -quit)" "$W/zip/Actor_01/"
 if (cd "$W/zip" && "$PY" -c 'import shutil; shutil.make_archive("../good", "zip", ".")') 2>/dev/null \
     && command -v unzip >/dev/null; then
     md5=$(md5sum "$W/good.zip" | cut -d' ' -f1)

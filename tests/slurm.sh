@@ -97,7 +97,7 @@ out=$(scripts/slurm-array --name flaky --shards 3 --logs "$R/logs" --done "$R/ou
     --merge "cat $R/out-0 $R/out-1 $R/out-2 > $R/merged" 2>&1)
 status=$?
 set -e
-if [ $status -ne 0 ] && echo "$out" | grep -q "shard 1 of 3 FAILED: exit status 3" && echo "$out" | grep -q "shard 1 broke on purpose" \
+if [ $status -ne 0 ] && grep -q "shard 1 of 3 FAILED: exit status 3" <<<"$out" && grep -q "shard 1 broke on purpose" <<<"$out" \
     && [ ! -e "$R/merged" ]; then
     pass "a failed task fails the stage, shows its log, and the merge does not run"
 else
@@ -109,7 +109,7 @@ touch "$R/fixed"
 out=$(scripts/slurm-array --name flaky --shards 3 --logs "$R/logs" --done "$R/out-{i}" \
     --task "echo \$SLURM_ARRAY_TASK_ID/\$SHARD_COUNT > $R/out-\$SLURM_ARRAY_TASK_ID" \
     --merge "cat $R/out-0 $R/out-1 $R/out-2 > $R/merged" 2>&1) || fail "the re-run failed: $out"
-if echo "$out" | grep -q "shards 1 of 3" && [ "$before" = "$(stat -c %y "$R/out-0" "$R/out-2")" ] \
+if grep -q "shards 1 of 3" <<<"$out" && [ "$before" = "$(stat -c %y "$R/out-0" "$R/out-2")" ] \
     && [ "$(cat "$R/merged" | tr '\n' ' ')" = "0/3 1/3 2/3 " ]; then
     pass "the re-run submitted shard 1 alone (it saw 1/3), kept the finished parts, and merged"
 else
