@@ -53,6 +53,12 @@ pub struct Shard {
     pub count: u32,
 }
 
+/// The cores a Slurm job gave this task (`SLURM_CPUS_PER_TASK`, set when the job asked for
+/// `--cpus-per-task`): the default size of the stage binaries' thread pools inside Slurm.
+pub fn slurm_cpus_per_task() -> Option<usize> {
+    std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
+}
+
 impl Shard {
     pub fn parse(text: &str) -> Result<Shard> {
         let bad = || Error::Config(format!("--shard `{text}`: expected i/n with 0 <= i < n, e.g. 0/4"));
@@ -325,9 +331,12 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
     let mut rejects = Vec::new();
     let mut streams = Vec::new();
     for part in parts {
-        let tag = io::read_shard_tag(part)?
+        let stream = io::FeatureRowStream::open(part)?;
+        let tag = stream
+            .shard
+            .as_deref()
             .map(|t| {
-                Shard::parse(&t).map_err(|_| Error::Table {
+                Shard::parse(t).map_err(|_| Error::Table {
                     path: part.clone(),
                     message: format!("`{}` metadata `{t}` is not i/n", crate::table::META_SHARD),
                 })
@@ -348,7 +357,6 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
             });
         }
         tags.push((part.clone(), tag));
-        let stream = io::FeatureRowStream::open(part)?;
         if let Some((first_path, first)) = streams.first().map(|(p, s): &(PathBuf, io::FeatureRowStream)| (p, s))
             && first.config != stream.config
         {

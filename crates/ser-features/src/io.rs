@@ -197,14 +197,6 @@ fn config_from_metadata(path: &Path, metadata: &BTreeMap<String, String>) -> Res
     Ok((config, n_coeffs))
 }
 
-/// The shard (`i/n`) a part table records, if it is one (see `FeatureTableWriter::create_part`).
-pub fn read_shard_tag(path: &Path) -> Result<Option<String>> {
-    let file = fs::File::open(path)?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| Error::parquet(path, e))?;
-    let metadata = read_metadata(path, builder.schema(), builder.metadata().file_metadata().key_value_metadata());
-    Ok(metadata.get(table::META_SHARD).cloned())
-}
-
 /// Reads a whole feature table, checking every row against the metadata.
 pub fn read_feature_table(path: &Path) -> Result<FeatureTable> {
     let mut stream = FeatureRowStream::open(path)?;
@@ -221,6 +213,8 @@ pub struct FeatureRowStream {
     path: PathBuf,
     pub config: FeaturesConfig,
     pub n_coeffs: usize,
+    /// The shard (`i/n`) a part table records, if it is one (see `FeatureTableWriter::create_part`).
+    pub shard: Option<String>,
     reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
     buffer: std::collections::VecDeque<FeatureRow>,
     rows_read: usize,
@@ -238,6 +232,7 @@ impl FeatureRowStream {
             path: path.to_path_buf(),
             config,
             n_coeffs,
+            shard: metadata.get(table::META_SHARD).cloned(),
             reader,
             buffer: Default::default(),
             rows_read: 0,

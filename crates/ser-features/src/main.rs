@@ -226,9 +226,7 @@ fn parse_shard(text: &str) -> anyhow::Result<Shard> {
 
 fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
     let config = ser_features::read_features_config(&args.config).context("reading the feature config")?;
-    let jobs = args.jobs.or_else(|| {
-        std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
-    });
+    let jobs = args.jobs.or_else(extract::slurm_cpus_per_task);
     if let Some(jobs) = jobs {
         if jobs == 0 {
             bail!("--jobs 0: give at least 1");

@@ -88,7 +88,7 @@ struct ServeArgs {
 #[serde(deny_unknown_fields, default)]
 struct InferConfig {
     /// Output of predict and timeline: table, csv or jsonl.
-    format: FormatName,
+    format: Format,
     /// predict: refuse files longer than this many seconds.
     max_duration_s: f32,
     /// timeline: refuse recordings longer than this many seconds.
@@ -99,14 +99,6 @@ struct InferConfig {
     /// timeline and stream: windows quieter than this RMS level are marked silent.
     silence_dbfs: f64,
     serve: ServeFileConfig,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum FormatName {
-    Table,
-    Csv,
-    Jsonl,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -124,26 +116,28 @@ struct ServeFileConfig {
 impl Default for InferConfig {
     fn default() -> Self {
         InferConfig {
-            format: FormatName::Table,
+            format: Format::Table,
             max_duration_s: 600.0,
             timeline_max_duration_s: DEFAULT_MAX_DURATION_S,
             window_s: None,
             hop_s: None,
-            silence_dbfs: -50.0,
+            silence_dbfs: ser_infer::timeline::DEFAULT_SILENCE_DBFS,
             serve: ServeFileConfig::default(),
         }
     }
 }
 
 impl Default for ServeFileConfig {
+    /// The library's defaults (`ServeConfig::defaults`); `max_concurrent` stays null (= cores).
     fn default() -> Self {
+        let d = ser_infer::server::ServeConfig::defaults();
         ServeFileConfig {
             addr: "127.0.0.1:8080".into(),
-            max_body_bytes: 50 << 20,
-            max_predict_seconds: 60.0,
-            max_timeline_seconds: 3600.0,
+            max_body_bytes: d.max_body_bytes,
+            max_predict_seconds: d.max_predict_s,
+            max_timeline_seconds: d.max_timeline_s,
             max_concurrent: None,
-            timeout_s: 30.0,
+            timeout_s: d.timeout.as_secs_f64(),
         }
     }
 }
@@ -156,14 +150,6 @@ impl InferConfig {
             return Ok(InferConfig::default());
         }
         serde_yaml::from_str(&text).with_context(|| format!("{}: not a valid infer.yaml", path.display()))
-    }
-
-    fn format(&self) -> Format {
-        match self.format {
-            FormatName::Table => Format::Table,
-            FormatName::Csv => Format::Csv,
-            FormatName::Jsonl => Format::Jsonl,
-        }
     }
 }
 
@@ -191,7 +177,9 @@ impl ModelArgs {
     }
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
+/// Also the `format` key of infer.yaml.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 enum Format {
     /// Aligned columns for people.
     Table,
@@ -383,7 +371,7 @@ fn csv_field(text: &str) -> String {
 const PREDICT_CHUNK: usize = 64;
 
 fn run_predict(args: PredictArgs, file: &InferConfig) -> anyhow::Result<bool> {
-    let format = args.format.unwrap_or(file.format());
+    let format = args.format.unwrap_or(file.format);
     let max_duration = args.max_duration.unwrap_or(file.max_duration_s);
     let classifier = args.model.load()?;
     let files = expand_inputs(&args.inputs)?;
@@ -523,7 +511,7 @@ fn segment_header(out: &mut impl Write, format: Format, labels: &[String]) -> st
 }
 
 fn run_timeline(args: TimelineArgs, file: &InferConfig) -> anyhow::Result<bool> {
-    let format = args.format.unwrap_or(file.format());
+    let format = args.format.unwrap_or(file.format);
     let max_duration = args.max_duration.unwrap_or(file.timeline_max_duration_s);
     let classifier = args.model.load()?;
     let config = args.window.config(&classifier, file)?;

@@ -4,6 +4,9 @@ use serde::Serialize;
 
 use crate::{Classifier, Prediction, Result};
 
+/// Windows quieter than this RMS level (dB full scale) are marked silent, unless told otherwise.
+pub const DEFAULT_SILENCE_DBFS: f64 = -50.0;
+
 /// How a recording is cut into windows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct TimelineConfig {
@@ -19,7 +22,7 @@ impl TimelineConfig {
     /// The checkpoint's own window (its frame count), half-overlapping, silence below -50 dBFS.
     pub fn for_classifier(classifier: &Classifier) -> TimelineConfig {
         let window_s = classifier.window_seconds().unwrap_or(3.0);
-        TimelineConfig { window_s, hop_s: window_s / 2.0, silence_dbfs: -50.0 }
+        TimelineConfig { window_s, hop_s: window_s / 2.0, silence_dbfs: DEFAULT_SILENCE_DBFS }
     }
 
     pub fn validate(&self) -> std::result::Result<(), String> {

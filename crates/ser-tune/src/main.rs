@@ -177,9 +177,7 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
     let threads = match args.threads {
         Some(0) => bail!("--threads 0: give at least 1"),
         Some(n) => Some(n),
-        None => {
-            std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.trim().parse::<usize>().ok()).filter(|&n| n > 0)
-        }
+        None => ser_features::extract::slurm_cpus_per_task(),
     };
     let options = SearchOptions { out_dir: &args.out, jobs: args.jobs, shard, device, threads };
     run_search(&tune, &base, &data, &options).with_context(|| format!("searching into {}", args.out.display()))?;

@@ -119,7 +119,7 @@ fn shards_merge_to_the_same_bytes() {
             "--out",
             part.to_str().unwrap(),
         ]);
-        assert_eq!(ser_features::io::read_shard_tag(&part).unwrap().as_deref(), Some(shard.as_str()));
+        assert_eq!(ser_features::io::FeatureRowStream::open(&part).unwrap().shard.as_deref(), Some(shard.as_str()));
         parts.push(part.to_str().unwrap().to_string());
     }
     let merged = dir.path().join("merged.parquet");
@@ -132,7 +132,7 @@ fn shards_merge_to_the_same_bytes() {
     let args = merge(&all);
     let summary = ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(summary["rows"], 118);
-    assert_eq!(ser_features::io::read_shard_tag(&whole).unwrap(), None);
+    assert_eq!(ser_features::io::FeatureRowStream::open(&whole).unwrap().shard, None);
     assert!(
         std::fs::read(&whole).unwrap() == std::fs::read(&merged).unwrap(),
         "merged table differs from the unsharded one"
