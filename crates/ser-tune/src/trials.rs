@@ -270,9 +270,7 @@ pub fn run_search(
     };
     let key_path = out.join("search.json");
     if key_path.exists() {
-        let text = std::fs::read_to_string(&key_path).map_err(|e| Error::io(&key_path, e))?;
-        let existing: SearchKey = serde_json::from_str(&text)
-            .map_err(|e| Error::File { path: key_path.clone(), message: format!("not a search description: {e}") })?;
+        let existing = read_key(&key_path)?;
         if existing != key {
             return Err(Error::File {
                 path: key_path,
@@ -457,6 +455,13 @@ pub struct MergeSummary {
     pub best: Option<TrialRecord>,
 }
 
+/// Reads a `search.json`.
+fn read_key(path: &Path) -> Result<SearchKey> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::File { path: path.to_path_buf(), message: format!("not a search description: {e}") })
+}
+
 /// The search description of the first of `dirs` that has one; all must describe one search.
 fn read_search_key(dirs: &[PathBuf]) -> Result<Option<SearchKey>> {
     let mut found: Option<(PathBuf, SearchKey)> = None;
@@ -465,9 +470,7 @@ fn read_search_key(dirs: &[PathBuf]) -> Result<Option<SearchKey>> {
         if !path.exists() {
             continue;
         }
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let key: SearchKey = serde_json::from_str(&text)
-            .map_err(|e| Error::File { path: path.clone(), message: format!("not a search description: {e}") })?;
+        let key = read_key(&path)?;
         match &found {
             Some((first, k)) if *k != key => {
                 return Err(Error::File {
