@@ -42,6 +42,53 @@ pub struct ModelConfig {
     pub early_stopping_on: StoppingPart,
     /// Seeds weights, shuffling and dropout.
     pub seed: u64,
+    /// Training-time augmentation of the standardised features (off when absent).
+    #[serde(default, skip_serializing_if = "Augment::is_off")]
+    pub augment: Augment,
+}
+
+/// Augmentation of each training batch, drawn from a generator seeded by `(seed, epoch)`, so
+/// runs stay reproducible. Validation, test and inference never see it. Masked values are set
+/// to 0, the training mean of the standardised features.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Augment {
+    /// Shift each clip in time by up to this many frames either way (circularly).
+    pub time_shift: usize,
+    /// Time masks per clip (SpecAugment), each a run of up to `time_mask_width` frames.
+    pub time_masks: usize,
+    pub time_mask_width: usize,
+    /// Feature masks per clip, each a run of up to `feature_mask_width` coefficients.
+    pub feature_masks: usize,
+    pub feature_mask_width: usize,
+    /// Standard deviation of Gaussian noise added to every standardised value.
+    pub noise_std: f32,
+    /// Mixup: each batch becomes `l * x + (1 - l) * x[perm]` with `l ~ Beta(alpha, alpha)` and
+    /// the loss mixes the two targets likewise. 0 turns it off.
+    pub mixup_alpha: f32,
+}
+
+impl Augment {
+    pub fn is_off(&self) -> bool {
+        *self == Augment::default()
+    }
+
+    fn validate(&self) -> Result<()> {
+        let fail = |msg: String| Err(Error::Config(msg));
+        if (self.time_masks > 0) != (self.time_mask_width > 0) {
+            return fail("augment: time_masks and time_mask_width go together (both 0 or both positive)".into());
+        }
+        if (self.feature_masks > 0) != (self.feature_mask_width > 0) {
+            return fail("augment: feature_masks and feature_mask_width go together (both 0 or both positive)".into());
+        }
+        if !(self.noise_std >= 0.0 && self.noise_std.is_finite()) {
+            return fail(format!("augment.noise_std: {} must be >= 0", self.noise_std));
+        }
+        if !(self.mixup_alpha >= 0.0 && self.mixup_alpha.is_finite()) {
+            return fail(format!("augment.mixup_alpha: {} must be >= 0", self.mixup_alpha));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,6 +132,7 @@ impl ModelConfig {
             class_weights: false,
             early_stopping_on: StoppingPart::Val,
             seed: 42,
+            augment: Augment::default(),
         }
     }
 
@@ -133,6 +181,32 @@ impl ModelConfig {
         if !(self.lr_factor > 0.0 && self.lr_factor <= 1.0) {
             return fail(format!("lr_factor: {} must be in (0, 1]", self.lr_factor));
         }
-        Ok(())
+        self.augment.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn augment_is_optional_and_checked() {
+        let plain = ModelConfig::reference().to_yaml();
+        assert!(!plain.contains("augment"), "an unaugmented config says nothing about it");
+        assert_eq!(ModelConfig::from_yaml(&plain).unwrap().augment, Augment::default());
+        let with = format!("{plain}augment:\n  time_masks: 2\n  time_mask_width: 20\n");
+        let config = ModelConfig::from_yaml(&with).unwrap();
+        assert_eq!(config.augment.time_masks, 2);
+        assert_eq!(ModelConfig::from_yaml(&config.to_yaml()).unwrap(), config, "round trip");
+        for bad in [
+            "augment:\n  time_masks: 2\n",
+            "augment:\n  feature_mask_width: 3\n",
+            "augment:\n  noise_std: -0.1\n",
+            "augment:\n  mixup_alpha: -1\n",
+            "augment:\n  time_mask: 2\n",
+        ] {
+            let err = ModelConfig::from_yaml(&format!("{plain}{bad}")).unwrap_err().to_string();
+            assert!(err.contains("augment") || err.contains("time_mask"), "{bad}: {err}");
+        }
     }
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod fused;
+pub mod linalg;
 pub mod lstm;
 pub mod metrics;
 pub mod network;

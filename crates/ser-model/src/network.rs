@@ -40,19 +40,29 @@ impl SeededDropout {
         *self.rng.lock().expect("dropout rng") = ChaCha8Rng::seed_from_u64(seed);
     }
 
-    /// Inverted dropout: zero each value with probability `p`, scale the rest by 1/(1-p).
-    pub fn apply(&self, xs: &Tensor, p: f32, train: bool) -> candle_core::Result<Tensor> {
-        if !train || p == 0.0 {
-            return Ok(xs.clone());
+    /// The next `n` values of an inverted-dropout mask: 0 with probability `p`, else 1/(1-p).
+    /// `None` when `p` is 0 (nothing is drawn). Each value comes from one `u32` of the stream:
+    /// dropped when its top 24 bits, as a fraction of 2^24, fall below `p`.
+    pub fn mask(&self, n: usize, p: f32) -> Option<Vec<f32>> {
+        if p == 0.0 {
+            return None;
         }
         let scale = 1.0 / (1.0 - p);
-        let n = xs.elem_count();
-        let mask: Vec<f32> = {
-            let mut rng = self.rng.lock().expect("dropout rng");
-            (0..n).map(|_| if rng.random::<f32>() < p { 0.0 } else { scale }).collect()
-        };
-        let mask = Tensor::from_vec(mask, xs.shape(), xs.device())?;
-        xs.mul(&mask)
+        let threshold = (p as f64 * (1u64 << 24) as f64).ceil() as u32;
+        let mut bits = vec![0u32; n];
+        self.rng.lock().expect("dropout rng").fill(&mut bits[..]);
+        Some(bits.into_iter().map(|u| if (u >> 8) < threshold { 0.0 } else { scale }).collect())
+    }
+
+    /// Inverted dropout: zero each value with probability `p`, scale the rest by 1/(1-p).
+    pub fn apply(&self, xs: &Tensor, p: f32, train: bool) -> candle_core::Result<Tensor> {
+        if !train {
+            return Ok(xs.clone());
+        }
+        match self.mask(xs.elem_count(), p) {
+            None => Ok(xs.clone()),
+            Some(mask) => xs.mul(&Tensor::from_vec(mask, xs.shape(), xs.device())?),
+        }
     }
 }
 

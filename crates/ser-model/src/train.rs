@@ -7,15 +7,17 @@ use std::time::Instant;
 
 use candle_core::{D, DType, Device, ModuleT, Tensor, Var};
 use candle_nn::VarMap;
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::{Beta, Distribution, Normal};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{self, DataProvenance, ModelJson, TrainState};
-use crate::config::{ModelConfig, Monitor, StoppingPart};
+use crate::config::{Augment, ModelConfig, Monitor, StoppingPart};
 use crate::data::{Dataset, Normalization};
+use crate::fused;
 use crate::metrics::{Scores, scores};
 use crate::network::{self, Network};
 use crate::{Error, Result};
@@ -115,11 +117,11 @@ impl Adam {
         Ok(Adam { vars, m, v, step: 0, lr })
     }
 
+    /// A step from the gradients of `loss` (candle's autograd).
     fn backward_step(&mut self, loss: &Tensor) -> candle_core::Result<()> {
         let grads = loss.backward()?;
         self.step += 1;
-        let t = self.step as f64;
-        let alpha = self.lr * (1.0 - BETA2.powf(t)).sqrt() / (1.0 - BETA1.powf(t));
+        let alpha = self.step_size();
         for (k, (_, var)) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(var) else { continue };
             let m = ((&self.m[k] * BETA1)? + (g * (1.0 - BETA1))?)?;
@@ -128,6 +130,36 @@ impl Adam {
             var.set(&var.sub(&update)?)?;
             self.m[k] = m;
             self.v[k] = v;
+        }
+        Ok(())
+    }
+
+    fn step_size(&self) -> f64 {
+        let t = self.step as f64;
+        self.lr * (1.0 - BETA2.powf(t)).sqrt() / (1.0 - BETA1.powf(t))
+    }
+
+    /// A step from gradients by tensor name (the hand-written CPU pass), in one loop per
+    /// tensor with the same arithmetic as [`Adam::backward_step`].
+    fn step_with(&mut self, grads: &fused::Params) -> candle_core::Result<()> {
+        self.step += 1;
+        let alpha = self.step_size() as f32;
+        let (b1, b2, eps) = (BETA1 as f32, BETA2 as f32, ADAM_EPS as f32);
+        for (k, (name, var)) in self.vars.iter().enumerate() {
+            let Some(g) = grads.get(name) else { continue };
+            let mut w = var.flatten_all()?.to_vec1::<f32>()?;
+            let mut m = self.m[k].flatten_all()?.to_vec1::<f32>()?;
+            let mut v = self.v[k].flatten_all()?.to_vec1::<f32>()?;
+            for (((w, m), v), g) in w.iter_mut().zip(&mut m).zip(&mut v).zip(g) {
+                *m = *m * b1 + g * (1.0 - b1);
+                *v = *v * b2 + g * g * (1.0 - b2);
+                *w -= *m * alpha / (v.sqrt() + eps);
+            }
+            let shape = var.shape().clone();
+            let device = var.device().clone();
+            var.set(&Tensor::from_vec(w, shape.clone(), &device)?)?;
+            self.m[k] = Tensor::from_vec(m, shape.clone(), &device)?;
+            self.v[k] = Tensor::from_vec(v, shape, &device)?;
         }
         Ok(())
     }
@@ -151,19 +183,109 @@ impl Adam {
     }
 }
 
+/// Every variable's values by name (running statistics included), flattened.
+fn read_params(varmap: &VarMap) -> candle_core::Result<fused::Params> {
+    let data = varmap.data().lock().expect("varmap lock");
+    data.iter().map(|(name, var)| Ok((name.clone(), var.flatten_all()?.to_vec1::<f32>()?))).collect()
+}
+
+/// Sets the named variables from flattened values.
+fn write_params(varmap: &VarMap, values: &fused::Params) -> candle_core::Result<()> {
+    let data = varmap.data().lock().expect("varmap lock");
+    for (name, v) in values {
+        if let Some(var) = data.get(name) {
+            var.set(&Tensor::from_vec(v.clone(), var.shape().clone(), var.device())?)?;
+        }
+    }
+    Ok(())
+}
+
 /// A seed for epoch `epoch` of stream `stream`, independent of everything else.
 fn epoch_seed(seed: u64, stream: &str, epoch: usize) -> u64 {
     let digest = Sha256::digest(format!("{seed}/{stream}/{epoch}").as_bytes());
     u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
 }
 
-fn batch_tensor(data: &Dataset, indices: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+fn batch_values(data: &Dataset, indices: &[usize]) -> Vec<f32> {
     let size = data.n_frames * data.n_coeffs;
     let mut values = Vec::with_capacity(indices.len() * size);
     for &i in indices {
         values.extend_from_slice(data.clip(i));
     }
-    Tensor::from_vec(values, (indices.len(), data.n_frames, data.n_coeffs), device)
+    values
+}
+
+fn batch_tensor(data: &Dataset, indices: &[usize], device: &Device) -> candle_core::Result<Tensor> {
+    Tensor::from_vec(batch_values(data, indices), (indices.len(), data.n_frames, data.n_coeffs), device)
+}
+
+/// Shift, masks and noise of one standardised clip (T, C), in place.
+fn augment_clip(clip: &mut [f32], n_frames: usize, n_coeffs: usize, aug: &Augment, rng: &mut ChaCha8Rng) {
+    if aug.time_shift > 0 {
+        let max = aug.time_shift.min(n_frames.saturating_sub(1)) as i64;
+        let shift = rng.random_range(-max..=max);
+        if shift > 0 {
+            clip.rotate_right(shift as usize * n_coeffs);
+        } else if shift < 0 {
+            clip.rotate_left((-shift) as usize * n_coeffs);
+        }
+    }
+    for _ in 0..aug.time_masks {
+        let width = rng.random_range(0..=aug.time_mask_width.min(n_frames));
+        let start = rng.random_range(0..=n_frames - width);
+        clip[start * n_coeffs..(start + width) * n_coeffs].fill(0.0);
+    }
+    for _ in 0..aug.feature_masks {
+        let width = rng.random_range(0..=aug.feature_mask_width.min(n_coeffs));
+        let start = rng.random_range(0..=n_coeffs - width);
+        for frame in clip.chunks_exact_mut(n_coeffs) {
+            frame[start..start + width].fill(0.0);
+        }
+    }
+    if aug.noise_std > 0.0 {
+        let normal = Normal::new(0.0f32, aug.noise_std).expect("noise_std validated");
+        for v in clip.iter_mut() {
+            *v += normal.sample(rng);
+        }
+    }
+}
+
+/// A training batch after augmentation. With mixup, clip `i` is mixed with clip `partner[i]`
+/// with weight `lambda` on its own target.
+struct AugmentedBatch {
+    values: Vec<f32>,
+    mixup: Option<(Vec<usize>, f32)>,
+}
+
+fn augment_batch(
+    mut values: Vec<f32>,
+    batch: usize,
+    n_frames: usize,
+    n_coeffs: usize,
+    aug: &Augment,
+    rng: &mut ChaCha8Rng,
+) -> AugmentedBatch {
+    let size = n_frames * n_coeffs;
+    for clip in values.chunks_exact_mut(size) {
+        augment_clip(clip, n_frames, n_coeffs, aug, rng);
+    }
+    if aug.mixup_alpha <= 0.0 || batch < 2 {
+        return AugmentedBatch { values, mixup: None };
+    }
+    let beta = Beta::new(aug.mixup_alpha, aug.mixup_alpha).expect("mixup_alpha validated");
+    let lambda: f32 = beta.sample(rng);
+    // The clip's own target always weighs at least half.
+    let lambda = lambda.max(1.0 - lambda);
+    let mut partner: Vec<usize> = (0..batch).collect();
+    partner.shuffle(rng);
+    let source = values.clone();
+    for (i, clip) in values.chunks_exact_mut(size).enumerate() {
+        let other = &source[partner[i] * size..(partner[i] + 1) * size];
+        for (v, o) in clip.iter_mut().zip(other) {
+            *v = lambda * *v + (1.0 - lambda) * o;
+        }
+    }
+    AugmentedBatch { values, mixup: Some((partner, lambda)) }
 }
 
 /// Softmax probabilities of every clip, in batches, in inference mode.
@@ -341,6 +463,9 @@ pub fn train(
         versions: checkpoint::versions(),
     };
 
+    // On CPU, each batch runs the hand-written pass (same maths as the candle graph, a test
+    // checks it); elsewhere candle's graph and autograd.
+    let fused_pass = matches!(device, Device::Cpu);
     let mut stopped_early = false;
     let mut order: Vec<usize> = (0..train_set.len()).collect();
     for epoch in state.epochs_done..config.max_epochs {
@@ -350,24 +475,71 @@ pub fn train(
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed(config.seed, "shuffle", epoch)));
         network.dropout.reseed(epoch_seed(config.seed, "dropout", epoch));
         let (mut loss_sum, mut correct) = (0f64, 0usize);
+        let mut augment_rng = ChaCha8Rng::seed_from_u64(epoch_seed(config.seed, "augment", epoch));
         for batch in order.chunks(config.batch_size) {
-            let x = batch_tensor(&train_set, batch, device).map_err(ctx)?;
-            let y: Vec<u32> = batch.iter().map(|&i| train_targets[i]).collect();
-            let y = Tensor::from_vec(y, batch.len(), device).map_err(ctx)?;
-            let logits = network.forward_t(&x, true).map_err(ctx)?;
-            let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(ctx)?;
-            let nll = log_probs
-                .gather(&y.unsqueeze(1).map_err(ctx)?, 1)
-                .map_err(ctx)?
-                .squeeze(1)
-                .map_err(ctx)?
-                .neg()
-                .map_err(ctx)?;
-            let loss = match &weights_tensor {
-                Some(w) => (nll * w.gather(&y, 0).map_err(ctx)?).map_err(ctx)?.mean_all().map_err(ctx)?,
-                None => nll.mean_all().map_err(ctx)?,
+            let values = batch_values(&train_set, batch);
+            let values = if config.augment.is_off() {
+                AugmentedBatch { values, mixup: None }
+            } else {
+                augment_batch(
+                    values,
+                    batch.len(),
+                    train_set.n_frames,
+                    train_set.n_coeffs,
+                    &config.augment,
+                    &mut augment_rng,
+                )
             };
-            let loss_value = loss.to_scalar::<f32>().map_err(ctx)? as f64;
+            let own: Vec<u32> = batch.iter().map(|&i| train_targets[i]).collect();
+            let (loss_value, predicted) = if fused_pass {
+                let mut terms = vec![(1.0f32, own)];
+                if let Some((partner, lambda)) = &values.mixup {
+                    let other: Vec<u32> = partner.iter().map(|&p| train_targets[batch[p]]).collect();
+                    terms = vec![(*lambda, terms.remove(0).1), (1.0 - lambda, other)];
+                }
+                let shape = fused::BatchShape {
+                    batch: batch.len(),
+                    frames: train_set.n_frames,
+                    coeffs: train_set.n_coeffs,
+                    n_classes,
+                };
+                let params = read_params(&varmap).map_err(ctx)?;
+                let loss = fused::LossTerms { terms, class_weights: weights.as_deref() };
+                let step = fused::train_step(config, &params, &values.values, shape, &loss, &network.dropout)?;
+                let predicted: Vec<u32> = step.logits.chunks_exact(n_classes).map(argmax).collect();
+                if step.loss.is_finite() {
+                    adam.step_with(&step.grads).map_err(ctx)?;
+                    write_params(&varmap, &step.running).map_err(ctx)?;
+                }
+                (step.loss as f64, predicted)
+            } else {
+                let x = Tensor::from_vec(values.values, (batch.len(), train_set.n_frames, train_set.n_coeffs), device)
+                    .map_err(ctx)?;
+                let logits = network.forward_t(&x, true).map_err(ctx)?;
+                let log_probs = candle_nn::ops::log_softmax(&logits, D::Minus1).map_err(ctx)?;
+                // Mean (class-weighted) cross-entropy against one target per clip.
+                let loss_for = |targets: Vec<u32>| -> candle_core::Result<Tensor> {
+                    let y = Tensor::from_vec(targets, batch.len(), device)?;
+                    let nll = log_probs.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?;
+                    match &weights_tensor {
+                        Some(w) => (nll * w.gather(&y, 0)?)?.mean_all(),
+                        None => nll.mean_all(),
+                    }
+                };
+                let loss = match &values.mixup {
+                    None => loss_for(own).map_err(ctx)?,
+                    Some((partner, lambda)) => {
+                        let other: Vec<u32> = partner.iter().map(|&p| train_targets[batch[p]]).collect();
+                        let mixed = (loss_for(own).map_err(ctx)? * *lambda as f64).map_err(ctx)?;
+                        (mixed + (loss_for(other).map_err(ctx)? * (1.0 - lambda) as f64).map_err(ctx)?).map_err(ctx)?
+                    }
+                };
+                let loss_value = loss.to_scalar::<f32>().map_err(ctx)? as f64;
+                if loss_value.is_finite() {
+                    adam.backward_step(&loss).map_err(ctx)?;
+                }
+                (loss_value, logits.argmax(D::Minus1).map_err(ctx)?.to_vec1::<u32>().map_err(ctx)?)
+            };
             if !loss_value.is_finite() {
                 return Err(Error::Train(format!(
                     "loss became {loss_value} in epoch {}; lower learning_rate",
@@ -375,9 +547,7 @@ pub fn train(
                 )));
             }
             loss_sum += loss_value * batch.len() as f64;
-            let predicted = logits.argmax(D::Minus1).map_err(ctx)?.to_vec1::<u32>().map_err(ctx)?;
             correct += predicted.iter().zip(batch).filter(|(p, i)| **p == train_targets[**i]).count();
-            adam.backward_step(&loss).map_err(ctx)?;
         }
         let (val_loss, val) = evaluate(&network, &val_set, &val_targets, n_classes, device).map_err(ctx)?;
         let record = EpochRecord {
@@ -510,4 +680,78 @@ pub fn write_history(path: &Path, history: &[EpochRecord]) -> Result<()> {
         ));
     }
     ser_features::io::write_atomic(path, text.as_bytes()).map_err(Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clip(frames: usize, coeffs: usize) -> Vec<f32> {
+        (0..frames * coeffs).map(|i| i as f32 + 1.0).collect()
+    }
+
+    #[test]
+    fn masks_zero_runs_no_wider_than_asked() {
+        let (frames, coeffs) = (30, 5);
+        let aug = Augment { time_masks: 2, time_mask_width: 4, ..Augment::default() };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for _ in 0..50 {
+            let mut c = clip(frames, coeffs);
+            augment_clip(&mut c, frames, coeffs, &aug, &mut rng);
+            let zero_frames = c.chunks(coeffs).filter(|f| f.iter().all(|v| *v == 0.0)).count();
+            assert!(zero_frames <= 8, "{zero_frames} masked frames from 2 masks of at most 4");
+            // A frame is masked whole or not at all; nothing else changes.
+            for (t, f) in c.chunks(coeffs).enumerate() {
+                let whole = f.iter().all(|v| *v == 0.0);
+                assert!(whole || f.iter().enumerate().all(|(k, v)| *v == (t * coeffs + k) as f32 + 1.0));
+            }
+        }
+        let aug = Augment { feature_masks: 1, feature_mask_width: 2, ..Augment::default() };
+        for _ in 0..50 {
+            let mut c = clip(frames, coeffs);
+            augment_clip(&mut c, frames, coeffs, &aug, &mut rng);
+            let zero_coeffs = (0..coeffs).filter(|&k| (0..frames).all(|t| c[t * coeffs + k] == 0.0)).count();
+            assert!(zero_coeffs <= 2);
+            assert_eq!(c.iter().filter(|v| **v == 0.0).count(), zero_coeffs * frames);
+        }
+    }
+
+    #[test]
+    fn shift_rotates_whole_frames() {
+        let (frames, coeffs) = (12, 3);
+        let aug = Augment { time_shift: 3, ..Augment::default() };
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..100 {
+            let original = clip(frames, coeffs);
+            let mut c = original.clone();
+            augment_clip(&mut c, frames, coeffs, &aug, &mut rng);
+            let shift = (0..frames).find(|&s| {
+                let mut r = original.clone();
+                r.rotate_right(s * coeffs);
+                r == c
+            });
+            let shift = shift.expect("a rotation by whole frames");
+            assert!(shift <= 3 || shift >= frames - 3, "shift {shift} beyond 3 frames");
+            seen.insert(shift);
+        }
+        assert_eq!(seen.len(), 7, "every shift in -3..=3 happens: {seen:?}");
+    }
+
+    #[test]
+    fn mixup_mixes_with_a_partner_and_keeps_own_weight_at_least_half() {
+        let (frames, coeffs, batch) = (4, 2, 6);
+        let aug = Augment { mixup_alpha: 0.4, ..Augment::default() };
+        let values: Vec<f32> = (0..batch * frames * coeffs).map(|i| (i / (frames * coeffs)) as f32).collect();
+        let out = augment_batch(values, batch, frames, coeffs, &aug, &mut ChaCha8Rng::seed_from_u64(3));
+        let (partner, lambda) = out.mixup.expect("mixup on");
+        assert!((0.5..=1.0).contains(&lambda));
+        let mut sorted = partner.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..batch).collect::<Vec<_>>(), "partners are a permutation");
+        for (i, chunk) in out.values.chunks(frames * coeffs).enumerate() {
+            let want = lambda * i as f32 + (1.0 - lambda) * partner[i] as f32;
+            assert!(chunk.iter().all(|v| (v - want).abs() < 1e-5));
+        }
+    }
 }

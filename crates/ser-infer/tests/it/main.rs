@@ -85,6 +85,7 @@ pub fn checkpoint() -> &'static Path {
             class_weights: false,
             early_stopping_on: StoppingPart::Val,
             seed: 5,
+            augment: Default::default(),
         };
         let provenance = DataProvenance {
             features_path: "generated".into(),

@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod cli;
+mod fused;
 mod golden;
 mod lstm;
 mod training;
@@ -34,6 +35,7 @@ pub fn small_config(seed: u64) -> ModelConfig {
         class_weights: false,
         early_stopping_on: StoppingPart::Val,
         seed,
+        augment: Default::default(),
     }
 }
 

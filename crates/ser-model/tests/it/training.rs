@@ -1,7 +1,9 @@
 //! Training: reproducible to the bit on CPU, learns, resumes exactly.
 
 use candle_core::Device;
+use ser_model::ModelConfig;
 use ser_model::checkpoint::{DataProvenance, varmap_tensors};
+use ser_model::config::Augment;
 use ser_model::train::{Quiet, TrainData, TrainOutcome, train};
 
 use crate::{small_config, toy_dataset};
@@ -55,13 +57,34 @@ fn same_seed_gives_bit_identical_weights() {
 
 #[test]
 fn thread_count_does_not_change_the_weights() {
+    // Wide enough that the convolutions' products split over threads.
+    let config = ModelConfig { conv1_filters: 32, conv2_filters: 32, ..small_config(5) };
     let on = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| run(&small_config(5), None, false))
+        pool.install(|| run(&config, None, false))
     };
     let (one, three) = (on(1), on(3));
     assert_eq!(weights(&one), weights(&three), "1 and 3 threads train the same weights");
     assert_eq!(history(&one), history(&three));
+}
+
+#[test]
+fn augmented_training_is_reproducible() {
+    let mut config = small_config(6);
+    config.augment = Augment {
+        time_shift: 3,
+        time_masks: 2,
+        time_mask_width: 4,
+        feature_masks: 1,
+        feature_mask_width: 2,
+        noise_std: 0.1,
+        mixup_alpha: 0.4,
+    };
+    let a = run(&config, None, false);
+    let b = run(&config, None, false);
+    assert_eq!(weights(&a), weights(&b), "same seed, same augmentation, same weights");
+    let plain = run(&small_config(6), None, false);
+    assert_ne!(weights(&a), weights(&plain), "augmentation changes training");
 }
 
 #[test]
