@@ -38,6 +38,9 @@ pub struct FeaturesConfig {
     pub frames: Option<usize>,
     /// What fills the frames of a clip shorter than `frames`.
     pub pad: PadMode,
+    /// Per-clip normalisation, before pad or cut (absent: none, as the reference).
+    #[serde(default, skip_serializing_if = "ClipNorm::is_none")]
+    pub normalize: ClipNorm,
     /// Files longer than this are rejected rather than decoded, in seconds.
     pub max_duration_s: f32,
 }
@@ -60,6 +63,25 @@ pub enum PadMode {
     Silence,
 }
 
+/// Normalisation of each clip by its own statistics, so that inference on a new clip needs
+/// nothing but the clip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClipNorm {
+    #[default]
+    None,
+    /// Subtract each coefficient's mean over the clip's frames (cepstral mean normalisation):
+    /// removes the recording channel's and the speaker's constant colouring, and with it the
+    /// clip's overall level. Padding comes after, so pad frames are the clip's mean.
+    Mean,
+}
+
+impl ClipNorm {
+    pub fn is_none(&self) -> bool {
+        *self == ClipNorm::None
+    }
+}
+
 impl FeaturesConfig {
     /// The configuration of the reference: 40 MFCCs at 22050 Hz, cut or zero-padded to 174 frames.
     pub fn reference() -> FeaturesConfig {
@@ -76,6 +98,7 @@ impl FeaturesConfig {
             deltas: false,
             frames: Some(174),
             pad: PadMode::Zeros,
+            normalize: ClipNorm::None,
             max_duration_s: 600.0,
         }
     }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use realfft::{RealFftPlanner, RealToComplex};
 
-use crate::config::{FeatureKind, FeaturesConfig, PadMode};
+use crate::config::{ClipNorm, FeatureKind, FeaturesConfig, PadMode};
 
 /// `power_to_db`'s `amin`: the smallest power kept before the logarithm.
 pub const AMIN: f32 = 1e-10;
@@ -186,6 +186,10 @@ impl Analyzer {
         } else {
             (base, silence)
         };
+        let (matrix, silence) = match self.config.normalize {
+            ClipNorm::None => (matrix, silence),
+            ClipNorm::Mean => subtract_clip_mean(matrix, silence),
+        };
         let matrix = match self.config.frames {
             None => matrix,
             Some(n_frames) => {
@@ -198,6 +202,30 @@ impl Analyzer {
         };
         ClipFeatures { matrix, n_frames_source }
     }
+}
+
+/// Subtracts each coefficient's mean over the frames (summed in f64), from the matrix and from
+/// the silence frame that may pad it.
+fn subtract_clip_mean(mut x: FeatureMatrix, mut silence: Vec<f32>) -> (FeatureMatrix, Vec<f32>) {
+    if x.n_frames == 0 {
+        return (x, silence);
+    }
+    let mut mean = vec![0f64; x.n_coeffs];
+    for frame in x.values.chunks_exact(x.n_coeffs) {
+        for (m, v) in mean.iter_mut().zip(frame) {
+            *m += *v as f64;
+        }
+    }
+    let mean: Vec<f32> = mean.iter().map(|m| (m / x.n_frames as f64) as f32).collect();
+    for frame in x.values.chunks_exact_mut(x.n_coeffs) {
+        for (v, m) in frame.iter_mut().zip(&mean) {
+            *v -= m;
+        }
+    }
+    for (v, m) in silence.iter_mut().zip(&mean) {
+        *v -= m;
+    }
+    (x, silence)
 }
 
 /// `sum(a[i] * b[i])` in f32 with eight independent accumulators, so it vectorises.

@@ -17,7 +17,7 @@ pub mod split;
 pub mod synth;
 pub mod table;
 
-pub use config::{FeatureKind, FeaturesConfig, PadMode, SplitConfig};
+pub use config::{ClipNorm, FeatureKind, FeaturesConfig, PadMode, SplitConfig};
 
 /// Everything that can go wrong in this crate; each variant names the file or setting.
 #[derive(Debug, thiserror::Error)]

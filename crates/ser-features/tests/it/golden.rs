@@ -96,6 +96,37 @@ fn features_with_deltas_stack_base_delta_delta2_per_frame() {
     assert!((frame[80] - g.delta2[10][0]).abs() < 2e-4);
 }
 
+#[test]
+fn clip_mean_normalisation_centres_each_coefficient_before_padding() {
+    use ser_features::{ClipNorm, PadMode};
+    let (samples, g) = tone_22050();
+    let plain = Analyzer::new(&variable_length()).features(&samples).matrix;
+    let normed =
+        Analyzer::new(&FeaturesConfig { normalize: ClipNorm::Mean, ..variable_length() }).features(&samples).matrix;
+    let (frames, coeffs) = (plain.n_frames, plain.n_coeffs);
+    assert_eq!((normed.n_frames, normed.n_coeffs), (frames, coeffs));
+    for c in 0..coeffs {
+        let mean: f32 = (0..frames).map(|t| plain.frame(t)[c]).sum::<f32>() / frames as f32;
+        let centred: f32 = (0..frames).map(|t| normed.frame(t)[c]).sum::<f32>() / frames as f32;
+        assert!(centred.abs() < 1e-3, "coefficient {c}: mean {centred} after normalisation");
+        for t in [0, frames / 2, frames - 1] {
+            assert!((normed.frame(t)[c] - (plain.frame(t)[c] - mean)).abs() < 1e-3);
+        }
+    }
+    // Padding comes after: zero frames sit at the clip's mean; silence frames shift with it.
+    let padded = FeaturesConfig { normalize: ClipNorm::Mean, frames: Some(frames + 10), ..FeaturesConfig::reference() };
+    let m = Analyzer::new(&padded).features(&samples).matrix;
+    assert!(m.frame(frames + 5).iter().all(|v| *v == 0.0));
+    let silence = FeaturesConfig { pad: PadMode::Silence, ..padded };
+    let s = Analyzer::new(&silence).features(&samples).matrix;
+    assert!(s.frame(frames + 5)[0] < s.frame(frames / 2)[0], "silence stays below speech in c0");
+    assert!(g.sr > 0);
+    // Absent from the stored config when off: the reference's config hash does not change.
+    assert!(!FeaturesConfig::reference().to_json().contains("normalize"));
+    let json = FeaturesConfig { normalize: ClipNorm::Mean, ..FeaturesConfig::reference() }.to_json();
+    assert!(json.contains("\"normalize\":\"mean\""), "{json}");
+}
+
 // The 48 kHz stereo file goes through downmix and rubato's FFT resampler; librosa's default is
 // soxr (`soxr_hq`). With the resampler's delay compensated exactly, the two agree to a few
 // hundredths of a dB in mel bands 0-119 (0-9.5 kHz). The top bands sit in the resamplers'
