@@ -380,10 +380,25 @@ fn both<T: Send>(a: impl FnOnce() -> T + Send, b: impl FnOnce() -> T + Send) -> 
     [a, b]
 }
 
-fn add_into(acc: &mut [f32], x: &[f32]) {
-    for (a, v) in acc.iter_mut().zip(x) {
+/// Both directions' backward passes at once: the input's gradient (their sum, forward first)
+/// and the weights' gradients added to `grads`.
+fn bi_backward(
+    passes: &[LstmPass; 2],
+    x: &[f32],
+    [d_forward, d_reverse]: [Vec<f32>; 2],
+    [w_forward, w_reverse]: [&LstmWeights; 2],
+    prefix: &str,
+    grads: &mut Params,
+) -> Vec<f32> {
+    let [(mut d_x, g_forward), (d_x_reverse, g_reverse)] = both(
+        || passes[0].backward(x, &d_forward, w_forward, (prefix, "")),
+        || passes[1].backward(x, &d_reverse, w_reverse, (prefix, "_reverse")),
+    );
+    for (a, v) in d_x.iter_mut().zip(&d_x_reverse) {
         *a += v;
     }
+    grads.extend(g_forward.into_iter().chain(g_reverse));
+    d_x
 }
 
 /// `x (B, in) W^T + b` for a Linear layer's `W (out, in)`.
@@ -595,12 +610,7 @@ pub fn train_step(
         }
         d_h
     };
-    let [(mut d_y1, g2f), (d_y1r, g2r)] = both(
-        || lstm2[0].backward(&y1, &d_h2(0), &l2f, ("lstm2", "")),
-        || lstm2[1].backward(&y1, &d_h2(1), &l2r, ("lstm2", "_reverse")),
-    );
-    add_into(&mut d_y1, &d_y1r);
-    grads.extend(g2f.into_iter().chain(g2r));
+    let mut d_y1 = bi_backward(&lstm2, &y1, [d_h2(0), d_h2(1)], [&l2f, &l2r], "lstm2", &mut grads);
     apply_mask(&mut d_y1, mask_l1.as_ref());
     let d_h1 = |dir: usize| {
         let mut d_h = vec![0f32; batch * t4 * h1];
@@ -609,12 +619,7 @@ pub fn train_step(
         }
         d_h
     };
-    let [(mut d_out2, g1f), (d_out2r, g1r)] = both(
-        || lstm1[0].backward(&out2, &d_h1(0), &l1f, ("lstm1", "")),
-        || lstm1[1].backward(&out2, &d_h1(1), &l1r, ("lstm1", "_reverse")),
-    );
-    add_into(&mut d_out2, &d_out2r);
-    grads.extend(g1f.into_iter().chain(g1r));
+    let d_out2 = bi_backward(&lstm1, &out2, [d_h1(0), d_h1(1)], [&l1f, &l1r], "lstm1", &mut grads);
     let g2 = block2.backward(&d_out2, &w2, true);
     let g1 = block1.backward(g2.d_input.as_deref().expect("asked for"), &w1, false);
     for (i, g) in [(1, g1), (2, g2)] {
