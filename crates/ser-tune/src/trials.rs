@@ -97,6 +97,7 @@ struct SearchKey {
 /// Watches a trial's epochs: records the objective curve and applies the pruning rule against
 /// the trials that had finished when it started.
 struct TrialWatch<'a> {
+    trial: u32,
     objective: Objective,
     pruning: Option<&'a Pruning>,
     finished: Vec<(TrialStatus, Vec<f64>)>,
@@ -151,8 +152,20 @@ pub fn median_rule(
 }
 
 impl EpochReporter for TrialWatch<'_> {
-    fn on_epoch(&self, record: &EpochRecord, _max_epochs: usize, _is_best: bool) {
-        self.curve.lock().unwrap().push(self.value(record));
+    fn on_epoch(&self, record: &EpochRecord, max_epochs: usize, _is_best: bool) {
+        let mut curve = self.curve.lock().unwrap();
+        curve.push(self.value(record));
+        // A line every 10 epochs, so a long trial shows it is alive.
+        if record.epoch.is_multiple_of(10) {
+            let best = curve.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            tracing::info!(
+                "trial {}: epoch {}/{max_epochs}, best {} so far {best:.4} ({:.1} s/epoch)",
+                self.trial,
+                record.epoch,
+                self.objective.key(),
+                record.seconds
+            );
+        }
     }
 
     fn should_stop(&self, _record: &EpochRecord) -> bool {
@@ -205,6 +218,7 @@ fn run_trial(
         provenance: data.provenance.clone(),
     };
     let watch = TrialWatch {
+        trial,
         objective: tune.objective,
         pruning: tune.pruning.as_ref(),
         finished,
