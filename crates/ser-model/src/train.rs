@@ -140,14 +140,17 @@ impl Adam {
     }
 
     /// A step from gradients by tensor name (the hand-written CPU pass), in one loop per
-    /// tensor with the same arithmetic as [`Adam::backward_step`].
-    fn step_with(&mut self, grads: &fused::Params) -> candle_core::Result<()> {
+    /// tensor with the same arithmetic as [`Adam::backward_step`]; `params` holds the current
+    /// values of the variables, as read for the pass.
+    fn step_with(&mut self, grads: &fused::Params, mut params: fused::Params) -> candle_core::Result<()> {
         self.step += 1;
         let alpha = self.step_size() as f32;
         let (b1, b2, eps) = (BETA1 as f32, BETA2 as f32, ADAM_EPS as f32);
         for (k, (name, var)) in self.vars.iter().enumerate() {
             let Some(g) = grads.get(name) else { continue };
-            let mut w = var.flatten_all()?.to_vec1::<f32>()?;
+            let Some(mut w) = params.remove(name) else {
+                candle_core::bail!("adam: no current value for {name}");
+            };
             let mut m = self.m[k].flatten_all()?.to_vec1::<f32>()?;
             let mut v = self.v[k].flatten_all()?.to_vec1::<f32>()?;
             for (((w, m), v), g) in w.iter_mut().zip(&mut m).zip(&mut v).zip(g) {
@@ -490,13 +493,16 @@ pub fn train(
                     &mut augment_rng,
                 )
             };
+            // What the loss weighs: the clips' own targets, and with mixup their partners' too.
             let own: Vec<u32> = batch.iter().map(|&i| train_targets[i]).collect();
-            let (loss_value, predicted) = if fused_pass {
-                let mut terms = vec![(1.0f32, own)];
-                if let Some((partner, lambda)) = &values.mixup {
+            let terms = match &values.mixup {
+                None => vec![(1.0f32, own)],
+                Some((partner, lambda)) => {
                     let other: Vec<u32> = partner.iter().map(|&p| train_targets[batch[p]]).collect();
-                    terms = vec![(*lambda, terms.remove(0).1), (1.0 - lambda, other)];
+                    vec![(*lambda, own), (1.0 - lambda, other)]
                 }
+            };
+            let (loss_value, predicted) = if fused_pass {
                 let shape = fused::BatchShape {
                     batch: batch.len(),
                     frames: train_set.n_frames,
@@ -508,7 +514,7 @@ pub fn train(
                 let step = fused::train_step(config, &params, &values.values, shape, &loss, &network.dropout)?;
                 let predicted: Vec<u32> = step.logits.chunks_exact(n_classes).map(argmax).collect();
                 if step.loss.is_finite() {
-                    adam.step_with(&step.grads).map_err(ctx)?;
+                    adam.step_with(&step.grads, params).map_err(ctx)?;
                     write_params(&varmap, &step.running).map_err(ctx)?;
                 }
                 (step.loss as f64, predicted)
@@ -526,14 +532,15 @@ pub fn train(
                         None => nll.mean_all(),
                     }
                 };
-                let loss = match &values.mixup {
-                    None => loss_for(own).map_err(ctx)?,
-                    Some((partner, lambda)) => {
-                        let other: Vec<u32> = partner.iter().map(|&p| train_targets[batch[p]]).collect();
-                        let mixed = (loss_for(own).map_err(ctx)? * *lambda as f64).map_err(ctx)?;
-                        (mixed + (loss_for(other).map_err(ctx)? * (1.0 - lambda) as f64).map_err(ctx)?).map_err(ctx)?
-                    }
-                };
+                let mut loss: Option<Tensor> = None;
+                for (coef, targets) in terms {
+                    let term = (loss_for(targets).map_err(ctx)? * coef as f64).map_err(ctx)?;
+                    loss = Some(match loss {
+                        None => term,
+                        Some(sum) => (sum + term).map_err(ctx)?,
+                    });
+                }
+                let loss = loss.expect("at least one loss term");
                 let loss_value = loss.to_scalar::<f32>().map_err(ctx)? as f64;
                 if loss_value.is_finite() {
                     adam.backward_step(&loss).map_err(ctx)?;
