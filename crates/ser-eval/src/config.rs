@@ -26,7 +26,7 @@ impl EvalConfig {
     }
 
     pub fn from_yaml(path: &Path, text: &str) -> Result<Self> {
-        let config: EvalConfig = serde_yaml::from_str(text).map_err(|e| Error::file(path, e.to_string()))?;
+        let config: EvalConfig = yaml_serde::from_str(text).map_err(|e| Error::file(path, e.to_string()))?;
         config.validate().map_err(|m| Error::file(path, m))?;
         Ok(config)
     }

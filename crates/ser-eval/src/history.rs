@@ -13,8 +13,9 @@ pub struct History {
     pub val_accuracy: Vec<f64>,
 }
 
-pub fn read_history(path: &Path) -> Result<History> {
-    let mut reader = csv::Reader::from_path(path).map_err(|e| Error::file(path, e.to_string()))?;
+/// Parses `history.csv`'s text (read by [`crate::io::read_history`]); `path` names it in errors.
+pub fn parse_history(path: &Path, text: &str) -> Result<History> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
     let headers = reader.headers().map_err(|e| Error::file(path, e.to_string()))?.clone();
     let wanted = ["epoch", "train_loss", "val_loss", "train_accuracy", "val_accuracy"];
     let mut index = [0usize; 5];

@@ -1,11 +1,58 @@
-//! The only module besides `main.rs` that touches the disk: atomic writes, sha256, JSON.
+//! The only module besides `main.rs` that touches the disk: reading predictions files,
+//! histories and fonts, atomic writes, sha256, JSON.
 
 use std::io::Write;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::history::{History, parse_history};
+use crate::predictions::{PredictionTable, parse_predictions};
 use crate::{Error, Result};
+
+/// Reads a predictions file ([`parse_predictions`]).
+pub fn read_predictions(path: &Path) -> Result<PredictionTable> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse_predictions(path, bytes::Bytes::from(bytes))
+}
+
+/// Reads a checkpoint's `history.csv` ([`parse_history`]).
+pub fn read_history(path: &Path) -> Result<History> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    parse_history(path, &text)
+}
+
+/// Where pictures look for a TrueType font when `SER_FONT` is not set.
+const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
+    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+    "/usr/share/fonts/noto/NotoSans-Regular.ttf",
+    "/System/Library/Fonts/Supplemental/Arial.ttf",
+    "/Library/Fonts/Arial.ttf",
+    "C:\\Windows\\Fonts\\arial.ttf",
+];
+
+/// The font `SER_FONT` names, or the first of the usual system fonts found; `Err` says what was
+/// tried and how to fix it.
+pub fn read_font() -> std::result::Result<(std::path::PathBuf, Vec<u8>), String> {
+    let candidates: Vec<std::path::PathBuf> = match std::env::var_os("SER_FONT") {
+        Some(path) => vec![path.into()],
+        None => FONT_CANDIDATES.iter().map(Into::into).collect(),
+    };
+    for path in &candidates {
+        if let Ok(bytes) = std::fs::read(path) {
+            return Ok((path.clone(), bytes));
+        }
+    }
+    Err(format!(
+        "no TrueType font found (tried {}); set SER_FONT=/path/to/font.ttf to draw pictures",
+        candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    ))
+}
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

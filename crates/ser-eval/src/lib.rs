@@ -17,8 +17,9 @@ pub mod report;
 use std::path::{Path, PathBuf};
 
 pub use config::EvalConfig;
+pub use io::read_predictions;
 pub use metrics::{Metrics, evaluate};
-pub use predictions::{PredictionTable, read_predictions};
+pub use predictions::PredictionTable;
 
 /// The eight emotions of the contract, in class-index order, for predictions files that carry
 /// neither `p_<emotion>` columns nor `ser.labels` metadata.

@@ -17,40 +17,18 @@ use crate::history::History;
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
-const FONT_CANDIDATES: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-    "/usr/share/fonts/noto/NotoSans-Regular.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    "/Library/Fonts/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
-/// Registers a font for plotters once; `Err` says why pictures cannot be drawn.
+/// Registers a font for plotters once ([`crate::io::read_font`] finds it); `Err` says why
+/// pictures cannot be drawn.
 pub fn ensure_font() -> std::result::Result<PathBuf, String> {
     static FONT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
     FONT.get_or_init(|| {
-        let candidates: Vec<PathBuf> = match std::env::var_os("SER_FONT") {
-            Some(path) => vec![PathBuf::from(path)],
-            None => FONT_CANDIDATES.iter().map(PathBuf::from).collect(),
-        };
-        for path in &candidates {
-            let Ok(bytes) = std::fs::read(path) else { continue };
-            // plotters keeps fonts for the whole process.
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-            if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                tracing::debug!("font for pictures: {}", path.display());
-                return Ok(path.clone());
-            }
-        }
-        Err(format!(
-            "no TrueType font found (tried {}); set SER_FONT=/path/to/font.ttf to draw pictures",
-            candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        ))
+        let (path, bytes) = crate::io::read_font()?;
+        // plotters keeps fonts for the whole process.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{}: not a usable TrueType font; set SER_FONT=/path/to/font.ttf", path.display()))?;
+        tracing::debug!("font for pictures: {}", path.display());
+        Ok(path)
     })
     .clone()
 }

@@ -1,4 +1,4 @@
-//! Reading `predictions.parquet`: `clip_id`, `label` (nullable), `predicted`, and optionally one
+//! Parsing `predictions.parquet`: `clip_id`, `label` (nullable), `predicted`, and optionally one
 //! `p_<emotion>` probability column per class. Any writer works (ser-model, pandas, pyarrow):
 //! columns are looked up by name and string / float types are cast.
 
@@ -61,10 +61,10 @@ fn floats(path: &Path, column: &ArrayRef, name: &str) -> Result<Vec<Option<f64>>
     Ok((0..f64s.len()).map(|i| f64s.is_valid(i).then(|| f64s.value(i))).collect())
 }
 
-/// Reads a predictions file; every problem is an error that names the file (and row).
-pub fn read_predictions(path: &Path) -> Result<PredictionTable> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+/// Parses a predictions file's bytes (read by [`crate::io::read_predictions`]); every problem is
+/// an error that names the file (and row).
+pub fn parse_predictions(path: &Path, bytes: bytes::Bytes) -> Result<PredictionTable> {
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| Error::file(path, format!("not a readable Parquet file: {e}")))?;
     let metadata: BTreeMap<String, String> = builder
         .metadata()

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Serialize;
 
-use crate::history::{History, read_history};
-use crate::io::{read_json, sha256_file, write_atomic, write_json};
+use crate::history::History;
+use crate::io::{read_history, read_json, read_predictions, sha256_file, write_atomic, write_json};
 use crate::metrics::{Metrics, Spread, evaluate, spread};
 use crate::plot::{confusion_picture, curves_picture, ensure_font};
-use crate::predictions::{PredictionTable, read_predictions};
+use crate::predictions::PredictionTable;
 use crate::{Error, EvalConfig, Result};
 
 /// What one evaluation reads.

@@ -1,5 +1,5 @@
 //! Decoding WAV bytes to mono f32 samples, and resampling. Pure functions of values: the caller
-//! reads the file and wraps any [`AudioError`] with its path.
+//! reads the file ([`crate::io::read_audio_file`]) and wraps any [`AudioError`] with its path.
 
 use std::io::Cursor;
 
@@ -37,25 +37,6 @@ pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1000..=384_000;
 /// Refuses sample rates outside [`SAMPLE_RATES`].
 pub fn check_sample_rate(sample_rate: u32) -> Result<(), AudioError> {
     if SAMPLE_RATES.contains(&sample_rate) { Ok(()) } else { Err(AudioError::BadSampleRate(sample_rate)) }
-}
-
-/// Reads an audio file whole, refusing files far larger than `max_duration_s` of any supported
-/// WAV could explain (so a huge file fails before it fills memory). The message names no path:
-/// the caller does.
-pub fn read_audio_file(path: &std::path::Path, max_duration_s: f32) -> Result<Vec<u8>, String> {
-    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
-    if !metadata.is_file() {
-        return Err("not a regular file".into());
-    }
-    // The highest supported rate x 8 channels x 4 bytes is the most a second of audio can take.
-    let max_bytes = (max_duration_s as f64 * *SAMPLE_RATES.end() as f64 * 8.0 * 4.0) as u64 + (1 << 20);
-    if metadata.len() > max_bytes {
-        return Err(format!(
-            "{} bytes is more than max_duration_s ({max_duration_s} s) of any supported WAV",
-            metadata.len()
-        ));
-    }
-    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
 }
 
 /// Mono audio at a known sample rate.

@@ -104,7 +104,7 @@ impl FeaturesConfig {
     }
 
     pub fn from_yaml(text: &str) -> Result<FeaturesConfig> {
-        let config: FeaturesConfig = serde_yaml::from_str(text).map_err(|err| Error::Config(err.to_string()))?;
+        let config: FeaturesConfig = yaml_serde::from_str(text).map_err(|err| Error::Config(err.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -194,7 +194,7 @@ pub enum SplitConfig {
 
 impl SplitConfig {
     pub fn from_yaml(text: &str) -> Result<SplitConfig> {
-        let config: SplitConfig = serde_yaml::from_str(text).map_err(|err| Error::Config(err.to_string()))?;
+        let config: SplitConfig = yaml_serde::from_str(text).map_err(|err| Error::Config(err.to_string()))?;
         config.validate()?;
         Ok(config)
     }

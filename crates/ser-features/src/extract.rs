@@ -280,7 +280,7 @@ pub fn extract_to_table(
         let results: Vec<std::result::Result<FeatureRow, String>> = chunk
             .par_iter()
             .map(|clip| {
-                let bytes = crate::audio::read_audio_file(&clip.path, config.max_duration_s)?;
+                let bytes = io::read_audio_file(&clip.path, config.max_duration_s)?;
                 extract_clip(&bytes, clip, analyzer).map_err(|e| e.to_string())
             })
             .collect();

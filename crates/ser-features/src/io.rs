@@ -67,6 +67,24 @@ impl Drop for AtomicFile {
     }
 }
 
+/// A float32 array in NumPy's `.npy` format (version 1.0, little-endian, C order): what
+/// `numpy.load` reads.
+pub fn npy_bytes(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    assert_eq!(shape.iter().product::<usize>(), values.len(), "shape {shape:?} holds the values");
+    let shape_text = shape.iter().map(|d| format!("{d},")).collect::<String>();
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape_text}), }}");
+    // The magic, version and length take 10 bytes; the header ends with a newline at a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    bytes
+}
+
 /// Writes `bytes` to `path` atomically.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut out = AtomicFile::create(path)?;
@@ -389,6 +407,62 @@ pub fn read_rejects(path: &Path) -> Result<Vec<Reject>> {
         }
     }
     Ok(rejects)
+}
+
+/// Reads an audio file whole, refusing files far larger than `max_duration_s` of any supported
+/// WAV could explain (so a huge file fails before it fills memory). The message names no path:
+/// the caller does.
+pub fn read_audio_file(path: &Path, max_duration_s: f32) -> std::result::Result<Vec<u8>, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !metadata.is_file() {
+        return Err("not a regular file".into());
+    }
+    // The highest supported rate x 8 channels x 4 bytes is the most a second of audio can take.
+    let max_bytes = (max_duration_s as f64 * *crate::audio::SAMPLE_RATES.end() as f64 * 8.0 * 4.0) as u64 + (1 << 20);
+    if metadata.len() > max_bytes {
+        return Err(format!(
+            "{} bytes is more than max_duration_s ({max_duration_s} s) of any supported WAV",
+            metadata.len()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
+}
+
+/// Reads and decodes an audio file ([`read_audio_file`], then [`crate::audio::decode_wav`]);
+/// the error names the file.
+pub fn read_audio(path: &Path, max_duration_s: f32) -> Result<crate::audio::Audio> {
+    let bytes =
+        read_audio_file(path, max_duration_s).map_err(|reason| Error::Rejected { path: path.to_path_buf(), reason })?;
+    crate::audio::decode_wav(&bytes, max_duration_s).map_err(|source| Error::Audio { path: path.to_path_buf(), source })
+}
+
+/// Files named on a command line: files as they are, directories searched for `.wav` files
+/// ([`find_wav_files`]), and glob patterns (`'calls/*.wav'`) expanded; in that order, each
+/// directory's and pattern's files sorted. A name that is none of these is kept, so that the
+/// caller reports it with the other inputs' results; a pattern that matches nothing is an error.
+pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        let path = Path::new(input);
+        if path.is_dir() {
+            let found = find_wav_files(path)?;
+            if found.is_empty() {
+                tracing::warn!("{}: no .wav files", path.display());
+            }
+            out.extend(found);
+        } else if path.exists() || !input.contains(['*', '?', '[']) {
+            out.push(path.to_path_buf());
+        } else {
+            let pattern = glob::glob(input).map_err(|e| Error::Config(format!("bad glob pattern `{input}`: {e}")))?;
+            let mut matches: Vec<PathBuf> = pattern.filter_map(|m| m.ok()).filter(|p| p.is_file()).collect();
+            if matches.is_empty() {
+                return Err(Error::Config(format!("`{input}` matches no file")));
+            }
+            matches.sort();
+            out.extend(matches);
+        }
+    }
+    Ok(out)
 }
 
 /// Every `.wav` file under `root` (case-insensitive extension, symlinks followed), sorted.

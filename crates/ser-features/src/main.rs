@@ -353,21 +353,9 @@ fn run_synth(args: SynthArgs, quiet: bool) -> anyhow::Result<()> {
 }
 
 fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
+    // merge_tables joins the parts' rejects files into the merged table's too.
     let rows = extract::merge_tables(&args.parts, &args.out).context("merging part tables")?;
-    // The parts' rejects tables merge the same way.
-    let mut rejects = Vec::new();
-    for part in &args.parts {
-        let path = extract::rejects_path(part);
-        if path.exists() {
-            let mut reader = csv::Reader::from_path(&path).with_context(|| format!("reading {}", path.display()))?;
-            for record in reader.records() {
-                let record = record.with_context(|| format!("reading {}", path.display()))?;
-                rejects.push(io::Reject { path: record[0].to_string(), reason: record[1].to_string() });
-            }
-        }
-    }
-    rejects.sort_by(|a, b| a.path.cmp(&b.path));
-    io::write_rejects(&extract::rejects_path(&args.out), &rejects)?;
+    let rejects = io::read_rejects(&extract::rejects_path(&args.out))?;
     println!("{}", serde_json::json!({"output": args.out, "rows": rows, "rejects": rejects.len()}));
     Ok(())
 }

@@ -1,16 +1,22 @@
-//! Side-by-side inference benchmark on RAVDESS, in one run:
+//! Side-by-side inference benchmark on RAVDESS, in one run, each figure the same work on both
+//! sides:
+//! - batch throughput of ready features (clips per second, all cores): ser's network on the
+//!   standardised feature matrices of `BENCH_BATCH_CLIPS` clips in batches of 64, vs Keras
+//!   `model.predict(X, batch_size=64)` on the same matrices;
+//! - batch throughput from files (all cores): ser reading, decoding, resampling, computing MFCC
+//!   and classifying the same files as the reference's librosa load + MFCC + `model.predict`;
 //! - one clip end to end (read the file, decode, resample, MFCC, forward) on one core, ser vs the
-//!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`, librosa + Keras), with the
-//!   ratio of medians;
-//! - batch throughput (clips per second) on all cores;
+//!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`), with the ratio of medians;
 //! - the real-time factor of the timeline/stream windows over a long recording;
 //! - a bounded load test of the HTTP service on loopback (2,000 requests, 16 concurrent).
 //!
 //! The weights do not change the amount of work, so both sides use a reference-size network
 //! trained for one epoch here (ser) or freshly built (Keras). Settings: RAVDESS_DIR (default
 //! data/raw/ravdess), PEER_DIR (default ../shared/peer), PEER_PYTHON (default
-//! /tmp/peer-venv/bin/python), BENCH_CLIPS (default 50), BENCH_REQUESTS (default 2000).
-//! Prints one JSON line and writes artifacts/bench/infer.json. Run with `make bench-infer`.
+//! /tmp/peer-venv/bin/python), BENCH_CLIPS (one-clip latency, default 50), BENCH_BATCH_CLIPS
+//! (default 256), BENCH_REPS (default 5), BENCH_REQUESTS (default 2000). Throughputs are medians
+//! over the repetitions. Prints one JSON line and writes artifacts/bench/infer.json. Run with
+//! `make bench-infer`.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,14 +26,14 @@ use std::time::{Duration, Instant};
 
 use candle_core::Device;
 use ser_features::FeaturesConfig;
-use ser_features::audio::{decode_wav, load_for_analysis};
+use ser_features::audio::load_for_analysis;
 use ser_features::dsp::Analyzer;
 use ser_infer::server::{ServeConfig, serve};
 use ser_infer::{Classifier, TimelineConfig, timeline};
 use ser_model::checkpoint::DataProvenance;
 use ser_model::config::ModelConfig;
 use ser_model::data::Dataset;
-use ser_model::train::{Quiet, TrainData, train};
+use ser_model::train::{Quiet, TrainData, TrainOptions, train};
 
 fn env_path(name: &str, default: &Path) -> PathBuf {
     std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| default.to_path_buf())
@@ -45,6 +51,11 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
 fn round(v: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (v * f).round() / f
+}
+
+/// A float32 array as a .npy file.
+fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
+    std::fs::write(path, ser_features::io::npy_bytes(shape, values)).unwrap();
 }
 
 fn pin_to_cpu0() {
@@ -101,8 +112,36 @@ fn checkpoint(paths: &[PathBuf], dir: &Path) {
         n_test: 0,
     };
     let train_data = TrainData { train: &data, val: &data, features_config: &config, provenance };
-    train(&train_data, &model, &Device::Cpu, Some(dir), false, &Quiet).unwrap();
+    let options = TrainOptions { out_dir: Some(dir), ..TrainOptions::in_memory(&Device::Cpu) };
+    train(&train_data, &model, &options, &Quiet).unwrap();
 }
+
+/// Keras on the same work: `model.predict` on the ready features, and the reference's librosa
+/// load + MFCC + predict on the same files. Prints one JSON line of medians.
+const KERAS_BATCH: &str = r#"
+import json, os, statistics, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import train_eval
+from extract import mfcc_features
+work, reps = sys.argv[2], int(sys.argv[3])
+X = np.load(os.path.join(work, "x.npy"))
+paths = open(os.path.join(work, "paths.txt")).read().splitlines()
+model = train_eval.build_model()
+model.predict(X[:64], batch_size=64, verbose=0)  # warm-up: graph tracing
+ready = []
+for _ in range(reps):
+    t0 = time.perf_counter(); model.predict(X, batch_size=64, verbose=0); ready.append(time.perf_counter() - t0)
+files = []
+for _ in range(reps):
+    t0 = time.perf_counter()
+    F = np.stack([mfcc_features(p) for p in paths])
+    model.predict((F - 0.0) / 1.0, batch_size=64, verbose=0).argmax(1)
+    files.append(time.perf_counter() - t0)
+print(json.dumps({"features_clips_per_s": len(X) / statistics.median(ready),
+                  "files_clips_per_s": len(paths) / statistics.median(files)}))
+"#;
 
 const KERAS_MODEL: &str = r#"
 import os, sys
@@ -142,6 +181,8 @@ fn main() {
     let peer = env_path("PEER_DIR", &root.join("../shared/peer"));
     let python = env_path("PEER_PYTHON", Path::new("/tmp/peer-venv/bin/python"));
     let n_clips = env_usize("BENCH_CLIPS", 50);
+    let n_batch = env_usize("BENCH_BATCH_CLIPS", 256);
+    let reps = env_usize("BENCH_REPS", 5);
     let n_requests = env_usize("BENCH_REQUESTS", 2000);
     let all = clips(&ravdess);
     assert!(!all.is_empty(), "{}: no Actor_*/*.wav; run make data", ravdess.display());
@@ -151,22 +192,72 @@ fn main() {
     std::fs::create_dir_all(&ckpt).unwrap();
     checkpoint(&all, &ckpt);
     let classifier = Arc::new(Classifier::load(&ckpt, &Device::Cpu).unwrap());
-    let mut report = serde_json::json!({"bench": "infer", "clips": paths.len(), "cores": std::thread::available_parallelism().map_or(1, |n| n.get())});
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut report = serde_json::json!({"bench": "infer", "clips": paths.len(), "cores": cores, "reps": reps});
+    let has_keras =
+        Command::new(&python).args(["-c", "import tensorflow, librosa"]).output().is_ok_and(|o| o.status.success());
 
-    // Batch throughput, all cores: files read, decoded and classified with predict_many.
-    let t0 = Instant::now();
-    let audio: Vec<(Vec<f32>, u32)> = paths
-        .iter()
-        .map(|p| {
-            let a = decode_wav(&std::fs::read(p).unwrap(), 600.0).unwrap();
-            (a.samples, a.sample_rate)
+    // Batch throughput, all cores, ready features: the standardised matrices of the batch clips.
+    let batch_paths: Vec<PathBuf> = all.iter().take(n_batch).cloned().collect();
+    let audio: Vec<ser_features::audio::Audio> =
+        batch_paths.iter().map(|p| ser_features::io::read_audio(p, 600.0).unwrap()).collect();
+    let mut ready: Vec<f32> = Vec::new();
+    for a in &audio {
+        ready.extend(classifier.features(&a.samples, a.sample_rate).unwrap());
+    }
+    classifier.meta().normalization.apply(&mut ready);
+    let checkpoint = ser_model::io::read_checkpoint(&ckpt, &Device::Cpu).unwrap();
+    let per_clip = 174 * 40;
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        for batch in ready.chunks(64 * per_clip) {
+            let p = checkpoint.model.probabilities(batch, batch.len() / per_clip).unwrap();
+            assert_eq!(p.len(), batch.len() / per_clip);
+        }
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    let ser_features_rate = n_batch as f64 / quantile(times, 0.5);
+    report["batch_clips"] = n_batch.into();
+    report["ser_batch_features_clips_per_s"] = round(ser_features_rate, 1).into();
+
+    // Batch throughput, all cores, from the files: read, decode, resample, MFCC, classify.
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let t0 = Instant::now();
+        let mut n_ok = 0;
+        ser_infer::files::predict_files(&classifier, &batch_paths, 600.0, |_, r| {
+            n_ok += r.is_ok() as usize;
+            Ok(())
         })
-        .collect();
-    let refs: Vec<(&[f32], u32)> = audio.iter().map(|(s, r)| (s.as_slice(), *r)).collect();
-    let results = classifier.predict_many(&refs);
-    assert!(results.iter().all(|r| r.is_ok()));
-    let batch_s = t0.elapsed().as_secs_f64();
-    report["ser_batch_clips_per_s"] = round(paths.len() as f64 / batch_s, 1).into();
+        .unwrap();
+        assert_eq!(n_ok, n_batch);
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    let ser_files_rate = n_batch as f64 / quantile(times, 0.5);
+    report["ser_batch_files_clips_per_s"] = round(ser_files_rate, 1).into();
+
+    if has_keras {
+        write_npy(&work.path().join("x.npy"), &[n_batch, 174, 40], &ready);
+        let list: Vec<String> = batch_paths.iter().map(|p| p.display().to_string()).collect();
+        std::fs::write(work.path().join("paths.txt"), list.join("\n")).unwrap();
+        let output = Command::new(&python)
+            .args(["-c", KERAS_BATCH])
+            .arg(&peer)
+            .arg(work.path())
+            .arg(reps.to_string())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let keras: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let (features, files) =
+            (keras["features_clips_per_s"].as_f64().unwrap(), keras["files_clips_per_s"].as_f64().unwrap());
+        report["keras_batch_features_clips_per_s"] = round(features, 1).into();
+        report["reference_batch_files_clips_per_s"] = round(files, 1).into();
+        report["batch_features_ratio_ser_over_keras"] = round(ser_features_rate / features, 2).into();
+        report["batch_files_ratio_ser_over_reference"] = round(ser_files_rate / files, 2).into();
+    }
+    let audio: Vec<(Vec<f32>, u32)> = audio.into_iter().take(paths.len()).map(|a| (a.samples, a.sample_rate)).collect();
 
     // Real-time factor of the windowed timeline over the clips end to end (~3.5 s each).
     let (mut long, rate) = (Vec::new(), audio[0].1);
@@ -185,8 +276,7 @@ fn main() {
     report["timeline_real_time_factor"] = round(timeline_s / audio_s, 4).into();
 
     // HTTP load test on loopback, all cores.
-    let server_config =
-        ServeConfig { max_concurrent: report["cores"].as_u64().unwrap() as usize, ..ServeConfig::defaults() };
+    let server_config = ServeConfig { max_concurrent: cores, ..ServeConfig::defaults() };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (ready, addr_rx) = std::sync::mpsc::channel();
     let server_classifier = classifier.clone();
@@ -243,8 +333,6 @@ fn main() {
     report["ser_clip_ms_p90"] = round(quantile(single.clone(), 0.9), 2).into();
     report["ser_clip_ms_p99"] = round(quantile(single, 0.99), 2).into();
 
-    let has_keras =
-        Command::new(&python).args(["-c", "import tensorflow, librosa"]).output().is_ok_and(|o| o.status.success());
     if has_keras {
         let keras_dir = work.path().join("keras");
         std::fs::create_dir_all(&keras_dir).unwrap();

@@ -2,9 +2,17 @@
 //!
 //! Load once, predict many: [`Classifier::load`] reads a checkpoint directory (ser-model's file
 //! contract) and computes features through `ser_features` with exactly the config recorded in its
-//! `model.json`; nothing here copies the feature code. A `Classifier` is `Send + Sync`: share it
-//! across threads (an `Arc`) for concurrent requests.
+//! `model.json`; nothing here copies the feature code or a layer. On the CPU the network runs
+//! ser-model's CPU forward. A `Classifier` is `Send + Sync`: share it across threads (an `Arc`)
+//! for concurrent requests.
+//!
+//! [`timeline`] cuts long audio into the windows of one [`timeline::WindowPlan`], which
+//! [`stream`] and [`server`] share; [`config`] is `infer.yaml`; [`output`] writes the table, CSV
+//! and JSON lines every command prints; [`files`] classifies many files in bounded memory.
 
+pub mod config;
+pub mod files;
+pub mod output;
 pub mod server;
 pub mod stream;
 pub mod timeline;
@@ -16,16 +24,19 @@ use rayon::prelude::*;
 use ser_features::FeaturesConfig;
 use ser_features::audio::{AudioError, check_sample_rate, decode_wav, resample};
 use ser_features::dsp::Analyzer;
-use ser_model::checkpoint::{Checkpoint, ModelJson};
+use ser_model::checkpoint::ModelJson;
 use ser_model::data::Dataset;
+use ser_model::predict::Checkpoint;
 use serde::Serialize;
 
-pub use timeline::{Segment, TimelineConfig, timeline};
+pub use timeline::{Segment, TimelineConfig, WindowSettings, timeline};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
     Model(#[from] ser_model::Error),
+    #[error(transparent)]
+    Features(#[from] ser_features::Error),
     #[error("{0}")]
     Audio(#[from] AudioError),
     #[error("{path}: {source}")]
@@ -68,7 +79,7 @@ impl Prediction {
     }
 
     fn from_probabilities(labels: &[String], probabilities: Vec<f32>) -> Prediction {
-        let best = probabilities.iter().enumerate().fold(0, |b, (i, v)| if *v > probabilities[b] { i } else { b });
+        let best = ser_model::predict::argmax(&probabilities);
         Prediction { label: labels[best].clone(), confidence: probabilities[best], probabilities }
     }
 }
@@ -91,7 +102,7 @@ pub const DEFAULT_MAX_DURATION_S: f32 = 4.0 * 3600.0;
 impl Classifier {
     /// Loads `model.json` and `model.safetensors` from a checkpoint directory.
     pub fn load(dir: &Path, device: &Device) -> Result<Classifier> {
-        let checkpoint = Checkpoint::load(dir, device)?;
+        let checkpoint = ser_model::io::read_checkpoint(dir, device)?;
         let analyzer = Analyzer::new(&checkpoint.meta.features_config);
         Ok(Classifier { checkpoint, analyzer })
     }
@@ -171,7 +182,7 @@ impl Classifier {
         Ok(self.classify_features(vec![features])?.remove(0))
     }
 
-    /// The emotion of a WAV file's bytes (any channels and rate hound reads).
+    /// The emotion of a WAV file's bytes (any channels and rate the decoder reads).
     pub fn predict_wav(&self, bytes: &[u8]) -> Result<Prediction> {
         let audio = decode_wav(bytes, DEFAULT_MAX_DURATION_S)?;
         self.predict(&audio.samples, audio.sample_rate)
@@ -202,7 +213,7 @@ impl Classifier {
             Err(e) => {
                 let message = e.to_string();
                 for i in indices {
-                    results[i] = Some(Err(Error::Invalid(format!("classification failed: {message}"))));
+                    results[i] = Some(Err(Error::Invalid(message.clone())));
                 }
             }
         }

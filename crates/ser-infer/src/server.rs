@@ -20,7 +20,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::Classifier;
-use crate::timeline::{TimelineConfig, timeline};
+use crate::output::segment_json;
+use crate::timeline::{WindowSettings, timeline};
 
 /// The service's limits.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,6 +36,8 @@ pub struct ServeConfig {
     pub max_concurrent: usize,
     /// A request that waits and runs longer than this gets 503 / 504.
     pub timeout: Duration,
+    /// `/v1/timeline`'s window and silence defaults (a query's values win).
+    pub windows: WindowSettings,
 }
 
 impl ServeConfig {
@@ -45,6 +48,7 @@ impl ServeConfig {
             max_timeline_s: 3600.0,
             max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
             timeout: Duration::from_secs(30),
+            windows: WindowSettings::default(),
         }
     }
 }
@@ -164,6 +168,12 @@ struct TimelineQuery {
     silence_dbfs: Option<f64>,
 }
 
+impl TimelineQuery {
+    fn settings(&self) -> WindowSettings {
+        WindowSettings { window_s: self.window, hop_s: self.hop, silence_dbfs: self.silence_dbfs }
+    }
+}
+
 async fn timeline_handler(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -175,33 +185,13 @@ async fn timeline_handler(
     let Query(query) = query
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs")))?;
     let max_s = state.config.max_timeline_s;
+    let settings = query.settings().or(state.config.windows);
     let value = classify(&state, move |classifier| {
-        let default = TimelineConfig::for_classifier(classifier);
-        let window_s = query.window.unwrap_or(default.window_s);
-        let config = TimelineConfig {
-            window_s,
-            hop_s: query.hop.unwrap_or(window_s / 2.0),
-            silence_dbfs: query.silence_dbfs.unwrap_or(default.silence_dbfs),
-        };
-        config.validate().map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
+        let config = settings.resolve(classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
         let audio = decode(&body, max_s)?;
         let segments = timeline(classifier, &audio.samples, audio.sample_rate, &config)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
-        let segments: Vec<serde_json::Value> = segments
-            .iter()
-            .map(|s| {
-                let mut v = json!({"start_s": s.start_s, "end_s": s.end_s, "level_dbfs": s.level_dbfs});
-                match &s.prediction {
-                    Some(p) => {
-                        for (key, value) in p.to_json(classifier.labels()).as_object().expect("an object") {
-                            v[key] = value.clone();
-                        }
-                    }
-                    None => v["silent"] = true.into(),
-                }
-                v
-            })
-            .collect();
+        let segments: Vec<serde_json::Value> = segments.iter().map(|s| segment_json(s, classifier.labels())).collect();
         Ok(json!({"duration_s": audio.duration_s(), "sample_rate": audio.sample_rate, "window": config, "segments": segments}))
     })
     .await?;

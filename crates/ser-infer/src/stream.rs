@@ -1,12 +1,12 @@
 //! Live audio: read WAV or raw PCM from any reader (stdin) and emit one timeline segment per
-//! window as soon as the window is complete. Windows are those of [`crate::timeline::windows`],
-//! so a stream gives exactly the timeline of the same audio read as a file.
+//! window as soon as the window is complete. Windows are those of [`WindowPlan`], so a stream
+//! gives exactly the timeline of the same audio read as a file.
 
 use std::io::Read;
 
 use ser_features::audio::{AudioError, check_sample_rate};
 
-use crate::timeline::{Segment, TimelineConfig, level_dbfs};
+use crate::timeline::{Segment, TimelineConfig, WindowPlan, unclassified, window_error};
 use crate::{Classifier, Error, Result};
 
 /// Raw PCM sample encodings.
@@ -51,51 +51,38 @@ pub struct StreamSummary {
 struct Windower<'a, F> {
     classifier: &'a Classifier,
     config: TimelineConfig,
-    sample_rate: u32,
-    window: usize,
-    hop: usize,
+    plan: WindowPlan,
     buf: Vec<f32>,
     buf_start: usize,
     next_start: usize,
+    last_end: Option<usize>,
     emitted: usize,
     emit: F,
 }
 
 impl<F: FnMut(Segment) -> std::io::Result<()>> Windower<'_, F> {
-    fn segment(&mut self, start: usize, end: usize) -> Result<()> {
-        let samples = &self.buf[start - self.buf_start..end - self.buf_start];
-        let level = level_dbfs(samples);
-        let prediction = if level >= self.config.silence_dbfs {
-            Some(self.classifier.predict(samples, self.sample_rate).map_err(|e| {
-                Error::Invalid(format!(
-                    "window {:.2}-{:.2} s: {e}",
-                    start as f64 / self.sample_rate as f64,
-                    end as f64 / self.sample_rate as f64
-                ))
-            })?)
-        } else {
-            None
-        };
-        let segment = Segment {
-            start_s: start as f64 / self.sample_rate as f64,
-            end_s: end as f64 / self.sample_rate as f64,
-            level_dbfs: level,
-            prediction,
-        };
+    fn segment(&mut self, bounds: (usize, usize)) -> Result<()> {
+        let samples = &self.buf[bounds.0 - self.buf_start..bounds.1 - self.buf_start];
+        let (mut segment, classify) = unclassified(&self.plan, &self.config, bounds, samples);
+        if classify {
+            let prediction = self.classifier.predict(samples, self.plan.sample_rate);
+            segment.prediction = Some(prediction.map_err(|e| window_error(&segment, e))?);
+        }
         (self.emit)(segment)?;
         self.emitted += 1;
+        self.last_end = Some(bounds.1);
         Ok(())
     }
 
     fn push(&mut self, mono: &[f32]) -> Result<()> {
         self.buf.extend_from_slice(mono);
         let total = self.buf_start + self.buf.len();
-        while self.next_start + self.window <= total {
-            self.segment(self.next_start, self.next_start + self.window)?;
-            self.next_start += self.hop;
+        while let Some(bounds) = self.plan.regular(self.next_start, total) {
+            self.segment(bounds)?;
+            self.next_start += self.plan.hop;
         }
         // Keep the last window's worth: the tail window at the end may need it.
-        let drain_to = self.next_start.min(total.saturating_sub(self.window));
+        let drain_to = self.next_start.min(total.saturating_sub(self.plan.window));
         if drain_to > self.buf_start {
             self.buf.drain(..drain_to - self.buf_start);
             self.buf_start = drain_to;
@@ -105,12 +92,8 @@ impl<F: FnMut(Segment) -> std::io::Result<()>> Windower<'_, F> {
 
     fn finish(&mut self) -> Result<()> {
         let total = self.buf_start + self.buf.len();
-        if self.emitted == 0 {
-            if total > 0 {
-                self.segment(0, total)?;
-            }
-        } else if self.next_start - self.hop + self.window < total {
-            self.segment(total - self.window, total)?;
+        if let Some(bounds) = self.plan.tail(total, self.last_end) {
+            self.segment(bounds)?;
         }
         Ok(())
     }
@@ -223,12 +206,11 @@ fn windower<'a, F>(classifier: &'a Classifier, config: &TimelineConfig, sample_r
     Windower {
         classifier,
         config: *config,
-        sample_rate,
-        window: ((config.window_s * sample_rate as f64).round() as usize).max(1),
-        hop: ((config.hop_s * sample_rate as f64).round() as usize).max(1),
+        plan: WindowPlan::new(config, sample_rate),
         buf: Vec::new(),
         buf_start: 0,
         next_start: 0,
+        last_end: None,
         emitted: 0,
         emit,
     }

@@ -1,11 +1,49 @@
-//! Long recordings as a timeline: sliding windows, each classified, silent ones marked.
+//! Long recordings as a timeline: sliding windows, each classified, silent ones marked. The
+//! window settings ([`WindowSettings`] resolved to a [`TimelineConfig`]) and the window plan in
+//! samples ([`WindowPlan`]) are defined here once; `stream` and the HTTP service use them too.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{Classifier, Prediction, Result};
+use crate::{Classifier, Error, Prediction, Result};
 
 /// Windows quieter than this RMS level (dB full scale) are marked silent, unless told otherwise.
 pub const DEFAULT_SILENCE_DBFS: f64 = -50.0;
+/// The window of a checkpoint trained on variable-length features, in seconds.
+pub const DEFAULT_WINDOW_S: f64 = 3.0;
+
+/// Window and silence settings as a user gives them (flags, `infer.yaml`, an HTTP query): each
+/// may be absent, and [`WindowSettings::resolve`] fills it in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSettings {
+    pub window_s: Option<f64>,
+    pub hop_s: Option<f64>,
+    pub silence_dbfs: Option<f64>,
+}
+
+impl WindowSettings {
+    /// These settings, with `fallback`'s where these are absent.
+    pub fn or(self, fallback: WindowSettings) -> WindowSettings {
+        WindowSettings {
+            window_s: self.window_s.or(fallback.window_s),
+            hop_s: self.hop_s.or(fallback.hop_s),
+            silence_dbfs: self.silence_dbfs.or(fallback.silence_dbfs),
+        }
+    }
+
+    /// The settings for `classifier`: the window defaults to the checkpoint's input length, the
+    /// hop to half the window, the silence level to [`DEFAULT_SILENCE_DBFS`].
+    pub fn resolve(self, classifier: &Classifier) -> Result<TimelineConfig> {
+        let window_s = self.window_s.unwrap_or_else(|| classifier.window_seconds().unwrap_or(DEFAULT_WINDOW_S));
+        let config = TimelineConfig {
+            window_s,
+            hop_s: self.hop_s.unwrap_or(window_s / 2.0),
+            silence_dbfs: self.silence_dbfs.unwrap_or(DEFAULT_SILENCE_DBFS),
+        };
+        config.validate().map_err(Error::Invalid)?;
+        Ok(config)
+    }
+}
 
 /// How a recording is cut into windows.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -21,8 +59,7 @@ pub struct TimelineConfig {
 impl TimelineConfig {
     /// The checkpoint's own window (its frame count), half-overlapping, silence below -50 dBFS.
     pub fn for_classifier(classifier: &Classifier) -> TimelineConfig {
-        let window_s = classifier.window_seconds().unwrap_or(3.0);
-        TimelineConfig { window_s, hop_s: window_s / 2.0, silence_dbfs: DEFAULT_SILENCE_DBFS }
+        WindowSettings::default().resolve(classifier).expect("the defaults are valid")
     }
 
     pub fn validate(&self) -> std::result::Result<(), String> {
@@ -33,6 +70,54 @@ impl TimelineConfig {
             return Err(format!("hop must be a positive number of seconds, got {}", self.hop_s));
         }
         Ok(())
+    }
+}
+
+/// The windows of a recording in samples at one sample rate. Regular windows start at 0, hop,
+/// 2 hop, ... while a whole window fits; then one window ending at the end covers the tail. A
+/// recording shorter than a window is one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowPlan {
+    pub window: usize,
+    pub hop: usize,
+    pub sample_rate: u32,
+}
+
+impl WindowPlan {
+    pub fn new(config: &TimelineConfig, sample_rate: u32) -> WindowPlan {
+        let samples = |seconds: f64| ((seconds * sample_rate as f64).round() as usize).max(1);
+        WindowPlan { window: samples(config.window_s), hop: samples(config.hop_s), sample_rate }
+    }
+
+    /// The regular window starting at `start`, if it lies within the first `available` samples.
+    pub fn regular(&self, start: usize, available: usize) -> Option<(usize, usize)> {
+        (start + self.window <= available).then_some((start, start + self.window))
+    }
+
+    /// The window that covers the tail of a recording of `n_samples`, after the regular windows
+    /// (the last of them ending at `last_end`, `None` if there was none).
+    pub fn tail(&self, n_samples: usize, last_end: Option<usize>) -> Option<(usize, usize)> {
+        match last_end {
+            None => (n_samples > 0).then_some((0, n_samples)),
+            Some(end) if end < n_samples => Some((n_samples - self.window, n_samples)),
+            Some(_) => None,
+        }
+    }
+
+    /// Every window of a recording of `n_samples`.
+    pub fn bounds(&self, n_samples: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some(w) = self.regular(start, n_samples) {
+            out.push(w);
+            start += self.hop;
+        }
+        out.extend(self.tail(n_samples, out.last().map(|w| w.1)));
+        out
+    }
+
+    pub fn seconds(&self, sample: usize) -> f64 {
+        sample as f64 / self.sample_rate as f64
     }
 }
 
@@ -56,25 +141,23 @@ pub fn level_dbfs(samples: &[f32]) -> f64 {
     if mean_square <= 0.0 { -200.0 } else { (10.0 * mean_square.log10()).max(-200.0) }
 }
 
-/// Window bounds in samples: starts at 0, hop, 2 hop, ... while a whole window fits, then one
-/// window ending at the end so the tail is covered. A recording shorter than a window is one
-/// window.
-pub fn windows(n_samples: usize, sample_rate: u32, config: &TimelineConfig) -> Vec<(usize, usize)> {
-    let window = ((config.window_s * sample_rate as f64).round() as usize).max(1);
-    let hop = ((config.hop_s * sample_rate as f64).round() as usize).max(1);
-    if n_samples <= window {
-        return vec![(0, n_samples)];
-    }
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start + window <= n_samples {
-        out.push((start, start + window));
-        start += hop;
-    }
-    if out.last().is_some_and(|&(_, end)| end < n_samples) {
-        out.push((n_samples - window, n_samples));
-    }
-    out
+/// A window's segment before classification: its span and level, and whether it is loud enough
+/// to classify.
+pub(crate) fn unclassified(
+    plan: &WindowPlan,
+    config: &TimelineConfig,
+    (start, end): (usize, usize),
+    samples: &[f32],
+) -> (Segment, bool) {
+    let level = level_dbfs(samples);
+    let segment =
+        Segment { start_s: plan.seconds(start), end_s: plan.seconds(end), level_dbfs: level, prediction: None };
+    (segment, level >= config.silence_dbfs)
+}
+
+/// Names the window a classification error is about.
+pub(crate) fn window_error(segment: &Segment, e: Error) -> Error {
+    Error::Invalid(format!("window {:.2}-{:.2} s: {e}", segment.start_s, segment.end_s))
 }
 
 /// Classifies every window of `samples` (mono, at `sample_rate`). Windows are independent: the
@@ -85,30 +168,22 @@ pub fn timeline(
     sample_rate: u32,
     config: &TimelineConfig,
 ) -> Result<Vec<Segment>> {
-    config.validate().map_err(crate::Error::Invalid)?;
-    let bounds = windows(samples.len(), sample_rate, config);
-    let mut segments: Vec<Segment> = Vec::with_capacity(bounds.len());
+    config.validate().map_err(Error::Invalid)?;
+    let plan = WindowPlan::new(config, sample_rate);
+    let mut segments = Vec::new();
     let mut loud = Vec::new();
-    for &(start, end) in &bounds {
-        let level = level_dbfs(&samples[start..end]);
-        if level >= config.silence_dbfs {
-            loud.push((segments.len(), &samples[start..end]));
+    for bounds in plan.bounds(samples.len()) {
+        let window = &samples[bounds.0..bounds.1];
+        let (segment, classify) = unclassified(&plan, config, bounds, window);
+        if classify {
+            loud.push((segments.len(), window));
         }
-        segments.push(Segment {
-            start_s: start as f64 / sample_rate as f64,
-            end_s: end as f64 / sample_rate as f64,
-            level_dbfs: level,
-            prediction: None,
-        });
+        segments.push(segment);
     }
     let clips: Vec<(&[f32], u32)> = loud.iter().map(|(_, s)| (*s, sample_rate)).collect();
     for ((index, _), result) in loud.iter().zip(classifier.predict_many(&clips)) {
-        segments[*index].prediction = Some(result.map_err(|e| {
-            crate::Error::Invalid(format!(
-                "window {:.2}-{:.2} s: {e}",
-                segments[*index].start_s, segments[*index].end_s
-            ))
-        })?);
+        let segment = &mut segments[*index];
+        segment.prediction = Some(result.map_err(|e| window_error(segment, e))?);
     }
     Ok(segments)
 }

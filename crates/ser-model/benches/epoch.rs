@@ -1,21 +1,23 @@
 //! Side-by-side benchmark: seconds per training epoch of ser-model and of the Keras reference
 //! (`build_model()` of `../shared/peer/train_eval.py`), same clips, same batch size (16), same
-//! validation part, in one run; plus single-clip forward latency on one core.
+//! validation part, in one run; plus single-clip forward latency on one core, and the seconds of
+//! an epoch through the candle engine (the GPU path) on this CPU, against the fused one.
 //!
 //! Settings: RAVDESS_DIR (default data/raw/ravdess), PEER_DIR (default ../shared/peer),
-//! PEER_PYTHON (default /tmp/peer-venv/bin/python), BENCH_EPOCHS (default 3). Prints one JSON
-//! line and writes artifacts/bench/epoch.json. Run with `make bench-train`.
+//! PEER_PYTHON (default /tmp/peer-venv/bin/python), BENCH_EPOCHS (default 3), BENCH_CANDLE_EPOCHS
+//! (default 1). Prints one JSON line and writes artifacts/bench/epoch.json. Run with
+//! `make bench-train`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use candle_core::{Device, ModuleT, Tensor};
+use candle_core::Device;
 use ser_features::split::{ClipKey, SplitPart, make_splits};
-use ser_model::checkpoint::DataProvenance;
+use ser_model::checkpoint::{DataProvenance, EpochRecord};
 use ser_model::data;
-use ser_model::train::{EpochRecord, EpochReporter, TrainData, train};
+use ser_model::step::Engine;
+use ser_model::train::{EpochReporter, TrainData, TrainOptions, train};
 
 fn env_path(name: &str, default: &Path) -> PathBuf {
     std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| default.to_path_buf())
@@ -28,19 +30,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// A float32 array as a .npy file.
 fn write_npy(path: &Path, shape: &[usize], values: &[f32]) {
-    let shape_text = shape.iter().map(|d| format!("{d},")).collect::<String>();
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape_text}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut f = std::fs::File::create(path).unwrap();
-    f.write_all(b"\x93NUMPY\x01\x00").unwrap();
-    f.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
-    f.write_all(header.as_bytes()).unwrap();
-    for v in values {
-        f.write_all(&v.to_le_bytes()).unwrap();
-    }
+    std::fs::write(path, ser_features::io::npy_bytes(shape, values)).unwrap();
 }
 
 struct Collect(std::sync::Mutex<Vec<f64>>);
@@ -112,7 +102,7 @@ fn main() {
     let train_set = data::part(&table, &splits, 0, SplitPart::Train).unwrap();
     let val_set = data::part(&table, &splits, 0, SplitPart::Val).unwrap();
 
-    let mut config = ser_model::read_model_config(&root.join("pipelines/ravdess/model.yaml")).unwrap();
+    let mut config = ser_model::io::read_model_config(&root.join("pipelines/ravdess/model.yaml")).unwrap();
     config.max_epochs = epochs;
     config.patience = epochs + 1;
     let provenance = DataProvenance {
@@ -128,16 +118,24 @@ fn main() {
     };
     let train_data = TrainData { train: &train_set, val: &val_set, features_config: &table.config, provenance };
     let collect = Collect(std::sync::Mutex::new(Vec::new()));
-    let outcome = train(&train_data, &config, &Device::Cpu, None, false, &collect).unwrap();
+    let outcome = train(&train_data, &config, &TrainOptions::in_memory(&Device::Cpu), &collect).unwrap();
     let ser_epochs = collect.0.into_inner().unwrap();
+    // The same epochs through candle's graph and autograd (the GPU path), on this CPU.
+    let candle_epochs: usize = std::env::var("BENCH_CANDLE_EPOCHS").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let candle_collect = Collect(std::sync::Mutex::new(Vec::new()));
+    if candle_epochs > 0 {
+        let candle_config = ser_model::ModelConfig { max_epochs: candle_epochs, ..config.clone() };
+        let options = TrainOptions { engine: Engine::Candle, ..TrainOptions::in_memory(&Device::Cpu) };
+        train(&train_data, &candle_config, &options, &candle_collect).unwrap();
+    }
+    let candle_seconds = candle_collect.0.into_inner().unwrap();
 
     // Single-clip forward pass, inference mode.
-    let clip = Tensor::from_vec(train_set.clip(0).to_vec(), (1, train_set.n_frames, train_set.n_coeffs), &Device::Cpu)
-        .unwrap();
+    let clip = train_set.clip(0);
     let mut forward_ms = Vec::new();
     for _ in 0..50 {
         let started = Instant::now();
-        let _ = outcome.network.forward_t(&clip, false).unwrap().to_vec2::<f32>().unwrap();
+        let _ = outcome.model.probabilities(clip, 1).unwrap();
         forward_ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
 
@@ -181,6 +179,9 @@ fn main() {
         "keras_seconds_per_epoch": keras_epochs,
         "keras_seconds_per_epoch_median": keras_median.map(|k| (k * 1000.0).round() / 1000.0),
         "speedup": keras_median.map(|k| (k / ser_median * 100.0).round() / 100.0),
+        "ser_candle_engine_seconds_per_epoch": candle_seconds,
+        "fused_over_candle_engine": (!candle_seconds.is_empty())
+            .then(|| (median(candle_seconds.clone()) / median(ser_epochs.clone()) * 100.0).round() / 100.0),
         "forward_1clip_ms_median": (median(forward_ms) * 1000.0).round() / 1000.0,
         "candle_num_threads": std::env::var(ser_model::CANDLE_THREADS_VAR).ok(),
         "cores": std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -1,28 +1,21 @@
-//! The checkpoint directory (the file contract):
+//! The checkpoint directory's contract: every serialized type and every file name. Reading and
+//! writing them is [`crate::io`]'s.
 //!
 //! - `model.safetensors`: the best epoch's weights, PyTorch tensor names.
-//! - `model.json`: the sidecar, [`ModelJson`]: everything needed to reuse the weights.
-//! - `history.csv`: one row per epoch.
-//! - `last.safetensors` + `train_state.json`: the last finished epoch with optimiser moments,
-//!   for `--resume`.
-//!
-//! Every file is written to a temporary name and renamed.
+//! - `model.json`: the sidecar, [`ModelJson`]: everything needed to reuse the weights. Written
+//!   once, last, when training ends: its presence means the checkpoint is whole.
+//! - `history.csv`: one row per epoch ([`EpochRecord`]), rewritten after every epoch.
+//! - `last.safetensors`: everything a resumed run needs, rewritten atomically after every epoch
+//!   as one file: the weights after the last finished epoch, the best epoch's weights (names
+//!   prefixed `best.`), Adam's moments (`adam.m.`, `adam.v.`), and in its metadata
+//!   (`ser.resume`) the loop state ([`TrainState`]) and the epoch history.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
-use candle_nn::VarMap;
-use fs_err as fs;
 use ser_features::FeaturesConfig;
-use ser_features::io::write_atomic;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::config::ModelConfig;
-use crate::data::Normalization;
-use crate::network::{self, Network};
-use crate::{Error, Result};
 
 /// Bumped when tensor names or the sidecar's meaning change.
 pub const FORMAT_VERSION: u32 = 1;
@@ -30,7 +23,10 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 pub const SIDECAR_FILE: &str = "model.json";
 pub const HISTORY_FILE: &str = "history.csv";
 pub const LAST_WEIGHTS_FILE: &str = "last.safetensors";
-pub const TRAIN_STATE_FILE: &str = "train_state.json";
+/// The metadata key of `last.safetensors` holding [`ResumeMeta`] as JSON.
+pub const META_RESUME: &str = "ser.resume";
+/// Prefix of the best epoch's tensors in `last.safetensors`.
+pub const BEST_PREFIX: &str = "best.";
 
 /// Where the training data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +41,44 @@ pub struct DataProvenance {
     pub n_train: usize,
     pub n_val: usize,
     pub n_test: usize,
+}
+
+/// Per-coefficient standardisation, fitted on the training part only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+impl Normalization {
+    /// Mean and standard deviation of each coefficient over every frame of `features`
+    /// (rows of `n_coeffs`; padding included, as the reference does); `std` gets 1e-8 added.
+    pub fn fit(features: &[f32], n_coeffs: usize) -> Normalization {
+        let mut sum = vec![0f64; n_coeffs];
+        let mut sum_sq = vec![0f64; n_coeffs];
+        let mut n = 0usize;
+        for frame in features.chunks_exact(n_coeffs) {
+            for (k, v) in frame.iter().enumerate() {
+                sum[k] += *v as f64;
+                sum_sq[k] += (*v as f64) * (*v as f64);
+            }
+            n += 1;
+        }
+        let n = n.max(1) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let std = sum_sq.iter().zip(&mean).map(|(s, m)| ((s / n - m * m).max(0.0).sqrt() + 1e-8) as f32).collect();
+        Normalization { mean: mean.into_iter().map(|m| m as f32).collect(), std }
+    }
+
+    /// Standardises frames in place.
+    pub fn apply(&self, features: &mut [f32]) {
+        let c = self.mean.len();
+        for frame in features.chunks_exact_mut(c) {
+            for ((v, m), s) in frame.iter_mut().zip(&self.mean).zip(&self.std) {
+                *v = (*v - m) / s;
+            }
+        }
+    }
 }
 
 /// `model.json`.
@@ -73,7 +107,27 @@ pub struct ModelJson {
     pub versions: BTreeMap<String, String>,
 }
 
-/// Resume state beside `last.safetensors`.
+/// One row of `history.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    pub val_loss: f64,
+    pub val_accuracy: f64,
+    pub val_macro_f1: f64,
+    pub val_uar: f64,
+    pub learning_rate: f64,
+    /// Wall-clock seconds of the epoch: reported on stderr, never written to artifacts.
+    #[serde(skip)]
+    pub seconds: f64,
+}
+
+/// The columns of `history.csv`, in order.
+pub const HISTORY_COLUMNS: [&str; 8] =
+    ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_f1", "val_uar", "learning_rate"];
+
+/// The training loop's state after a finished epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainState {
@@ -91,123 +145,18 @@ pub struct TrainState {
     pub best_metrics: BTreeMap<String, f64>,
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let bytes = fs::read(path)?;
-    Ok(hex::encode(Sha256::digest(&bytes)))
+/// The metadata of `last.safetensors`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeMeta {
+    pub state: TrainState,
+    pub history: Vec<EpochRecord>,
 }
 
+/// The versions of what built this binary, for `model.json`.
 pub fn versions() -> BTreeMap<String, String> {
     BTreeMap::from([
         ("ser-model".to_string(), env!("CARGO_PKG_VERSION").to_string()),
-        ("candle".to_string(), "0.11".to_string()),
+        ("candle".to_string(), crate::candle_version().to_string()),
     ])
-}
-
-/// Saves tensors to safetensors atomically.
-pub fn save_tensors(path: &Path, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
-    let tensors: std::collections::HashMap<&String, Tensor> = tensors.iter().map(|(k, t)| (k, t.clone())).collect();
-    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| Error::candle(path, e))?;
-    fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// The variables of a network as a name -> tensor map.
-pub fn varmap_tensors(varmap: &VarMap) -> BTreeMap<String, Tensor> {
-    let data = varmap.data().lock().expect("varmap lock");
-    data.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
-}
-
-/// Fills the network's variables from a safetensors file; every variable must be present with
-/// its shape.
-pub fn load_into(varmap: &VarMap, path: &Path, device: &Device) -> Result<()> {
-    let tensors = candle_core::safetensors::load(path, device).map_err(|e| Error::candle(path, e))?;
-    let data = varmap.data().lock().expect("varmap lock");
-    for (name, var) in data.iter() {
-        let t = tensors.get(name).ok_or_else(|| Error::Checkpoint {
-            path: path.to_path_buf(),
-            message: format!("tensor `{name}` is missing; was this checkpoint written for another model config?"),
-        })?;
-        if t.dims() != var.dims() {
-            return Err(Error::Checkpoint {
-                path: path.to_path_buf(),
-                message: format!("tensor `{name}` has shape {:?}, the model config needs {:?}", t.dims(), var.dims()),
-            });
-        }
-        var.set(t).map_err(|e| Error::candle(path, e))?;
-    }
-    Ok(())
-}
-
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut text = serde_json::to_string_pretty(value).expect("contract types serialise");
-    text.push('\n');
-    write_atomic(path, text.as_bytes()).map_err(Error::from)
-}
-
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = fs::read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path: path.to_path_buf(), message: e.to_string() })
-}
-
-/// A loaded checkpoint: sidecar and network, ready for inference.
-#[derive(Debug)]
-pub struct Checkpoint {
-    pub dir: PathBuf,
-    pub meta: ModelJson,
-    pub network: Network,
-    pub device: Device,
-}
-
-impl Checkpoint {
-    /// Loads `model.json` and `model.safetensors` from `dir`.
-    pub fn load(dir: &Path, device: &Device) -> Result<Checkpoint> {
-        let sidecar = dir.join(SIDECAR_FILE);
-        if !sidecar.is_file() {
-            return Err(Error::Checkpoint {
-                path: dir.to_path_buf(),
-                message: format!(
-                    "no {SIDECAR_FILE}: not a ser checkpoint directory (train one with `ser-model train`)"
-                ),
-            });
-        }
-        let raw: serde_json::Value = read_json(&sidecar)?;
-        let version = raw.get("format_version").and_then(|v| v.as_u64());
-        if version != Some(FORMAT_VERSION as u64) {
-            return Err(Error::Checkpoint {
-                path: sidecar,
-                message: format!("format_version {version:?} is not supported (this build reads {FORMAT_VERSION})"),
-            });
-        }
-        let meta: ModelJson = serde_json::from_value(raw)
-            .map_err(|e| Error::Checkpoint { path: sidecar.clone(), message: e.to_string() })?;
-        if meta.features_config.hash() != meta.features_config_hash {
-            return Err(Error::Checkpoint {
-                path: sidecar,
-                message: "features_config does not match features_config_hash".into(),
-            });
-        }
-        let (network, varmap) = network::build(&meta.model_config, meta.n_coeffs, meta.labels.len(), device)
-            .map_err(|e| Error::candle(dir, e))?;
-        let weights = dir.join(WEIGHTS_FILE);
-        if !weights.is_file() {
-            return Err(Error::Checkpoint { path: weights, message: "missing weights file".into() });
-        }
-        load_into(&varmap, &weights, device)?;
-        Ok(Checkpoint { dir: dir.to_path_buf(), meta, network, device: device.clone() })
-    }
-
-    /// Fails unless a feature table was computed with this checkpoint's feature config.
-    pub fn check_features(&self, table_path: &Path, config: &FeaturesConfig) -> Result<()> {
-        if config.hash() != self.meta.features_config_hash {
-            return Err(Error::Data(format!(
-                "{}: feature config hash {} differs from the checkpoint's {} ({}); re-extract with the checkpoint's features_config",
-                table_path.display(),
-                config.hash(),
-                self.meta.features_config_hash,
-                self.dir.display()
-            )));
-        }
-        Ok(())
-    }
 }

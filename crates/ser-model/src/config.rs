@@ -137,13 +137,13 @@ impl ModelConfig {
     }
 
     pub fn from_yaml(text: &str) -> Result<ModelConfig> {
-        let config: ModelConfig = serde_yaml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let config: ModelConfig = yaml_serde::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn to_yaml(&self) -> String {
-        serde_yaml::to_string(self).expect("ModelConfig serialises")
+        yaml_serde::to_string(self).expect("ModelConfig serialises")
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -162,9 +162,7 @@ impl ModelConfig {
             }
         }
         for (name, k) in [("conv1_kernel", self.conv1_kernel), ("conv2_kernel", self.conv2_kernel)] {
-            if k == 0 || k % 2 == 0 {
-                return fail(format!("{name}: {k} must be odd (same padding is symmetric)"));
-            }
+            crate::layers::Conv1d::check_kernel(name, k)?;
         }
         for (name, p) in [
             ("dropout_conv", self.dropout_conv),

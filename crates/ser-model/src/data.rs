@@ -1,9 +1,8 @@
-//! From a feature table and a split file to standardised tensors-to-be.
+//! From a feature table and a split file to the clips of one part, as one (N, T, C) block.
 
 use ser_features::labels::{EMOTIONS, emotion_index};
 use ser_features::split::{SplitAssignment, SplitPart};
 use ser_features::table::{FeatureRow, FeatureTable};
-use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -33,6 +32,15 @@ impl Dataset {
         &self.features[idx * size..(idx + 1) * size]
     }
 
+    /// The clips at `indices`, concatenated.
+    pub fn gather(&self, indices: &[usize]) -> Vec<f32> {
+        let mut values = Vec::with_capacity(indices.len() * self.n_frames * self.n_coeffs);
+        for &i in indices {
+            values.extend_from_slice(self.clip(i));
+        }
+        values
+    }
+
     /// Labels, failing on an unlabelled clip (training and validation need them all).
     pub fn targets(&self, part: &str) -> Result<Vec<u32>> {
         self.labels
@@ -40,45 +48,6 @@ impl Dataset {
             .zip(&self.clip_ids)
             .map(|(l, id)| l.ok_or_else(|| Error::Data(format!("clip {id} in the {part} part has no label"))))
             .collect()
-    }
-}
-
-/// Per-coefficient standardisation, fitted on the training part only, stored in the checkpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Normalization {
-    pub mean: Vec<f32>,
-    pub std: Vec<f32>,
-}
-
-impl Normalization {
-    /// Mean and standard deviation of each coefficient over every frame of every clip (padding
-    /// included, as the reference does); `std` gets 1e-8 added.
-    pub fn fit(data: &Dataset) -> Normalization {
-        let c = data.n_coeffs;
-        let mut sum = vec![0f64; c];
-        let mut sum_sq = vec![0f64; c];
-        let mut n = 0usize;
-        for frame in data.features.chunks_exact(c) {
-            for (k, v) in frame.iter().enumerate() {
-                sum[k] += *v as f64;
-                sum_sq[k] += (*v as f64) * (*v as f64);
-            }
-            n += 1;
-        }
-        let n = n.max(1) as f64;
-        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
-        let std = sum_sq.iter().zip(&mean).map(|(s, m)| ((s / n - m * m).max(0.0).sqrt() + 1e-8) as f32).collect();
-        Normalization { mean: mean.into_iter().map(|m| m as f32).collect(), std }
-    }
-
-    /// Standardises (T, C) frames in place.
-    pub fn apply(&self, features: &mut [f32]) {
-        let c = self.mean.len();
-        for frame in features.chunks_exact_mut(c) {
-            for ((v, m), s) in frame.iter_mut().zip(&self.mean).zip(&self.std) {
-                *v = (*v - m) / s;
-            }
-        }
     }
 }
 
@@ -133,45 +102,4 @@ pub fn part(table: &FeatureTable, splits: &SplitAssignment, fold: u32, part: Spl
         })?);
     }
     dataset(rows.into_iter(), fixed_frames(table)?, table.n_coeffs)
-}
-
-/// A feature table and split file read together: the train, val and test parts of one fold,
-/// and their provenance.
-pub struct SplitData {
-    pub table: FeatureTable,
-    pub train: Dataset,
-    pub val: Dataset,
-    pub test: Dataset,
-    pub provenance: crate::checkpoint::DataProvenance,
-}
-
-/// Reads `features` and `splits`, refusing a split file made from another feature table, and
-/// takes fold `fold`'s parts.
-pub fn load_split(features: &std::path::Path, splits_path: &std::path::Path, fold: u32) -> Result<SplitData> {
-    let table = ser_features::io::read_feature_table(features)?;
-    let splits = ser_features::io::read_splits(splits_path)?;
-    if !splits.features_config_hash.is_empty() && splits.features_config_hash != table.config.hash() {
-        return Err(Error::Data(format!(
-            "{} was made from a feature table with config hash {}, but {} has {}; re-run `ser-features split`",
-            splits_path.display(),
-            splits.features_config_hash,
-            features.display(),
-            table.config.hash()
-        )));
-    }
-    let train = part(&table, &splits, fold, SplitPart::Train)?;
-    let val = part(&table, &splits, fold, SplitPart::Val)?;
-    let test = part(&table, &splits, fold, SplitPart::Test)?;
-    let provenance = crate::checkpoint::DataProvenance {
-        features_path: features.display().to_string(),
-        features_sha256: crate::checkpoint::sha256_file(features)?,
-        splits_path: splits_path.display().to_string(),
-        splits_sha256: crate::checkpoint::sha256_file(splits_path)?,
-        split_config: splits.config_json.clone(),
-        fold,
-        n_train: train.len(),
-        n_val: val.len(),
-        n_test: test.len(),
-    };
-    Ok(SplitData { table, train, val, test, provenance })
 }

@@ -1,22 +1,42 @@
-//! ser-model: the CNN + BiLSTM network in candle ([`network`], [`lstm`]), its training loop
-//! ([`train`]), the checkpoint format ([`checkpoint`]) and batch prediction to
-//! `predictions.parquet` ([`predict`]). Reads no audio and picks no hyperparameters: the
-//! feature table comes from ser-features, the config from `model.yaml` or ser-tune.
+//! ser-model: the CNN + BiLSTM emotion classifier.
+//!
+//! The network is a list of layers ([`layers`], built by [`network::Network`] from
+//! `model.yaml`), each holding its parameters, its candle forward and its CPU forward and
+//! backward. Training ([`train`]) runs one [`step`] per batch with either engine (the
+//! hand-written CPU pass, or candle's autograd on any device), the loss of [`loss`] and the Adam
+//! of [`optim`]; prediction ([`predict`]) runs the CPU forward on the CPU. [`checkpoint`] is the
+//! file contract and [`io`] the only module that touches the disk. Reads no audio and picks no
+//! hyperparameters: the feature table comes from ser-features, the config from `model.yaml` or
+//! ser-tune.
 
-use std::path::{Path, PathBuf};
-
+pub mod augment;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
-pub mod fused;
+pub mod io;
+pub mod layers;
 pub mod linalg;
-pub mod lstm;
+pub mod loss;
 pub mod metrics;
 pub mod network;
+pub mod optim;
+pub mod params;
 pub mod predict;
+pub mod step;
 pub mod train;
 
+mod build_info {
+    include!(concat!(env!("OUT_DIR"), "/built.rs"));
+}
+
+/// The candle-core version this binary was built with (from Cargo.lock, at build time).
+pub fn candle_version() -> &'static str {
+    build_info::DEPENDENCIES.iter().find(|(name, _)| *name == "candle-core").map_or("unknown", |(_, v)| v)
+}
+
 pub use config::ModelConfig;
+
+use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -30,31 +50,23 @@ pub enum Error {
     Data(String),
     #[error("training failed: {0}")]
     Train(String),
+    #[error("prediction failed: {0}")]
+    Predict(String),
     #[error("{path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
-    #[error("{path}: {source}")]
-    Candle { path: PathBuf, source: candle_core::Error },
-}
-
-impl Error {
-    pub fn candle(path: &Path, source: candle_core::Error) -> Error {
-        Error::Candle { path: path.to_path_buf(), source }
-    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The CPU, or CUDA device 0 when `cuda` is asked for; a clear error when this build has no CUDA.
 /// The environment variable that sizes candle's pool for element-wise CPU ops.
 pub const CANDLE_THREADS_VAR: &str = "CANDLE_NUM_THREADS";
 
 /// Runs candle's element-wise CPU ops on the calling thread, unless `CANDLE_NUM_THREADS` is set.
 ///
 /// candle splits element-wise ops of 64K+ values over a pool of threads that spin while they
-/// wait. For this network's tensors that costs more than it saves, and on a busy machine (two
-/// trainings, a search with `--jobs 2`, a loaded server) the spinning eats the cores outright:
-/// an epoch took 4.3 s with this and 14-17 s without while another training ran beside it,
-/// with bit-identical weights. Matrix products stay parallel (rayon, `RAYON_NUM_THREADS`).
+/// wait. For this network's tensors that costs more than it saves, and on a busy machine the
+/// spinning eats the cores outright. Matrix products stay parallel (rayon,
+/// `RAYON_NUM_THREADS`). The CPU paths (training's fused engine, inference) use no candle op.
 ///
 /// # Safety
 /// Sets an environment variable: call it at the start of `main`, before any thread starts.
@@ -65,6 +77,7 @@ pub unsafe fn use_inline_elementwise_ops() {
     }
 }
 
+/// The CPU, or CUDA device 0 when `cuda` is asked for; a clear error when this build has no CUDA.
 pub fn select_device(cuda: bool) -> Result<candle_core::Device> {
     let device = if cuda {
         if !candle_core::utils::cuda_is_available() {
@@ -82,10 +95,4 @@ pub fn select_device(cuda: bool) -> Result<candle_core::Device> {
     };
     tracing::info!("device: {device:?}");
     Ok(device)
-}
-
-/// Reads and validates `model.yaml`.
-pub fn read_model_config(path: &Path) -> Result<ModelConfig> {
-    let text = fs_err::read_to_string(path)?;
-    ModelConfig::from_yaml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
 }

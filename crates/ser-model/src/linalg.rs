@@ -1,5 +1,4 @@
-//! Matrix products on strided row-major views of slices, for the hand-written CPU passes
-//! ([`crate::lstm`], [`crate::fused`]).
+//! Matrix products on strided row-major views of slices, for the layers' CPU passes.
 
 /// A matrix view: element (r, c) at `r * row_stride + c * col_stride` of its slice.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +87,48 @@ pub fn matmul(
             parallelism,
         );
     }
+}
+
+/// `x W^T` for `x` (rows x in) and a Linear layer's `W` (out x in), row-major: rows x out.
+pub fn linear(x: &[f32], weight: &[f32], (rows_n, out, in_dim): (usize, usize, usize), threads: Threads) -> Vec<f32> {
+    let mut y = vec![0f32; rows_n * out];
+    matmul((rows_n, out, in_dim), &mut y, rows(out), false, x, rows(in_dim), weight, transposed(in_dim), threads);
+    y
+}
+
+/// The weight gradient of [`linear`]: `d_y^T x`, out x in.
+pub fn linear_weight_grad(
+    d_y: &[f32],
+    x: &[f32],
+    (rows_n, out, in_dim): (usize, usize, usize),
+    threads: Threads,
+) -> Vec<f32> {
+    let mut d_w = vec![0f32; out * in_dim];
+    matmul((out, in_dim, rows_n), &mut d_w, rows(in_dim), false, d_y, transposed(out), x, rows(in_dim), threads);
+    d_w
+}
+
+/// The input gradient of [`linear`]: `d_y W`, rows x in.
+pub fn linear_input_grad(
+    d_y: &[f32],
+    weight: &[f32],
+    (rows_n, out, in_dim): (usize, usize, usize),
+    threads: Threads,
+) -> Vec<f32> {
+    let mut d_x = vec![0f32; rows_n * in_dim];
+    matmul((rows_n, in_dim, out), &mut d_x, rows(in_dim), false, d_y, rows(out), weight, rows(in_dim), threads);
+    d_x
+}
+
+/// Column sums of a (rows x cols) matrix, accumulated in f64.
+pub fn column_sums(values: &[f32], cols: usize) -> Vec<f32> {
+    let mut sums = vec![0f64; cols];
+    for row in values.chunks_exact(cols) {
+        for (acc, v) in sums.iter_mut().zip(row) {
+            *acc += *v as f64;
+        }
+    }
+    sums.into_iter().map(|s| s as f32).collect()
 }
 
 #[cfg(test)]

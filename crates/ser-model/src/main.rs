@@ -7,9 +7,10 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ser_features::split::SplitPart;
-use ser_model::checkpoint::{self, Checkpoint};
-use ser_model::train::{EpochRecord, EpochReporter, TrainData};
-use ser_model::{data, predict};
+use ser_model::checkpoint::{self, EpochRecord};
+use ser_model::step::Engine;
+use ser_model::train::{EpochReporter, TrainData, TrainOptions};
+use ser_model::{data, io, predict};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -62,6 +63,14 @@ struct DeviceArgs {
     device: DeviceArg,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum EngineArg {
+    /// The hand-written forward and backward pass (CPU only; the fastest there).
+    Fused,
+    /// candle's graph and autograd (any device; the path a GPU takes).
+    Candle,
+}
+
 impl DeviceArgs {
     fn device(&self) -> anyhow::Result<Device> {
         Ok(ser_model::select_device(matches!(self.device, DeviceArg::Cuda))?)
@@ -93,6 +102,9 @@ struct TrainArgs {
     resume: bool,
     #[command(flatten)]
     device: DeviceArgs,
+    /// How each training step is computed [default: fused on cpu, candle on cuda]
+    #[arg(long, value_enum)]
+    engine: Option<EngineArg>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -185,14 +197,18 @@ impl EpochReporter for EpochLog {
 }
 
 fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    let mut config = ser_model::read_model_config(&args.config).context("reading the model config")?;
+    let mut config = io::read_model_config(&args.config).context("reading the model config")?;
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
     let device = args.device.device()?;
-    let data::SplitData { table, train, val, test, mut provenance } =
-        data::load_split(&args.features, &args.splits, args.fold)
-            .context("reading the feature table and split file")?;
+    let engine = match args.engine {
+        None => Engine::default_for(&device),
+        Some(EngineArg::Fused) => Engine::Fused,
+        Some(EngineArg::Candle) => Engine::Candle,
+    };
+    let io::SplitData { table, train, val, test, mut provenance } =
+        io::load_split(&args.features, &args.splits, args.fold).context("reading the feature table and split file")?;
     let val = match config.early_stopping_on {
         ser_model::config::StoppingPart::Val => val,
         ser_model::config::StoppingPart::TestOptimistic => {
@@ -204,9 +220,9 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     };
     provenance.n_val = val.len();
     tracing::info!("training on {} clips, validating on {}, fold {}", train.len(), val.len(), args.fold);
-    fs_err::create_dir_all(&args.out)?;
     let data = TrainData { train: &train, val: &val, features_config: &table.config, provenance };
-    let outcome = ser_model::train::train(&data, &config, &device, Some(&args.out), args.resume, &EpochLog)
+    let options = TrainOptions { device, engine, out_dir: Some(&args.out), resume: args.resume };
+    let outcome = ser_model::train::train(&data, &config, &options, &EpochLog)
         .with_context(|| format!("training into {}", args.out.display()))?;
     println!(
         "{}",
@@ -223,7 +239,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 
 fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let device = args.device.device()?;
-    let checkpoint = Checkpoint::load(&args.checkpoint, &device).context("loading the checkpoint")?;
+    let checkpoint = io::read_checkpoint(&args.checkpoint, &device).context("loading the checkpoint")?;
     let table = ser_features::io::read_feature_table(&args.features).context("reading the feature table")?;
     checkpoint.check_features(&args.features, &table.config)?;
     let (dataset, part_name) = match (args.part, &args.splits) {
@@ -242,15 +258,15 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
     let predictions = predict::predict(&checkpoint, &dataset)?;
     let provenance = [
         ("ser.checkpoint", args.checkpoint.display().to_string()),
-        ("ser.checkpoint_weights_sha256", checkpoint::sha256_file(&args.checkpoint.join(checkpoint::WEIGHTS_FILE))?),
+        ("ser.checkpoint_weights_sha256", io::sha256_file(&args.checkpoint.join(checkpoint::WEIGHTS_FILE))?),
         ("ser.features_path", args.features.display().to_string()),
-        ("ser.features_sha256", checkpoint::sha256_file(&args.features)?),
+        ("ser.features_sha256", io::sha256_file(&args.features)?),
         ("ser.part", part_name.to_string()),
         ("ser.fold", args.fold.to_string()),
         ("ser.protocol", checkpoint.meta.protocol.clone()),
         ("ser.labels", serde_json::to_string(&checkpoint.meta.labels)?),
     ];
-    predict::write_predictions(&args.out, &predictions, &provenance)?;
+    io::write_predictions(&args.out, &predictions, &provenance)?;
     let correct = (0..predictions.clip_ids.len())
         .filter(|&i| predictions.truth[i].as_deref() == Some(predictions.predicted(i)))
         .count();

@@ -1,28 +1,146 @@
-//! Batch prediction from a feature table to `predictions.parquet`, the file ser-eval reads.
-//!
-//! Columns: `clip_id` (utf8), `label` (utf8, null when unknown), `predicted` (utf8), and one
-//! `p_<emotion>` (float32) per class in the checkpoint's label order.
+//! Prediction: class probabilities of standardised clips from a network and its weights (the CPU
+//! forward on the CPU, candle's on other devices), the argmax, a loaded [`Checkpoint`] and a
+//! dataset's [`Predictions`].
 
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
 
-use arrow::array::{ArrayRef, Float32Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Schema};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
-use ser_features::io::AtomicFile;
+use candle_core::{D, Device, Tensor};
+use ser_features::FeaturesConfig;
 
-use crate::checkpoint::Checkpoint;
+use rayon::prelude::*;
+
+use crate::checkpoint::ModelJson;
 use crate::data::Dataset;
-use crate::train::predict_proba;
+use crate::layers::{Activations, Pass};
+use crate::loss::softmax;
+use crate::network::Network;
+use crate::params::Weights;
 use crate::{Error, Result};
 
-pub const COL_CLIP_ID: &str = "clip_id";
-pub const COL_LABEL: &str = "label";
-pub const COL_PREDICTED: &str = "predicted";
-pub const PROB_PREFIX: &str = "p_";
+/// Clips per batch of the CPU forward. Fixed, so a clip's answer does not depend on the number
+/// of threads; batches run in parallel.
+pub const CPU_BATCH: usize = 16;
+/// Clips per batch on other devices.
+pub const DEVICE_BATCH: usize = 64;
+
+/// The index of the largest value (the first of equal ones).
+pub fn argmax(values: &[f32]) -> usize {
+    values.iter().enumerate().fold(0, |best, (i, v)| if *v > values[best] { i } else { best })
+}
+
+/// A network with its weights on a device, ready to predict (uploaded to the device once).
+#[derive(Debug)]
+pub struct Model {
+    pub network: Network,
+    pub weights: Weights,
+    device: Device,
+    /// The weights as tensors on `device`, for candle's forward; `None` on the CPU.
+    device_params: Option<Vec<Tensor>>,
+}
+
+impl Model {
+    pub fn new(network: Network, weights: Weights, device: &Device) -> Result<Model> {
+        let device_params = upload(&network, &weights, device)?;
+        Ok(Model { network, weights, device: device.clone(), device_params })
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Softmax probabilities of `n` standardised clips (row-major (n, T, C)), in inference mode.
+    pub fn probabilities(&self, features: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+        probabilities(&self.network, &self.weights, self.device_params.as_deref(), features, n)
+    }
+}
+
+/// The weights as tensors on `device` for candle's forward, or `None` on the CPU (whose forward
+/// reads [`Weights`] directly).
+pub fn upload(network: &Network, weights: &Weights, device: &Device) -> Result<Option<Vec<Tensor>>> {
+    if device.is_cpu() {
+        return Ok(None);
+    }
+    let tensors = tensors(network, weights, device)
+        .map_err(|e| Error::Predict(format!("uploading the weights to {device:?}: {e}")))?;
+    Ok(Some(tensors))
+}
+
+/// The weights as candle tensors on `device`, in parameter order (what
+/// [`Network::forward_candle`] takes).
+pub fn tensors(network: &Network, weights: &Weights, device: &Device) -> candle_core::Result<Vec<Tensor>> {
+    network
+        .params()
+        .iter()
+        .zip(weights.values())
+        .map(|(spec, values)| Tensor::from_slice(values, spec.dims.as_slice(), device))
+        .collect()
+}
+
+/// Softmax probabilities of `n` standardised clips with `weights`: on the CPU when `device_params`
+/// is `None`, else through candle on the device that holds them.
+pub fn probabilities(
+    network: &Network,
+    weights: &Weights,
+    device_params: Option<&[Tensor]>,
+    features: &[f32],
+    n: usize,
+) -> Result<Vec<Vec<f32>>> {
+    let shape = network.input();
+    if features.len() != n * shape.len() {
+        return Err(Error::Predict(format!("{} values are not {n} clips of {shape:?}", features.len())));
+    }
+    let n_classes = network.n_classes();
+    let per_clip = shape.len();
+    match device_params {
+        None => {
+            let batches: Vec<Result<Vec<Vec<f32>>>> = features
+                .par_chunks(CPU_BATCH * per_clip)
+                .map(|chunk| {
+                    let x = Activations::new(chunk.len() / per_clip, shape, chunk.to_vec());
+                    Ok(softmax(&network.infer_cpu(x, weights)?, n_classes))
+                })
+                .collect();
+            Ok(batches.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
+        }
+        Some(params) => {
+            let device = params.first().map_or(Device::Cpu, |p| p.device().clone());
+            let mut out = Vec::with_capacity(n);
+            for chunk in features.chunks(DEVICE_BATCH * per_clip) {
+                let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+                    let xs = Tensor::from_slice(chunk, shape.dims(chunk.len() / per_clip), &device)?;
+                    let logits = network.forward_candle(&xs, params, &mut Pass::inference())?;
+                    candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()
+                };
+                out.extend(run().map_err(|e| Error::Predict(e.to_string()))?);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// A loaded checkpoint: its sidecar and the network with its weights, ready for inference.
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub meta: ModelJson,
+    pub model: Model,
+}
+
+impl Checkpoint {
+    /// Fails unless a feature table was computed with this checkpoint's feature config.
+    pub fn check_features(&self, table_path: &Path, config: &FeaturesConfig) -> Result<()> {
+        if config.hash() != self.meta.features_config_hash {
+            return Err(Error::Data(format!(
+                "{}: feature config hash {} differs from the checkpoint's {} ({}); re-extract with the checkpoint's features_config",
+                table_path.display(),
+                config.hash(),
+                self.meta.features_config_hash,
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+}
 
 /// Predictions of one dataset.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,9 +153,7 @@ pub struct Predictions {
 
 impl Predictions {
     pub fn predicted(&self, row: usize) -> &str {
-        let p = &self.probabilities[row];
-        let best = p.iter().enumerate().fold(0, |b, (i, v)| if *v > p[b] { i } else { b });
-        &self.labels[best]
+        &self.labels[argmax(&self.probabilities[row])]
     }
 }
 
@@ -50,53 +166,13 @@ pub fn predict(checkpoint: &Checkpoint, data: &Dataset) -> Result<Predictions> {
             data.n_frames, data.n_coeffs, meta.n_frames, meta.n_coeffs
         )));
     }
-    let mut data = data.clone();
-    meta.normalization.apply(&mut data.features);
-    let probabilities =
-        predict_proba(&checkpoint.network, &data, &checkpoint.device).map_err(|e| Error::Train(e.to_string()))?;
+    let mut features = data.features.clone();
+    meta.normalization.apply(&mut features);
+    let probabilities = checkpoint.model.probabilities(&features, data.len())?;
     Ok(Predictions {
         labels: meta.labels.clone(),
         clip_ids: data.clip_ids.clone(),
         truth: data.labels.iter().map(|l| l.map(|i| meta.labels[i as usize].clone())).collect(),
         probabilities,
     })
-}
-
-/// Writes `predictions.parquet` atomically, with the checkpoint's provenance in the metadata.
-pub fn write_predictions(path: &Path, predictions: &Predictions, provenance: &[(&str, String)]) -> Result<()> {
-    let mut fields = vec![
-        Field::new(COL_CLIP_ID, DataType::Utf8, false),
-        Field::new(COL_LABEL, DataType::Utf8, true),
-        Field::new(COL_PREDICTED, DataType::Utf8, false),
-    ];
-    for label in &predictions.labels {
-        fields.push(Field::new(format!("{PROB_PREFIX}{label}"), DataType::Float32, false));
-    }
-    let metadata: Vec<(String, String)> = provenance.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-    let schema = Arc::new(
-        Schema::new(fields)
-            .with_metadata(metadata.iter().cloned().collect::<std::collections::HashMap<String, String>>()),
-    );
-    let n = predictions.clip_ids.len();
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(predictions.clip_ids.iter().map(|s| Some(s.as_str())).collect::<StringArray>()),
-        Arc::new(predictions.truth.iter().map(|s| s.as_deref()).collect::<StringArray>()),
-        Arc::new((0..n).map(|i| Some(predictions.predicted(i))).collect::<StringArray>()),
-    ];
-    for c in 0..predictions.labels.len() {
-        columns.push(Arc::new(predictions.probabilities.iter().map(|p| p[c]).collect::<Float32Array>()));
-    }
-    let batch = RecordBatch::try_new(schema.clone(), columns).expect("columns match the predictions schema");
-    let parquet_err = |e: parquet::errors::ParquetError| Error::Features(ser_features::Error::parquet(path, e));
-    let mut out = AtomicFile::create(path)?;
-    let file = out.file().try_clone().map_err(|e| Error::Features(ser_features::Error::io(path, e)))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_key_value_metadata(Some(metadata.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect()))
-        .build();
-    let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(parquet_err)?;
-    writer.write(&batch).map_err(parquet_err)?;
-    writer.close().map_err(parquet_err)?;
-    out.commit()?;
-    Ok(())
 }

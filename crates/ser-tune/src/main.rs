@@ -158,7 +158,7 @@ fn print_summary(summary: &ser_tune::trials::MergeSummary, out: &std::path::Path
 fn run_run(args: RunArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
     let tune = TuneConfig::from_yaml(&args.config, &text)?;
-    let base = ser_model::read_model_config(&args.base).context("reading the base model config")?;
+    let base = ser_model::io::read_model_config(&args.base).context("reading the base model config")?;
     if base.early_stopping_on != ser_model::config::StoppingPart::Val {
         bail!(
             "{}: early_stopping_on must be val for a search: trials are compared on the val part",
@@ -170,8 +170,8 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
     }
     let shard = args.shard.as_deref().map(Shard::parse_or_env).transpose()?;
     let device = ser_model::select_device(matches!(args.device, DeviceArg::Cuda))?;
-    let ser_model::data::SplitData { table, train, val, provenance, .. } =
-        ser_model::data::load_split(&args.features, &args.splits, args.fold)
+    let ser_model::io::SplitData { table, train, val, provenance, .. } =
+        ser_model::io::load_split(&args.features, &args.splits, args.fold)
             .context("reading the feature table and split file")?;
     let data = SearchData { train: &train, val: &val, features_config: &table.config, provenance };
     let threads = match args.threads {

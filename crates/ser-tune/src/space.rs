@@ -15,7 +15,7 @@ use crate::{Error, Result};
 #[serde(untagged)]
 pub enum Param {
     /// One of the listed values, uniformly.
-    Choice(Vec<serde_yaml::Value>),
+    Choice(Vec<yaml_serde::Value>),
     Range(Range),
 }
 
@@ -61,7 +61,7 @@ pub struct TuneConfig {
     pub time_budget_s: Option<f64>,
     /// `model.yaml` keys every trial shares (e.g. a shorter `max_epochs`), over the base config.
     #[serde(default)]
-    pub fixed: BTreeMap<String, serde_yaml::Value>,
+    pub fixed: BTreeMap<String, yaml_serde::Value>,
     /// The searched `model.yaml` keys.
     pub space: BTreeMap<String, Param>,
     /// Stop trials that trail the finished ones (null = every trial runs to its end).
@@ -95,7 +95,7 @@ pub enum PruneRule {
 impl TuneConfig {
     pub fn from_yaml(path: &Path, text: &str) -> Result<TuneConfig> {
         let config: TuneConfig =
-            serde_yaml::from_str(text).map_err(|e| Error::File { path: path.to_path_buf(), message: e.to_string() })?;
+            yaml_serde::from_str(text).map_err(|e| Error::File { path: path.to_path_buf(), message: e.to_string() })?;
         config.validate().map_err(|message| Error::File { path: path.to_path_buf(), message })?;
         Ok(config)
     }
@@ -134,7 +134,7 @@ impl TuneConfig {
     }
 
     /// Trial `trial`'s drawn values, keys in sorted order.
-    pub fn draw(&self, trial: u32) -> BTreeMap<String, serde_yaml::Value> {
+    pub fn draw(&self, trial: u32) -> BTreeMap<String, yaml_serde::Value> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(trial as u64);
         self.space
@@ -143,12 +143,12 @@ impl TuneConfig {
                 let value = match param {
                     Param::Choice(values) => values[rng.random_range(0..values.len())].clone(),
                     Param::Range(Range::Uniform([lo, hi])) => {
-                        serde_yaml::Value::from(lo + (hi - lo) * rng.random::<f64>())
+                        yaml_serde::Value::from(lo + (hi - lo) * rng.random::<f64>())
                     }
                     Param::Range(Range::LogUniform([lo, hi])) => {
-                        serde_yaml::Value::from((lo.ln() + (hi.ln() - lo.ln()) * rng.random::<f64>()).exp())
+                        yaml_serde::Value::from((lo.ln() + (hi.ln() - lo.ln()) * rng.random::<f64>()).exp())
                     }
-                    Param::Range(Range::Int([lo, hi])) => serde_yaml::Value::from(rng.random_range(*lo..=*hi)),
+                    Param::Range(Range::Int([lo, hi])) => yaml_serde::Value::from(rng.random_range(*lo..=*hi)),
                 };
                 (key.clone(), value)
             })
@@ -160,7 +160,7 @@ impl TuneConfig {
         &self,
         base: &ModelConfig,
         trial: u32,
-    ) -> Result<(ModelConfig, BTreeMap<String, serde_yaml::Value>)> {
+    ) -> Result<(ModelConfig, BTreeMap<String, yaml_serde::Value>)> {
         let drawn = self.draw(trial);
         let config = with_values(base, self.fixed.iter().chain(drawn.iter())).map_err(|e| {
             Error::Config(format!("trial {trial}: parameters {drawn:?} do not make a valid model.yaml: {e}"))
@@ -180,20 +180,20 @@ impl TuneConfig {
 /// `base` with some keys replaced.
 fn with_values<'a>(
     base: &ModelConfig,
-    values: impl Iterator<Item = (&'a String, &'a serde_yaml::Value)>,
+    values: impl Iterator<Item = (&'a String, &'a yaml_serde::Value)>,
 ) -> std::result::Result<ModelConfig, String> {
-    let mut map: BTreeMap<String, serde_yaml::Value> =
-        serde_yaml::from_value(serde_yaml::to_value(base).expect("ModelConfig serialises")).expect("a mapping");
+    let mut map: BTreeMap<String, yaml_serde::Value> =
+        yaml_serde::from_value(yaml_serde::to_value(base).expect("ModelConfig serialises")).expect("a mapping");
     for (k, v) in values {
         map.insert(k.clone(), v.clone());
     }
-    let text = serde_yaml::to_string(&map).expect("a mapping serialises");
+    let text = yaml_serde::to_string(&map).expect("a mapping serialises");
     ModelConfig::from_yaml(&text).map_err(|e| e.to_string())
 }
 
 fn model_keys(config: &ModelConfig) -> Vec<String> {
-    match serde_yaml::to_value(config).expect("ModelConfig serialises") {
-        serde_yaml::Value::Mapping(m) => m.keys().filter_map(|k| k.as_str().map(String::from)).collect(),
+    match yaml_serde::to_value(config).expect("ModelConfig serialises") {
+        yaml_serde::Value::Mapping(m) => m.keys().filter_map(|k| k.as_str().map(String::from)).collect(),
         _ => Vec::new(),
     }
 }

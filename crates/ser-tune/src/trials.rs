@@ -10,10 +10,10 @@ use candle_core::Device;
 use ser_features::FeaturesConfig;
 use ser_features::extract::Shard;
 use ser_features::io::write_atomic;
-use ser_model::checkpoint::DataProvenance;
+use ser_model::checkpoint::{DataProvenance, EpochRecord};
 use ser_model::config::ModelConfig;
 use ser_model::data::Dataset;
-use ser_model::train::{EpochRecord, EpochReporter, TrainData, train};
+use ser_model::train::{EpochReporter, TrainData, TrainOptions, train};
 use serde::{Deserialize, Serialize};
 
 use crate::space::{Objective, PruneRule, Pruning, TuneConfig};
@@ -226,7 +226,7 @@ fn run_trial(
         pruned: Mutex::new(None),
     };
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train(&train_data, &config, device, None, false, &watch)
+        train(&train_data, &config, &TrainOptions::in_memory(device), &watch)
     }));
     let curve = watch.curve.into_inner().unwrap();
     let note = watch.pruned.into_inner().unwrap();

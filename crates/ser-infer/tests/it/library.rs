@@ -7,9 +7,8 @@ use ser_features::audio::resample;
 use ser_features::dsp::Analyzer;
 use ser_features::synth::SYNTH_SAMPLE_RATE;
 use ser_infer::stream::{RawEncoding, StreamFormat, stream};
-use ser_infer::timeline::windows;
+use ser_infer::timeline::WindowPlan;
 use ser_infer::{Classifier, TimelineConfig, timeline};
-use ser_model::checkpoint::Checkpoint;
 use ser_model::data::Dataset;
 
 use crate::{checkpoint, clip, features_config, wav_bytes};
@@ -29,7 +28,7 @@ fn predictions_follow_the_checkpoint_recipe() {
     let config = features_config();
     let resampled = resample(&samples, SYNTH_SAMPLE_RATE, config.sample_rate).unwrap();
     let features = Analyzer::new(&config).features(&resampled).matrix.values;
-    let checkpoint = Checkpoint::load(checkpoint(), &Device::Cpu).unwrap();
+    let checkpoint = ser_model::io::read_checkpoint(checkpoint(), &Device::Cpu).unwrap();
     let data = Dataset { clip_ids: vec!["x".into()], labels: vec![None], n_frames: 40, n_coeffs: 13, features };
     let expected = ser_model::predict::predict(&checkpoint, &data).unwrap();
     assert_eq!(got.probabilities, expected.probabilities[0]);
@@ -91,7 +90,7 @@ fn concurrent_use_gives_the_same_answers() {
 #[track_caller]
 fn check_windows(n: usize, window_s: f64, hop_s: f64, expect: &[(usize, usize)]) {
     let config = TimelineConfig { window_s, hop_s, silence_dbfs: -50.0 };
-    assert_eq!(windows(n, 10, &config), expect);
+    assert_eq!(WindowPlan::new(&config, 10).bounds(n), expect);
 }
 
 #[test]
@@ -168,4 +167,23 @@ fn stream_errors_are_clear() {
     let raw = StreamFormat::Raw { encoding: RawEncoding::F32Le, sample_rate: 16_000, channels: 1 };
     let err = stream(&classifier, nan.as_slice(), raw, &config, |_| Ok(())).unwrap_err().to_string();
     assert!(err.contains("non-finite"), "{err}");
+}
+
+/// Every committed pipeline's infer.yaml parses, with its window settings.
+#[test]
+fn every_pipeline_infer_yaml_parses() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.is_dir() {
+            let config =
+                ser_infer::config::InferConfig::read(&dir.join("infer.yaml")).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(config.windows().silence_dbfs, Some(-50.0), "{}", dir.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4);
+    let err = ser_infer::config::InferConfig::from_yaml("serve:\n  adress: 0.0.0.0:1\n").unwrap_err();
+    assert!(err.contains("unknown field `adress`"), "{err}");
 }

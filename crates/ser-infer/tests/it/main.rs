@@ -15,7 +15,7 @@ use ser_features::synth::{SYNTH_SAMPLE_RATE, synth_clip};
 use ser_model::checkpoint::DataProvenance;
 use ser_model::config::{ModelConfig, Monitor, StoppingPart};
 use ser_model::data::Dataset;
-use ser_model::train::{Quiet, TrainData, train};
+use ser_model::train::{Quiet, TrainData, TrainOptions, train};
 
 /// A feature recipe smaller than the reference (13 MFCCs, 40 frames ~ 0.93 s) so tests are quick.
 pub fn features_config() -> FeaturesConfig {
@@ -99,7 +99,8 @@ pub fn checkpoint() -> &'static Path {
             n_test: 0,
         };
         let data = TrainData { train: &train_set, val: &val_set, features_config: &config, provenance };
-        train(&data, &model, &Device::Cpu, Some(&dir), false, &Quiet).unwrap();
+        let options = TrainOptions { out_dir: Some(&dir), ..TrainOptions::in_memory(&Device::Cpu) };
+        train(&data, &model, &options, &Quiet).unwrap();
         dir
     })
 }

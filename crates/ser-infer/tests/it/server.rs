@@ -82,6 +82,7 @@ fn small_limits() -> ServeConfig {
         max_timeline_s: 30.0,
         max_concurrent: 2,
         timeout: Duration::from_secs(30),
+        ..ServeConfig::defaults()
     }
 }
 

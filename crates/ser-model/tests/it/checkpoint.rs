@@ -4,9 +4,9 @@
 use std::process::Command;
 
 use candle_core::Device;
-use ser_model::checkpoint::{Checkpoint, ModelJson, read_json};
-use ser_model::predict::{predict, write_predictions};
-use ser_model::train::predict_proba;
+use ser_model::checkpoint::ModelJson;
+use ser_model::io::{read_checkpoint, write_predictions};
+use ser_model::predict::predict;
 
 use crate::training::run;
 use crate::{small_config, toy_dataset};
@@ -15,17 +15,19 @@ use crate::{small_config, toy_dataset};
 fn saved_checkpoint_predicts_like_the_trained_network() {
     let dir = tempfile::tempdir().unwrap();
     let outcome = run(&small_config(8), Some(dir.path()), false);
-    let checkpoint = Checkpoint::load(dir.path(), &Device::Cpu).unwrap();
+    let checkpoint = read_checkpoint(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(checkpoint.model.weights, outcome.model.weights, "the best epoch's weights, saved exactly");
     let data = toy_dataset(20, 500);
     let loaded = predict(&checkpoint, &data).unwrap();
     let mut normalised = data.clone();
     checkpoint.meta.normalization.apply(&mut normalised.features);
-    let direct = predict_proba(&outcome.network, &normalised, &Device::Cpu).unwrap();
+    let direct = outcome.model.probabilities(&normalised.features, normalised.len()).unwrap();
     assert_eq!(loaded.probabilities, direct);
     for p in &loaded.probabilities {
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
-    let meta: ModelJson = read_json(&dir.path().join("model.json")).unwrap();
+    let meta: ModelJson =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("model.json")).unwrap()).unwrap();
     assert_eq!(meta.labels.len(), 8);
     assert_eq!(meta.best_epoch, outcome.best_epoch);
     assert_eq!(meta.normalization.mean.len(), 6);
@@ -36,19 +38,19 @@ fn saved_checkpoint_predicts_like_the_trained_network() {
 #[test]
 fn missing_or_foreign_checkpoints_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let err = Checkpoint::load(dir.path(), &Device::Cpu).unwrap_err().to_string();
-    assert!(err.contains("no model.json"), "{err}");
+    let err = read_checkpoint(dir.path(), &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("no model.json") && err.contains("has not finished"), "{err}");
 
     run(&small_config(9), Some(dir.path()), false);
     let sidecar = dir.path().join("model.json");
     let text = std::fs::read_to_string(&sidecar).unwrap();
     std::fs::write(&sidecar, text.replace("\"format_version\": 1", "\"format_version\": 99")).unwrap();
-    let err = Checkpoint::load(dir.path(), &Device::Cpu).unwrap_err().to_string();
+    let err = read_checkpoint(dir.path(), &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("format_version Some(99) is not supported"), "{err}");
     std::fs::write(&sidecar, &text).unwrap();
 
     let table_config = ser_features::FeaturesConfig { n_mfcc: 7, ..ser_features::FeaturesConfig::reference() };
-    let checkpoint = Checkpoint::load(dir.path(), &Device::Cpu).unwrap();
+    let checkpoint = read_checkpoint(dir.path(), &Device::Cpu).unwrap();
     let err = checkpoint.check_features(std::path::Path::new("other.parquet"), &table_config).unwrap_err().to_string();
     assert!(err.contains("other.parquet: feature config hash") && err.contains("re-extract"), "{err}");
 }
@@ -70,7 +72,7 @@ fn python_loads_weights_and_predictions() {
     }
     let dir = tempfile::tempdir().unwrap();
     run(&small_config(10), Some(dir.path()), false);
-    let checkpoint = Checkpoint::load(dir.path(), &Device::Cpu).unwrap();
+    let checkpoint = read_checkpoint(dir.path(), &Device::Cpu).unwrap();
     let preds = predict(&checkpoint, &toy_dataset(5, 0)).unwrap();
     let pred_path = dir.path().join("predictions.parquet");
     write_predictions(&pred_path, &preds, &[("ser.part", "test".into())]).unwrap();

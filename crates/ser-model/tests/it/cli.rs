@@ -47,21 +47,16 @@ kind: mfcc\nn_mfcc: 13\ndeltas: false\nframes: 64\npad: silence\nmax_duration_s:
     config.max_epochs = 2;
     std::fs::write(d("model.yaml"), config.to_yaml()).unwrap();
     let model = env!("CARGO_BIN_EXE_ser-model");
-    let trained = run(
-        model,
-        &[
-            "train",
-            "--config",
-            &d("model.yaml"),
-            "--features",
-            &d("f.parquet"),
-            "--splits",
-            &d("s.parquet"),
-            "--out",
-            &d("ckpt"),
-        ],
-    );
-    assert_eq!(trained["epochs_run"], 2);
+    let train = |out: &str, extra: &[&str]| {
+        let (config, features, splits, out) = (d("model.yaml"), d("f.parquet"), d("s.parquet"), d(out));
+        let mut args = vec!["train", "--config", &config, "--features", &features, "--splits", &splits, "--out", &out];
+        args.extend(extra);
+        run(model, &args)
+    };
+    assert_eq!(train("ckpt", &[])["epochs_run"], 2);
+    // The candle engine (the GPU path) from the command line, on this CPU.
+    assert_eq!(train("ckpt-candle", &["--engine", "candle"])["epochs_run"], 2);
+    assert!(Path::new(&d("ckpt-candle/model.json")).exists());
     let predicted = run(
         model,
         &[

@@ -1,8 +1,9 @@
 //! The forward pass against Keras, on fixed weights written by `tests/data/make_golden.py`
 //! (the Python that produced them is in that file).
 
-use candle_core::{D, Device, ModuleT, Tensor};
-use ser_model::network;
+use candle_core::{D, Device, Tensor};
+use ser_model::layers::{Activations, Pass};
+use ser_model::network::Network;
 
 #[derive(serde::Deserialize)]
 struct Golden {
@@ -27,19 +28,25 @@ fn forward_matches_keras_in_inference_mode() {
     config.lstm1_units = get("lstm1_units");
     config.lstm2_units = get("lstm2_units");
     config.dense_units = get("dense_units");
-    let device = Device::Cpu;
-    let (network, varmap) = network::build(&config, golden.n_coeffs, 8, &device).unwrap();
-    ser_model::checkpoint::load_into(&varmap, &dir.join("keras_small.safetensors"), &device).unwrap();
+    let network = Network::new(&config, golden.frames, golden.n_coeffs, 8).unwrap();
+    let weights = ser_model::io::read_weights(&dir.join("keras_small.safetensors"), &network).unwrap();
     let input: Vec<f32> = golden.input.iter().flatten().flatten().copied().collect();
-    let x = Tensor::from_vec(input, (golden.input.len(), golden.frames, golden.n_coeffs), &device).unwrap();
-    let logits = network.forward_t(&x, false).unwrap();
-    let probs = candle_nn::ops::softmax(&logits, D::Minus1).unwrap().to_vec2::<f32>().unwrap();
-    let worst = probs
-        .iter()
-        .flatten()
-        .zip(golden.probabilities.iter().flatten())
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let batch = golden.input.len();
+    let want: Vec<f32> = golden.probabilities.iter().flatten().copied().collect();
+    let worst = |probs: &[f32]| probs.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+
+    // The CPU forward (what inference on CPU runs).
+    let logits = network.infer_cpu(Activations::new(batch, network.input(), input.clone()), &weights).unwrap();
+    let cpu: Vec<f32> = ser_model::loss::softmax(&logits, 8).into_iter().flatten().collect();
     // float32 on both sides, different summation orders: agreement to 1e-5 in probability.
-    assert!(worst < 1e-5, "max |ours - keras| = {worst}");
+    assert!(worst(&cpu) < 1e-5, "CPU forward: max |ours - keras| = {}", worst(&cpu));
+
+    // candle's forward (what other devices run).
+    let device = Device::Cpu;
+    let params = ser_model::predict::tensors(&network, &weights, &device).unwrap();
+    let x = Tensor::from_vec(input, (batch, golden.frames, golden.n_coeffs), &device).unwrap();
+    let logits = network.forward_candle(&x, &params, &mut Pass::inference()).unwrap();
+    let candle: Vec<f32> =
+        candle_nn::ops::softmax(&logits, D::Minus1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(worst(&candle) < 1e-5, "candle forward: max |ours - keras| = {}", worst(&candle));
 }

@@ -1,7 +1,7 @@
 //! The fused CPU recurrence against step-wise candle ops: outputs and gradients.
 
 use candle_core::{Device, Tensor, Var};
-use ser_model::lstm::{LstmRecurrence, recurrence_stepwise};
+use ser_model::layers::recurrence::{LstmRecurrence, recurrence_stepwise};
 
 fn values(n: usize, seed: usize, scale: f32) -> Vec<f32> {
     (0..n).map(|i| ((((i * 7919 + seed * 104_729) % 1000) as f32 / 500.0) - 1.0) * scale).collect()

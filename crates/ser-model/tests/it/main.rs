@@ -2,8 +2,9 @@
 
 mod checkpoint;
 mod cli;
-mod fused;
+mod engines;
 mod golden;
+mod inference;
 mod lstm;
 mod training;
 

@@ -2,9 +2,10 @@
 
 use candle_core::Device;
 use ser_model::ModelConfig;
-use ser_model::checkpoint::{DataProvenance, varmap_tensors};
+use ser_model::checkpoint::{DataProvenance, EpochRecord};
 use ser_model::config::Augment;
-use ser_model::train::{Quiet, TrainData, TrainOutcome, train};
+use ser_model::step::Engine;
+use ser_model::train::{Quiet, TrainData, TrainOptions, TrainOutcome, train};
 
 use crate::{small_config, toy_dataset};
 
@@ -26,23 +27,25 @@ fn features_config() -> ser_features::FeaturesConfig {
     ser_features::FeaturesConfig { n_mfcc: 6, frames: Some(16), ..ser_features::FeaturesConfig::reference() }
 }
 
-pub fn run(config: &ser_model::ModelConfig, out: Option<&std::path::Path>, resume: bool) -> TrainOutcome {
+pub fn run_with(config: &ModelConfig, engine: Engine, out: Option<&std::path::Path>, resume: bool) -> TrainOutcome {
     let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
     let features = features_config();
     let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
-    train(&data, config, &Device::Cpu, out, resume, &Quiet).unwrap()
+    let options = TrainOptions { device: Device::Cpu, engine, out_dir: out, resume };
+    train(&data, config, &options, &Quiet).unwrap()
+}
+
+pub fn run(config: &ModelConfig, out: Option<&std::path::Path>, resume: bool) -> TrainOutcome {
+    run_with(config, Engine::Fused, out, resume)
 }
 
 /// The history without wall-clock seconds.
-fn history(outcome: &TrainOutcome) -> Vec<ser_model::train::EpochRecord> {
-    outcome.history.iter().map(|r| ser_model::train::EpochRecord { seconds: 0.0, ..r.clone() }).collect()
+fn history(outcome: &TrainOutcome) -> Vec<EpochRecord> {
+    outcome.history.iter().map(|r| EpochRecord { seconds: 0.0, ..r.clone() }).collect()
 }
 
-fn weights(outcome: &TrainOutcome) -> Vec<(String, Vec<f32>)> {
-    varmap_tensors(&outcome.varmap)
-        .into_iter()
-        .map(|(k, t)| (k, t.flatten_all().unwrap().to_vec1::<f32>().unwrap()))
-        .collect()
+fn weights(outcome: &TrainOutcome) -> Vec<Vec<f32>> {
+    outcome.model.weights.values().to_vec()
 }
 
 #[test]
@@ -128,7 +131,7 @@ fn resume_continues_exactly() {
     let resumed = run(&config, Some(dir.path()), true);
     assert_eq!(history(&resumed), history(&whole));
     assert_eq!(weights(&resumed), weights(&whole));
-    for file in ["model.safetensors", "last.safetensors", "history.csv"] {
+    for file in ["model.safetensors", "model.json", "last.safetensors", "history.csv"] {
         assert_eq!(
             std::fs::read(dir.path().join(file)).unwrap(),
             std::fs::read(whole_dir.path().join(file)).unwrap(),
@@ -147,8 +150,9 @@ fn resume_with_other_data_is_refused() {
     let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
     let features = features_config();
     let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
-    let err = train(&data, &config, &Device::Cpu, Some(dir.path()), true, &Quiet).unwrap_err().to_string();
-    assert!(err.contains("train_state.json") && err.contains("another config"), "{err}");
+    let options = TrainOptions { out_dir: Some(dir.path()), resume: true, ..TrainOptions::in_memory(&Device::Cpu) };
+    let err = train(&data, &config, &options, &Quiet).unwrap_err().to_string();
+    assert!(err.contains("last.safetensors") && err.contains("another config"), "{err}");
 }
 
 #[test]
@@ -158,4 +162,56 @@ fn class_weights_train_too() {
     config.max_epochs = 2;
     let outcome = run(&config, None, false);
     assert!(outcome.history.iter().all(|r| r.train_loss.is_finite()));
+}
+
+#[test]
+fn the_candle_engine_trains_along_the_same_curve() {
+    // candle's graph and autograd (the path a GPU takes), run on the CPU, against the fused pass:
+    // the same masks, batches and loss, so the curves part only by float rounding.
+    let mut config = small_config(7);
+    config.max_epochs = 4;
+    config.patience = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let candle = run_with(&config, Engine::Candle, Some(dir.path()), false);
+    let fused = run(&config, None, false);
+    assert_eq!(candle.epochs_run, fused.epochs_run);
+    for (c, f) in candle.history.iter().zip(&fused.history) {
+        for (what, a, b) in [("train_loss", c.train_loss, f.train_loss), ("val_loss", c.val_loss, f.val_loss)] {
+            assert!((a - b).abs() <= 1e-3 * b.abs().max(1.0), "epoch {}: {what} candle {a} vs fused {b}", c.epoch);
+        }
+    }
+    let first = &candle.history[0];
+    assert!(candle.history.last().unwrap().train_loss < first.train_loss, "the candle engine learns");
+    // Its checkpoint loads and predicts like any other.
+    let checkpoint = ser_model::io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(checkpoint.meta.epochs_run, 4);
+}
+
+#[test]
+fn the_sidecar_is_written_once_training_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let sidecar = dir.path().join("model.json");
+    std::fs::write(&sidecar, "an older run").unwrap();
+
+    /// Looks at the directory after every epoch.
+    struct Watch<'a>(&'a std::path::Path, std::sync::Mutex<Vec<bool>>);
+    impl ser_model::train::EpochReporter for Watch<'_> {
+        fn on_epoch(&self, _: &EpochRecord, _: usize, _: bool) {
+            self.1.lock().unwrap().push(self.0.join("model.json").exists());
+        }
+    }
+    let watch = Watch(dir.path(), Default::default());
+    let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
+    let features = features_config();
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+    let mut config = small_config(4);
+    config.max_epochs = 3;
+    let options = TrainOptions { out_dir: Some(dir.path()), ..TrainOptions::in_memory(&Device::Cpu) };
+    train(&data, &config, &options, &watch).unwrap();
+    assert_eq!(*watch.1.lock().unwrap(), vec![false; 3], "no model.json while training runs");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    assert_eq!(meta["epochs_run"], 3);
+    assert!(dir.path().join("last.safetensors").exists() && dir.path().join("model.safetensors").exists());
+    let candle = meta["versions"]["candle"].as_str().unwrap();
+    assert!(candle.starts_with("0.") && candle.matches('.').count() == 2, "candle version from the build: {candle}");
 }

@@ -97,11 +97,15 @@ kind: mfcc\nn_mfcc: 13\ndeltas: false\nframes: 48\npad: silence\nmax_duration_s:
     }
 }
 
+/// The trial files of a search directory. A search killed between writing a trial's temporary
+/// file and renaming it leaves that hidden `.trial-*.tmp-<pid>` behind, which no reader takes
+/// for a trial; it is not listed.
 fn trial_files(dir: &Path) -> BTreeMap<String, String> {
     std::fs::read_dir(dir.join("trials"))
         .map(|entries| {
             entries
                 .map(|e| e.unwrap().path())
+                .filter(|p| !p.file_name().unwrap().to_str().unwrap().starts_with('.'))
                 .map(|p| (p.file_name().unwrap().to_str().unwrap().to_string(), std::fs::read_to_string(&p).unwrap()))
                 .collect()
         })

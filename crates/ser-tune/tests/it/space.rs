@@ -72,7 +72,7 @@ fn every_pipeline_config_parses() {
         let file = |name: &str| dir.join(name);
         ser_features::read_features_config(&file("features.yaml")).unwrap_or_else(|e| panic!("{e}"));
         ser_features::read_split_config(&file("split.yaml")).unwrap_or_else(|e| panic!("{e}"));
-        let base = ser_model::read_model_config(&file("model.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let base = ser_model::io::read_model_config(&file("model.yaml")).unwrap_or_else(|e| panic!("{e}"));
         let text = std::fs::read_to_string(file("tune.yaml")).unwrap();
         let tune = ser_tune::space::TuneConfig::from_yaml(&file("tune.yaml"), &text).unwrap_or_else(|e| panic!("{e}"));
         tune.trial_config(&base, 0).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));

@@ -1,90 +1,18 @@
-//! A bidirectional LSTM in PyTorch's layout and gate order (i, f, g, o), with the recurrence
-//! fused into one candle custom op on CPU.
+//! The LSTM recurrence over time, in PyTorch's gate order (i, f, g, o): the CPU loops forward
+//! and backward (backpropagation through time) that the hand-written training step calls, the
+//! same loops as one candle custom op ([`LstmRecurrence`]) for candle's graph on CPU, and
+//! step-wise candle ops for other devices.
 //!
 //! candle-nn's LSTM runs one small graph per time step, and its autograd replays every one of
 //! them; for this network that dominates training time. Here the input projections of all
-//! steps are one matmul (autograd as usual), and the recurrence over time is a single op with a
-//! hand-written backward pass (backpropagation through time). On other devices, the same maths
-//! runs as step-wise candle ops; a test checks both paths agree, gradients included.
+//! steps are one matmul, and the recurrence over time is a single op with a hand-written
+//! backward pass. A test checks the fused and step-wise recurrences agree, gradients included.
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, DType, Device, Layout, Shape, Tensor};
-use candle_nn::VarBuilder;
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
 
 use crate::linalg::{self, Threads, View};
-
-/// One direction of an LSTM layer: `weight_ih` (4H, in), `weight_hh` (4H, H), two biases (4H).
-#[derive(Debug, Clone)]
-pub struct LstmDirection {
-    weight_ih: Tensor,
-    weight_hh: Tensor,
-    bias_ih: Tensor,
-    bias_hh: Tensor,
-    hidden: usize,
-}
-
-impl LstmDirection {
-    /// Tensor names follow PyTorch's `nn.LSTM`: `weight_ih_l0{suffix}` and friends.
-    pub fn new(in_dim: usize, hidden: usize, suffix: &str, vb: &VarBuilder) -> candle_core::Result<LstmDirection> {
-        let weight_ih = vb.get((4 * hidden, in_dim), &format!("weight_ih_l0{suffix}"))?;
-        let weight_hh = vb.get((4 * hidden, hidden), &format!("weight_hh_l0{suffix}"))?;
-        let bias_ih = vb.get(4 * hidden, &format!("bias_ih_l0{suffix}"))?;
-        let bias_hh = vb.get(4 * hidden, &format!("bias_hh_l0{suffix}"))?;
-        Ok(LstmDirection { weight_ih, weight_hh, bias_ih, bias_hh, hidden })
-    }
-
-    /// `xs` (B, T, in) -> all hidden states (B, T, H). `reverse` runs from the last step to the
-    /// first; output t is then the state after reading steps T-1..=t (PyTorch's convention).
-    pub fn forward(&self, xs: &Tensor, reverse: bool) -> candle_core::Result<Tensor> {
-        let (batch, steps, in_dim) = xs.dims3()?;
-        // Summed here, not at construction: the variables change as training goes on.
-        let bias = (&self.bias_ih + &self.bias_hh)?;
-        // One 2-D matmul for all steps; the bias is added inside the recurrence, so no
-        // broadcast (whose backward is a slow strided reduction on CPU) enters the graph.
-        let projected = xs.reshape((batch * steps, in_dim))?.matmul(&self.weight_ih.t()?)?.reshape((
-            batch,
-            steps,
-            4 * self.hidden,
-        ))?;
-        match xs.device() {
-            Device::Cpu => projected.apply_op3(&self.weight_hh, &bias, LstmRecurrence::new(self.hidden, reverse)),
-            _ => recurrence_stepwise(&projected.broadcast_add(&bias)?, &self.weight_hh, self.hidden, reverse),
-        }
-    }
-}
-
-/// Forward and reverse LSTMs over the same input, outputs concatenated on the feature axis.
-#[derive(Debug, Clone)]
-pub struct BiLstm {
-    forward: LstmDirection,
-    backward: LstmDirection,
-}
-
-impl BiLstm {
-    pub fn new(in_dim: usize, hidden: usize, vb: VarBuilder) -> candle_core::Result<BiLstm> {
-        Ok(BiLstm {
-            forward: LstmDirection::new(in_dim, hidden, "", &vb)?,
-            backward: LstmDirection::new(in_dim, hidden, "_reverse", &vb)?,
-        })
-    }
-
-    /// (B, T, in) -> (B, T, 2H).
-    pub fn sequence(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let f = self.forward.forward(xs, false)?;
-        let b = self.backward.forward(xs, true)?;
-        Tensor::cat(&[&f, &b], 2)
-    }
-
-    /// (B, T, in) -> (B, 2H): the forward direction's last state and the reverse direction's
-    /// state after reading back to step 0 (Keras `Bidirectional(LSTM(return_sequences=False))`).
-    pub fn last(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
-        let t = xs.dim(1)?;
-        let f = self.forward.forward(xs, false)?.narrow(1, t - 1, 1)?.squeeze(1)?;
-        let b = self.backward.forward(xs, true)?.narrow(1, 0, 1)?.squeeze(1)?;
-        Tensor::cat(&[&f, &b], 1)
-    }
-}
 
 /// The recurrence as step-wise candle ops: the reference the fused op is tested against, and
 /// the path used on GPUs.

@@ -1,0 +1,105 @@
+//! `infer.yaml` (`ser-infer --config`): defaults for every command's options. Every key is
+//! optional; unknown keys are errors. Flags given on the command line win.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::server::ServeConfig;
+use crate::timeline::{DEFAULT_SILENCE_DBFS, WindowSettings};
+use crate::{DEFAULT_MAX_DURATION_S, Error, Result};
+
+/// How predict and timeline print their results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InferConfig {
+    /// Output of predict and timeline: table, csv or jsonl.
+    pub format: Format,
+    /// predict: refuse files longer than this many seconds.
+    pub max_duration_s: f32,
+    /// timeline: refuse recordings longer than this many seconds.
+    pub timeline_max_duration_s: f32,
+    /// timeline, stream and the service: window and hop in seconds (null: the model's input
+    /// length, half of it).
+    pub window_s: Option<f64>,
+    pub hop_s: Option<f64>,
+    /// timeline, stream and the service: windows quieter than this RMS level are marked silent.
+    pub silence_dbfs: f64,
+    pub serve: ServeFileConfig,
+}
+
+/// The `serve:` block.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeFileConfig {
+    pub addr: String,
+    pub max_body_bytes: usize,
+    pub max_predict_seconds: f32,
+    pub max_timeline_seconds: f32,
+    /// null: the number of cores.
+    pub max_concurrent: Option<usize>,
+    pub timeout_s: f64,
+}
+
+/// The address `serve` listens on unless told otherwise: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+impl Default for InferConfig {
+    fn default() -> Self {
+        InferConfig {
+            format: Format::Table,
+            max_duration_s: 600.0,
+            timeline_max_duration_s: DEFAULT_MAX_DURATION_S,
+            window_s: None,
+            hop_s: None,
+            silence_dbfs: DEFAULT_SILENCE_DBFS,
+            serve: ServeFileConfig::default(),
+        }
+    }
+}
+
+impl Default for ServeFileConfig {
+    /// The library's defaults ([`ServeConfig::defaults`]); `max_concurrent` stays null (= cores).
+    fn default() -> Self {
+        let d = ServeConfig::defaults();
+        ServeFileConfig {
+            addr: DEFAULT_ADDR.into(),
+            max_body_bytes: d.max_body_bytes,
+            max_predict_seconds: d.max_predict_s,
+            max_timeline_seconds: d.max_timeline_s,
+            max_concurrent: None,
+            timeout_s: d.timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl InferConfig {
+    /// Reads `infer.yaml`; an empty file gives the defaults.
+    pub fn read(path: &Path) -> Result<InferConfig> {
+        let text = fs_err::read_to_string(path)?;
+        InferConfig::from_yaml(&text)
+            .map_err(|e| Error::Invalid(format!("{}: not a valid infer.yaml: {e}", path.display())))
+    }
+
+    pub fn from_yaml(text: &str) -> std::result::Result<InferConfig, String> {
+        if text.trim().is_empty() {
+            return Ok(InferConfig::default());
+        }
+        yaml_serde::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// The window settings this file gives.
+    pub fn windows(&self) -> WindowSettings {
+        WindowSettings { window_s: self.window_s, hop_s: self.hop_s, silence_dbfs: Some(self.silence_dbfs) }
+    }
+}

@@ -1,0 +1,40 @@
+//! Many audio files classified in bounded memory: a chunk of files at a time is read and decoded
+//! in parallel, then classified in one batch. A bad file keeps its error and the rest go on.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::{Classifier, Error, Prediction, Result};
+
+/// Files decoded and classified at once.
+pub const CHUNK: usize = 64;
+
+/// Calls `on_result` for every file, in order, with its emotion or its error (naming the file).
+/// Files longer than `max_duration_s` are refused.
+pub fn predict_files(
+    classifier: &Classifier,
+    files: &[PathBuf],
+    max_duration_s: f32,
+    mut on_result: impl FnMut(&Path, Result<Prediction>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    for (chunk_idx, chunk) in files.chunks(CHUNK).enumerate() {
+        if files.len() > CHUNK {
+            let first = chunk_idx * CHUNK;
+            tracing::info!("files {}..{} of {}", first + 1, first + chunk.len(), files.len());
+        }
+        let audio: Vec<Result<ser_features::audio::Audio>> =
+            chunk.par_iter().map(|p| ser_features::io::read_audio(p, max_duration_s).map_err(Error::from)).collect();
+        let clips: Vec<(&[f32], u32)> =
+            audio.iter().filter_map(|a| a.as_ref().ok()).map(|a| (a.samples.as_slice(), a.sample_rate)).collect();
+        let mut predictions = classifier.predict_many(&clips).into_iter();
+        for (path, audio) in chunk.iter().zip(audio) {
+            let result = match audio {
+                Err(e) => Err(e),
+                Ok(_) => predictions.next().expect("one prediction per decoded clip").map_err(|e| e.in_file(path)),
+            };
+            on_result(path, result)?;
+        }
+    }
+    Ok(())
+}

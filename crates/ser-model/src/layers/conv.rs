@@ -1,0 +1,148 @@
+//! Conv1D over time with "same" padding (odd kernel): `weight` (out, in, k), `bias` (out), as
+//! PyTorch lays them out. Both passes are im2col + one matrix product, so autograd's backward is
+//! matrix products too (candle's CPU conv backward is a slow direct loop).
+
+use candle_core::Tensor;
+
+use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
+use crate::linalg::{Threads, column_sums, linear, linear_input_grad, linear_weight_grad};
+use crate::params::{Gradients, Init, ParamId, Weights};
+use crate::{Error, Result};
+
+#[derive(Debug)]
+pub struct Conv1d {
+    weight: ParamId,
+    bias: ParamId,
+    in_channels: usize,
+    out_channels: usize,
+    kernel: usize,
+}
+
+impl Conv1d {
+    /// `{name}.weight`, `{name}.bias`.
+    pub fn new(input: &mut LayerInput, name: &str, out_channels: usize, kernel: usize) -> Result<Conv1d> {
+        let (_, in_channels) = input.sequence(name)?;
+        Conv1d::check_kernel(name, kernel)?;
+        let fans = Init::GlorotUniform { fan_in: in_channels * kernel, fan_out: out_channels * kernel };
+        let weight = input.param(format!("{name}.weight"), vec![out_channels, in_channels, kernel], fans);
+        let bias = input.param(format!("{name}.bias"), vec![out_channels], Init::Zeros);
+        Ok(Conv1d { weight, bias, in_channels, out_channels, kernel })
+    }
+
+    /// "Same" padding is symmetric only for an odd kernel.
+    pub fn check_kernel(name: &str, kernel: usize) -> Result<()> {
+        if kernel.is_multiple_of(2) {
+            return Err(Error::Config(format!("{name}: {kernel} must be odd (same padding is symmetric)")));
+        }
+        Ok(())
+    }
+
+    /// Row (b, t) of the result: input steps `t - k/2 ..= t + k/2` of clip b, column `c k + j` =
+    /// channel c at offset j (zero outside the clip): the layout of `weight`'s (in, k) rows.
+    fn im2col(&self, x: &[f32], batch: usize, steps: usize) -> Vec<f32> {
+        let (c_in, kernel) = (self.in_channels, self.kernel);
+        let ck = c_in * kernel;
+        let pad = kernel / 2;
+        let mut cols = vec![0f32; batch * steps * ck];
+        for b in 0..batch {
+            for t in 0..steps {
+                let row = &mut cols[(b * steps + t) * ck..(b * steps + t + 1) * ck];
+                for j in 0..kernel {
+                    let Some(src) = (t + j).checked_sub(pad).filter(|&s| s < steps) else { continue };
+                    let src = &x[(b * steps + src) * c_in..(b * steps + src + 1) * c_in];
+                    for (c, v) in src.iter().enumerate() {
+                        row[c * kernel + j] = *v;
+                    }
+                }
+            }
+        }
+        cols
+    }
+
+    /// The adjoint of [`Conv1d::im2col`]: sums each column back onto the input step it came from.
+    fn col2im(&self, d_cols: &[f32], batch: usize, steps: usize) -> Vec<f32> {
+        let (c_in, kernel) = (self.in_channels, self.kernel);
+        let ck = c_in * kernel;
+        let pad = kernel / 2;
+        let mut dx = vec![0f32; batch * steps * c_in];
+        for b in 0..batch {
+            for t in 0..steps {
+                let row = &d_cols[(b * steps + t) * ck..(b * steps + t + 1) * ck];
+                for j in 0..kernel {
+                    let Some(src) = (t + j).checked_sub(pad).filter(|&s| s < steps) else { continue };
+                    let dst = &mut dx[(b * steps + src) * c_in..(b * steps + src + 1) * c_in];
+                    for (c, v) in dst.iter_mut().enumerate() {
+                        *v += row[c * kernel + j];
+                    }
+                }
+            }
+        }
+        dx
+    }
+}
+
+struct ConvSaved {
+    batch: usize,
+    steps: usize,
+    cols: Vec<f32>,
+}
+
+impl Layer for Conv1d {
+    fn output_shape(&self, input: Shape) -> Shape {
+        Shape::Sequence { steps: input.steps(), features: self.out_channels }
+    }
+
+    fn forward_candle(&self, xs: &Tensor, params: &[Tensor], _pass: &mut Pass<Tensor>) -> candle_core::Result<Tensor> {
+        let (batch, steps, c_in) = xs.dims3()?;
+        let (kernel, c_out) = (self.kernel, self.out_channels);
+        let pad = kernel / 2;
+        let padded = xs.pad_with_zeros(1, pad, pad)?;
+        // cols[b t, j C_in + c] = padded[b, t + j, c], plus a column of ones for the bias: one 2-D
+        // matmul, no broadcast, so the backward pass is matmuls too.
+        let mut shifted: Vec<Tensor> =
+            (0..kernel).map(|j| padded.narrow(1, j, steps)).collect::<candle_core::Result<_>>()?;
+        shifted.push(Tensor::ones((batch, steps, 1), xs.dtype(), xs.device())?);
+        let cols = Tensor::cat(&shifted, 2)?.reshape((batch * steps, kernel * c_in + 1))?;
+        let w = params[self.weight.index()].permute((0, 2, 1))?.reshape((c_out, kernel * c_in))?; // [o, j C_in + c]
+        let w = Tensor::cat(&[w, params[self.bias.index()].reshape((c_out, 1))?], 1)?;
+        cols.matmul(&w.t()?)?.reshape((batch, steps, c_out))
+    }
+
+    fn forward_cpu(&self, x: Activations, weights: &Weights, pass: &mut Pass<Vec<f32>>) -> (Activations, Saved) {
+        let (batch, steps) = (x.batch, x.shape.steps());
+        let n = batch * steps;
+        let cols = self.im2col(&x.values, batch, steps);
+        let mut z = linear(
+            &cols,
+            weights.get(self.weight),
+            (n, self.out_channels, self.in_channels * self.kernel),
+            Threads::Pool,
+        );
+        let bias = weights.get(self.bias);
+        for row in z.chunks_exact_mut(self.out_channels) {
+            for (v, b) in row.iter_mut().zip(bias) {
+                *v += b;
+            }
+        }
+        let out = Activations::new(batch, self.output_shape(x.shape), z);
+        (out, pass.save(|| ConvSaved { batch, steps, cols }))
+    }
+
+    fn backward_cpu(
+        &self,
+        saved: Saved,
+        d_out: Vec<f32>,
+        weights: &Weights,
+        grads: &mut Gradients,
+        input_grad: bool,
+    ) -> Option<Vec<f32>> {
+        let ConvSaved { batch, steps, cols } = unsave(saved);
+        let dims = (batch * steps, self.out_channels, self.in_channels * self.kernel);
+        grads.set(self.weight, linear_weight_grad(&d_out, &cols, dims, Threads::Pool));
+        grads.set(self.bias, column_sums(&d_out, self.out_channels));
+        input_grad.then(|| {
+            let d_cols = linear_input_grad(&d_out, weights.get(self.weight), dims, Threads::Pool);
+            self.col2im(&d_cols, batch, steps)
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! A fully connected layer: `weight` (out, in), `bias` (out), as PyTorch's `nn.Linear`.
+
+use candle_core::Tensor;
+
+use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
+use crate::linalg::{Threads, column_sums, linear, linear_input_grad, linear_weight_grad};
+use crate::params::{Gradients, Init, ParamId, Weights};
+use crate::{Error, Result};
+
+#[derive(Debug)]
+pub struct Dense {
+    weight: ParamId,
+    bias: ParamId,
+    in_dim: usize,
+    out_dim: usize,
+}
+
+impl Dense {
+    /// `{name}.weight`, `{name}.bias`, on a vector input.
+    pub fn new(input: &mut LayerInput, name: &str, out_dim: usize) -> Result<Dense> {
+        let Shape::Vector { features: in_dim } = input.shape() else {
+            return Err(Error::Config(format!("{name}: a dense layer needs a vector, gets {:?}", input.shape())));
+        };
+        let weight = input.param(
+            format!("{name}.weight"),
+            vec![out_dim, in_dim],
+            Init::GlorotUniform { fan_in: in_dim, fan_out: out_dim },
+        );
+        let bias = input.param(format!("{name}.bias"), vec![out_dim], Init::Zeros);
+        Ok(Dense { weight, bias, in_dim, out_dim })
+    }
+}
+
+impl Layer for Dense {
+    fn output_shape(&self, _input: Shape) -> Shape {
+        Shape::Vector { features: self.out_dim }
+    }
+
+    fn forward_candle(&self, xs: &Tensor, params: &[Tensor], _pass: &mut Pass<Tensor>) -> candle_core::Result<Tensor> {
+        xs.matmul(&params[self.weight.index()].t()?)?.broadcast_add(&params[self.bias.index()])
+    }
+
+    fn forward_cpu(&self, x: Activations, weights: &Weights, pass: &mut Pass<Vec<f32>>) -> (Activations, Saved) {
+        let mut y = linear(&x.values, weights.get(self.weight), (x.batch, self.out_dim, self.in_dim), Threads::One);
+        for row in y.chunks_exact_mut(self.out_dim) {
+            for (v, b) in row.iter_mut().zip(weights.get(self.bias)) {
+                *v += b;
+            }
+        }
+        let out = Activations::new(x.batch, self.output_shape(x.shape), y);
+        (out, pass.save(|| x))
+    }
+
+    fn backward_cpu(
+        &self,
+        saved: Saved,
+        d_out: Vec<f32>,
+        weights: &Weights,
+        grads: &mut Gradients,
+        input_grad: bool,
+    ) -> Option<Vec<f32>> {
+        let x: Activations = unsave(saved);
+        let dims = (x.batch, self.out_dim, self.in_dim);
+        grads.set(self.weight, linear_weight_grad(&d_out, &x.values, dims, Threads::One));
+        grads.set(self.bias, column_sums(&d_out, self.out_dim));
+        input_grad.then(|| linear_input_grad(&d_out, weights.get(self.weight), dims, Threads::One))
+    }
+}

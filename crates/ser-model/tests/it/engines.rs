@@ -1,0 +1,118 @@
+//! The two training engines compute the same step: the hand-written CPU pass (`fused`) against
+//! candle's graph and autograd (`candle`), through `step::train_step` and so through the loss
+//! training uses, with the same weights, batch and dropout masks. Loss, logits, every gradient
+//! and the BatchNorm statistics must agree, on a grid of shapes.
+
+use candle_core::Device;
+use ser_model::layers::{Activations, MaskStream};
+use ser_model::loss::Loss;
+use ser_model::network::Network;
+use ser_model::step::{Engine, StepOutcome, train_step};
+
+fn values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n).map(|i| ((((i + seed) * 2654435761) % 1000) as f32 / 500.0 - 1.0) * 1.5).collect()
+}
+
+#[track_caller]
+fn assert_close(fused: &[f32], candle: &[f32], what: &str) {
+    assert_eq!(fused.len(), candle.len(), "{what}: lengths");
+    let scale = candle.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    for (i, (x, y)) in fused.iter().zip(candle).enumerate() {
+        assert!((x - y).abs() <= 2e-4 * scale, "{what}[{i}]: fused {x} vs candle {y} (scale {scale})");
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Case {
+    kernels: (usize, usize),
+    frames: usize,
+    batch: usize,
+    dropout: bool,
+    /// Class weights and a mixup partner term.
+    weighted_mixup: bool,
+}
+
+#[track_caller]
+fn check(case: Case) {
+    let mut config = crate::small_config(9);
+    (config.conv1_kernel, config.conv2_kernel) = case.kernels;
+    let p = if case.dropout { 0.3 } else { 0.0 };
+    (config.dropout_conv, config.dropout_lstm, config.dropout_dense) = (p, p, p);
+    let (coeffs, n_classes) = (7, 8);
+    let network = Network::new(&config, case.frames, coeffs, n_classes).unwrap();
+    let weights = network.init(config.seed);
+    let x = values(case.batch * case.frames * coeffs, case.frames + case.batch);
+    let own: Vec<u32> = (0..case.batch).map(|i| (i * 3 % n_classes) as u32).collect();
+    let other: Vec<u32> = (0..case.batch).map(|i| ((i * 5 + 1) % n_classes) as u32).collect();
+    let class_weights = [0.5, 1.0, 2.0, 1.5, 0.8, 1.2, 0.9, 3.0];
+    let loss = if case.weighted_mixup {
+        Loss { terms: vec![(0.7, own), (0.3, other)], class_weights: Some(&class_weights) }
+    } else {
+        Loss { terms: vec![(1.0, own)], class_weights: None }
+    };
+    let step = |engine: Engine| -> StepOutcome {
+        let batch = Activations::new(case.batch, network.input(), x.clone());
+        train_step(engine, &network, &weights, batch, &loss, &mut MaskStream::new(77), &Device::Cpu).unwrap()
+    };
+    let (fused, candle) = (step(Engine::Fused), step(Engine::Candle));
+    assert!((fused.loss - candle.loss).abs() < 1e-5, "{case:?}: loss {} vs {}", fused.loss, candle.loss);
+    assert_close(&fused.logits, &candle.logits, "logits");
+    let mut trained = 0;
+    for (id, spec) in network.param_ids().zip(network.params()) {
+        let what = format!("{case:?} {}", spec.name);
+        if spec.trained {
+            let f = fused.grads.get(id).unwrap_or_else(|| panic!("{what}: no fused gradient"));
+            let c = candle.grads.get(id).unwrap_or_else(|| panic!("{what}: no candle gradient"));
+            assert_close(f, c, &what);
+            trained += 1;
+        } else {
+            assert!(fused.grads.get(id).is_none() && candle.grads.get(id).is_none(), "{what}: state has no gradient");
+        }
+    }
+    assert_eq!(trained, network.params().iter().filter(|s| s.trained).count());
+    assert_eq!(fused.state.len(), 4, "both BatchNorms update both statistics");
+    assert_eq!(
+        fused.state.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        candle.state.iter().map(|(id, _)| *id).collect::<Vec<_>>()
+    );
+    for ((id, f), (_, c)) in fused.state.iter().zip(&candle.state) {
+        assert_close(f, c, &format!("{case:?} state {}", network.params()[id.index()].name));
+    }
+}
+
+#[test]
+fn the_engines_agree_on_a_grid_of_shapes() {
+    let mut cases = 0;
+    for kernels in [(3, 5), (5, 3)] {
+        for frames in [16, 23] {
+            for batch in [1, 16] {
+                for dropout in [false, true] {
+                    for weighted_mixup in [false, true] {
+                        check(Case { kernels, frames, batch, dropout, weighted_mixup });
+                        cases += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 32);
+}
+
+#[test]
+fn the_production_shape_agrees() {
+    // The ravdess recipe's network on its 174 x 40 input, batch 16 (kernels 5 then 3).
+    let config = ser_model::ModelConfig::reference();
+    let network = Network::new(&config, 174, 40, 8).unwrap();
+    let weights = network.init(3);
+    let x = values(16 * 174 * 40, 1);
+    let loss = Loss { terms: vec![(1.0, (0..16).map(|i| (i % 8) as u32).collect())], class_weights: None };
+    let step = |engine: Engine| {
+        let batch = Activations::new(16, network.input(), x.clone());
+        train_step(engine, &network, &weights, batch, &loss, &mut MaskStream::new(5), &Device::Cpu).unwrap()
+    };
+    let (fused, candle) = (step(Engine::Fused), step(Engine::Candle));
+    assert!((fused.loss - candle.loss).abs() < 1e-5, "loss {} vs {}", fused.loss, candle.loss);
+    for (id, spec) in network.param_ids().zip(network.params()).filter(|(_, s)| s.trained) {
+        assert_close(fused.grads.get(id).unwrap(), candle.grads.get(id).unwrap(), &spec.name);
+    }
+}
