@@ -30,11 +30,16 @@ EVAL := $(OUT)/eval
 TUNE := $(OUT)/tune
 TUNED := $(OUT)/tuned
 
-# A k-fold split (kind: speaker_kfold in split.yaml) trains, predicts and scores every fold:
-# $(OUT)/folds/<i>/model and .../predictions; eval reports each fold and their mean and spread.
+# A split of several folds (kind: speaker_kfold, or speaker_folds with one `- [...]` line per
+# fold, in split.yaml) trains, predicts and scores every fold: $(OUT)/folds/<i>/model and
+# .../predictions; eval reports each fold and their mean and spread.
 SPLIT_KIND := $(shell sed -n 's/^kind: *\([a-z_]*\).*/\1/p' $(CONF)/split.yaml 2>/dev/null)
 ifeq ($(SPLIT_KIND),speaker_kfold)
 K := $(shell sed -n 's/^k: *\([0-9]*\).*/\1/p' $(CONF)/split.yaml)
+else ifeq ($(SPLIT_KIND),speaker_folds)
+K := $(shell grep -c '^ *- *\[' $(CONF)/split.yaml)
+endif
+ifneq ($(K),)
 FOLDS := $(shell seq 0 $$(($(K) - 1)))
 MODELS := $(foreach f,$(FOLDS),$(OUT)/folds/$(f)/model/model.json)
 PREDS := $(foreach f,$(FOLDS),$(OUT)/folds/$(f)/predictions/predictions.parquet)

@@ -41,8 +41,67 @@ pub struct FeaturesConfig {
     /// Per-clip normalisation, before pad or cut (absent: none, as the reference).
     #[serde(default, skip_serializing_if = "ClipNorm::is_none")]
     pub normalize: ClipNorm,
+    /// Trim leading and trailing audio quieter than this many dB below the clip's loudest frame
+    /// before the features (`librosa.effects.trim(top_db=...)`, frames of `n_fft`, hop
+    /// `hop_length`); absent: no trim, as the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trim_db: Option<f32>,
+    /// Scale each clip (after the trim) to this RMS level in dB full scale, e.g. -23; absent:
+    /// as recorded, as the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness_dbfs: Option<f32>,
     /// Files longer than this are rejected rather than decoded, in seconds.
     pub max_duration_s: f32,
+    /// Augmented training copies of every clip (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<AudioAugment>,
+}
+
+/// Augmented copies of each clip, written as extra rows of the feature table (clip id
+/// `<clip_id>~aug<k>`, `source_clip_id` naming the clip). Training takes a clip's copies with it;
+/// validation, test and inference see originals only. Each copy is drawn from `(seed, clip id,
+/// copy)`: speed perturbation, then band-limiting, noise and gain (see `augment`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioAugment {
+    /// Copies per clip, besides the clip itself.
+    pub copies: usize,
+    pub seed: u64,
+    /// Speed factors, one drawn per copy (e.g. `[0.9, 1.0, 1.1]`); empty: no speed change.
+    #[serde(default)]
+    pub speeds: Vec<f32>,
+    /// Gain in dB, drawn uniformly from `[low, high]`.
+    #[serde(default)]
+    pub gain_db: Option<[f32; 2]>,
+    /// White noise at a signal-to-noise ratio in dB drawn uniformly from `[low, high]`.
+    #[serde(default)]
+    pub snr_db: Option<[f32; 2]>,
+    /// Probability that a copy is band-limited to telephone bandwidth (300-3400 Hz).
+    #[serde(default)]
+    pub telephone: f32,
+}
+
+impl AudioAugment {
+    fn validate(&self) -> Result<()> {
+        let fail = |msg: String| Err(Error::Config(format!("augment.{msg}")));
+        if self.copies == 0 {
+            return fail("copies: give at least 1, or drop the augment block".into());
+        }
+        if let Some(s) = self.speeds.iter().find(|s| !(0.5..=2.0).contains(*s)) {
+            return fail(format!("speeds: {s} is outside 0.5..=2.0"));
+        }
+        for (name, range) in [("gain_db", self.gain_db), ("snr_db", self.snr_db)] {
+            if let Some([lo, hi]) = range
+                && !(lo.is_finite() && hi.is_finite() && lo <= hi)
+            {
+                return fail(format!("{name}: [{lo}, {hi}] is not a range low <= high"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.telephone) {
+            return fail(format!("telephone: {} is a probability, in [0, 1]", self.telephone));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +158,10 @@ impl FeaturesConfig {
             frames: Some(174),
             pad: PadMode::Zeros,
             normalize: ClipNorm::None,
+            trim_db: None,
+            loudness_dbfs: None,
             max_duration_s: 600.0,
+            augment: None,
         }
     }
 
@@ -139,11 +201,30 @@ impl FeaturesConfig {
         if self.kind == FeatureKind::Mfcc && (self.n_mfcc == 0 || self.n_mfcc > self.n_mels) {
             return fail(format!("n_mfcc: {} must be in 1..=n_mels ({})", self.n_mfcc, self.n_mels));
         }
+        if let Some(trim) = self.trim_db
+            && !(trim.is_finite() && trim > 0.0)
+        {
+            return fail(format!("trim_db: {trim} must be a positive number of dB, or absent"));
+        }
+        if let Some(level) = self.loudness_dbfs
+            && !(level.is_finite() && level < 0.0)
+        {
+            return fail(format!("loudness_dbfs: {level} must be a negative dB full-scale level, or absent"));
+        }
         if self.frames == Some(0) {
             return fail("frames: must be positive, or null for variable length".into());
         }
         if !(self.max_duration_s.is_finite() && self.max_duration_s > 0.0) {
             return fail(format!("max_duration_s: {} must be positive", self.max_duration_s));
+        }
+        if let Some(augment) = &self.augment {
+            augment.validate()?;
+            if augment.telephone > 0.0 && self.sample_rate as f32 <= 2.0 * crate::augment::TELEPHONE_BAND_HZ.1 {
+                return fail(format!(
+                    "augment.telephone: sample_rate {} Hz is already telephone bandwidth",
+                    self.sample_rate
+                ));
+            }
         }
         Ok(())
     }
@@ -188,6 +269,10 @@ pub enum SplitConfig {
     /// k folds by speaker: fold i tests on the i-th group of speakers and validates on
     /// `val_speakers` speakers drawn from the remaining ones. Speakers are shuffled by seed.
     SpeakerKfold { k: usize, val_speakers: usize, seed: u64 },
+    /// Named folds of test speakers (a published protocol's, e.g. EmoBox's): fold i tests on
+    /// `folds[i]` and validates on `val_speakers` speakers drawn, by `seed`, from the speakers
+    /// no fold of it tests, so validation never sees a test speaker.
+    SpeakerFolds { folds: Vec<Vec<String>>, val_speakers: usize, seed: u64 },
     /// The `split` column of a manifest CSV (`path,label,speaker,split`), matched by file stem.
     Manifest { manifest: std::path::PathBuf },
 }
@@ -220,6 +305,20 @@ impl SplitConfig {
             SplitConfig::SpeakerKfold { k, .. } => {
                 if *k < 2 {
                     return fail(format!("k: {k} folds; need at least 2"));
+                }
+            }
+            SplitConfig::SpeakerFolds { folds, val_speakers, .. } => {
+                if folds.is_empty() || folds.iter().any(|f| f.is_empty()) {
+                    return fail("folds: give at least one fold, each a non-empty list of test speakers".into());
+                }
+                let mut seen = std::collections::BTreeSet::new();
+                for s in folds.iter().flatten() {
+                    if !seen.insert(s) {
+                        return fail(format!("folds: speaker {s} is in more than one fold"));
+                    }
+                }
+                if *val_speakers == 0 {
+                    return fail("val_speakers: each fold needs at least one validation speaker".into());
                 }
             }
             SplitConfig::Manifest { .. } => {}

@@ -164,11 +164,33 @@ impl Analyzer {
         }
     }
 
-    /// The configured features of a clip at the analysis sample rate: base coefficients, deltas
-    /// if configured, then pad or cut to the configured frame count.
+    /// The clip as the features see it: trimmed of leading and trailing silence (`trim_db`), at
+    /// least [`Analyzer::min_samples`] long, and scaled to `loudness_dbfs`; the clip itself when
+    /// neither is configured.
+    pub fn prepare<'a>(&self, samples: &'a [f32]) -> std::borrow::Cow<'a, [f32]> {
+        let mut clip = std::borrow::Cow::Borrowed(samples);
+        if let Some(top_db) = self.config.trim_db {
+            let (start, end) = trim_span(samples, top_db, self.config.n_fft, self.config.hop_length);
+            let (start, end) = widen(start, end, self.min_samples(), samples.len());
+            clip = std::borrow::Cow::Borrowed(&samples[start..end]);
+        }
+        if let Some(target) = self.config.loudness_dbfs {
+            let mean_square = clip.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() / clip.len().max(1) as f64;
+            if mean_square > 0.0 {
+                let gain = 10f64.powf((target as f64 - 10.0 * mean_square.log10()) / 20.0) as f32;
+                clip = std::borrow::Cow::Owned(clip.iter().map(|v| v * gain).collect());
+            }
+        }
+        clip
+    }
+
+    /// The configured features of a clip at the analysis sample rate: the clip
+    /// [`Analyzer::prepare`]d, base coefficients, deltas if configured, then pad or cut to the
+    /// configured frame count.
     ///
     /// The caller guarantees `samples.len() >= self.min_samples()`.
     pub fn features(&self, samples: &[f32]) -> ClipFeatures {
+        let samples = &self.prepare(samples)[..];
         let (base, silence) = match self.config.kind {
             FeatureKind::Mfcc => self.mfcc(samples),
             FeatureKind::LogMel => {
@@ -202,6 +224,50 @@ impl Analyzer {
         };
         ClipFeatures { matrix, n_frames_source }
     }
+}
+
+/// `librosa.effects.trim(y, top_db, frame_length, hop_length)`'s span: from the first to the
+/// last frame (centred, zero-padded, as `librosa.feature.rms`) whose mean square is within
+/// `top_db` of the loudest frame's, in samples `[first * hop, min(len, (last + 1) * hop))`. A
+/// clip with no frame above the floor is kept whole.
+pub fn trim_span(samples: &[f32], top_db: f32, frame_length: usize, hop: usize) -> (usize, usize) {
+    let n = samples.len();
+    if n == 0 {
+        return (0, 0);
+    }
+    // Prefix sums of squares over the zero-padded signal, so each frame's energy is O(1).
+    let half = frame_length / 2;
+    let mut prefix = vec![0f64; n + 1];
+    for (i, v) in samples.iter().enumerate() {
+        prefix[i + 1] = prefix[i] + (*v as f64) * (*v as f64);
+    }
+    let energy = |start: isize| -> f64 {
+        let lo = start.clamp(0, n as isize) as usize;
+        let hi = (start + frame_length as isize).clamp(0, n as isize) as usize;
+        prefix[hi] - prefix[lo]
+    };
+    let n_frames = 1 + n / hop;
+    let mean_square: Vec<f64> =
+        (0..n_frames).map(|t| energy((t * hop) as isize - half as isize) / frame_length as f64).collect();
+    let amin = AMIN as f64;
+    let loudest = mean_square.iter().copied().fold(0f64, f64::max).max(amin);
+    let floor = 10.0 * loudest.log10() - top_db as f64;
+    let loud = |ms: f64| 10.0 * ms.max(amin).log10() > floor;
+    match (mean_square.iter().position(|m| loud(*m)), mean_square.iter().rposition(|m| loud(*m))) {
+        (Some(first), Some(last)) => (first * hop, ((last + 1) * hop).min(n)),
+        _ => (0, n),
+    }
+}
+
+/// `[start, end)` widened symmetrically (within `[0, len)`) to at least `min_len` samples.
+fn widen(start: usize, end: usize, min_len: usize, len: usize) -> (usize, usize) {
+    if end - start >= min_len || len <= min_len {
+        return if len <= min_len { (0, len) } else { (start, end) };
+    }
+    let missing = min_len - (end - start);
+    let start = start.saturating_sub(missing.div_ceil(2));
+    let end = (start + min_len).min(len);
+    (end - min_len, end)
 }
 
 /// Subtracts each coefficient's mean over the frames (summed in f64), from the matrix and from

@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::audio::{AudioError, load_for_analysis};
+use crate::augment::augmented_copy;
 use crate::dsp::Analyzer;
 use crate::io::{self, FeatureTableWriter, Reject};
 use crate::labels::{ClipMeta, Corpus, NameError, parse_name};
@@ -186,44 +187,67 @@ pub fn discover(source: &Source) -> Result<Discovery> {
     Ok(discovery)
 }
 
-/// The features of one clip from its file bytes. Pure: the caller reads the file.
+/// The feature rows of one clip from its file bytes: the clip's, then those of its augmented
+/// copies when the config asks for them. Pure: the caller reads the file.
 pub fn extract_clip(
     bytes: &[u8],
     clip: &ClipInput,
     analyzer: &Analyzer,
-) -> std::result::Result<FeatureRow, AudioError> {
+) -> std::result::Result<Vec<FeatureRow>, AudioError> {
     let config = analyzer.config();
     let (audio, samples) = load_for_analysis(bytes, config.sample_rate, analyzer.min_samples(), config.max_duration_s)?;
+    let too_short = |seconds: f64| AudioError::TooShort {
+        seconds,
+        min_seconds: analyzer.min_samples() as f64 / config.sample_rate as f64,
+    };
     if samples.len() < analyzer.min_samples() {
-        return Err(AudioError::TooShort {
-            seconds: audio.duration_s(),
-            min_seconds: analyzer.min_samples() as f64 / config.sample_rate as f64,
-        });
+        return Err(too_short(audio.duration_s()));
     }
-    let features = analyzer.features(&samples);
     let meta = &clip.meta;
-    Ok(FeatureRow {
-        clip_id: meta.clip_id.clone(),
-        path: clip.table_path.clone(),
-        corpus: clip.corpus.as_str().to_string(),
-        speaker: meta.speaker.clone(),
-        gender: meta.gender.clone(),
-        label: meta.label.clone(),
-        emotion_code: meta.emotion_code.clone(),
-        intensity: meta.intensity.clone(),
-        statement: meta.statement.clone(),
-        repetition: meta.repetition.clone(),
-        modality: meta.modality.clone(),
-        vocal_channel: meta.vocal_channel.clone(),
-        source_sample_rate: audio.sample_rate,
-        source_channels: audio.n_channels as u32,
-        duration_s: audio.duration_s(),
-        sha256: hex::encode(Sha256::digest(bytes)),
-        n_frames_source: features.n_frames_source as u32,
-        n_frames: features.matrix.n_frames as u32,
-        features: features.matrix.values,
-    })
+    let sha256 = hex::encode(Sha256::digest(bytes));
+    let row = |clip_id: String, samples: &[f32], source: Option<(String, String)>| {
+        let features = analyzer.features(samples);
+        let (source_clip_id, augmentation) = source.unzip();
+        FeatureRow {
+            clip_id,
+            path: clip.table_path.clone(),
+            corpus: clip.corpus.as_str().to_string(),
+            speaker: meta.speaker.clone(),
+            gender: meta.gender.clone(),
+            label: meta.label.clone(),
+            emotion_code: meta.emotion_code.clone(),
+            intensity: meta.intensity.clone(),
+            statement: meta.statement.clone(),
+            repetition: meta.repetition.clone(),
+            modality: meta.modality.clone(),
+            vocal_channel: meta.vocal_channel.clone(),
+            source_sample_rate: audio.sample_rate,
+            source_channels: audio.n_channels as u32,
+            duration_s: samples.len() as f64 / config.sample_rate as f64,
+            sha256: sha256.clone(),
+            n_frames_source: features.n_frames_source as u32,
+            n_frames: features.matrix.n_frames as u32,
+            features: features.matrix.values,
+            source_clip_id,
+            augmentation,
+        }
+    };
+    let mut rows = vec![row(meta.clip_id.clone(), &samples, None)];
+    rows[0].duration_s = audio.duration_s();
+    if let Some(spec) = &config.augment {
+        for copy in 1..=spec.copies {
+            let (y, what) = augmented_copy(&samples, config.sample_rate, spec, &meta.clip_id, copy)?;
+            if y.len() < analyzer.min_samples() {
+                return Err(too_short(y.len() as f64 / config.sample_rate as f64));
+            }
+            rows.push(row(format!("{}{AUGMENTED_SUFFIX}{copy}", meta.clip_id), &y, Some((meta.clip_id.clone(), what))));
+        }
+    }
+    Ok(rows)
 }
+
+/// What separates a clip id from its copy number in an augmented copy's id.
+pub const AUGMENTED_SUFFIX: &str = "~aug";
 
 /// Progress of a long step, drawn by the binary.
 pub trait Reporter: Sync {
@@ -251,6 +275,8 @@ pub struct Summary {
     pub excluded: BTreeMap<String, usize>,
     pub labels: BTreeMap<String, usize>,
     pub speakers: usize,
+    /// Rows of augmented copies, besides the clips' own rows.
+    pub augmented: usize,
     pub features_config_hash: String,
 }
 
@@ -277,7 +303,7 @@ pub fn extract_to_table(
     reporter.on_start(clips.len());
     let mut done = 0;
     for chunk in clips.chunks(CHUNK_SIZE) {
-        let results: Vec<std::result::Result<FeatureRow, String>> = chunk
+        let results: Vec<std::result::Result<Vec<FeatureRow>, String>> = chunk
             .par_iter()
             .map(|clip| {
                 let bytes = io::read_audio_file(&clip.path, config.max_duration_s)?;
@@ -287,10 +313,12 @@ pub fn extract_to_table(
         let mut rows = Vec::with_capacity(chunk.len());
         for (clip, result) in chunk.iter().zip(results) {
             match result {
-                Ok(row) => {
+                Ok(clip_rows) => {
+                    let row = &clip_rows[0];
                     *summary.labels.entry(row.label.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
                     speakers.insert(row.speaker.clone());
-                    rows.push(row);
+                    summary.augmented += clip_rows.len() - 1;
+                    rows.extend(clip_rows);
                 }
                 Err(reason) => {
                     tracing::warn!(path = %clip.path.display(), %reason, "rejected");

@@ -8,6 +8,7 @@
 use std::path::{Path, PathBuf};
 
 pub mod audio;
+pub mod augment;
 pub mod config;
 pub mod dsp;
 pub mod extract;
@@ -17,7 +18,7 @@ pub mod split;
 pub mod synth;
 pub mod table;
 
-pub use config::{ClipNorm, FeatureKind, FeaturesConfig, PadMode, SplitConfig};
+pub use config::{AudioAugment, ClipNorm, FeatureKind, FeaturesConfig, PadMode, SplitConfig};
 
 /// Everything that can go wrong in this crate; each variant names the file or setting.
 #[derive(Debug, thiserror::Error)]

@@ -306,9 +306,11 @@ fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
 fn run_split(args: SplitArgs) -> anyhow::Result<()> {
     let config = ser_features::read_split_config(&args.config).context("reading the split config")?;
     let table = io::read_feature_table(&args.features).context("reading the feature table")?;
+    // Augmented copies follow their clip into training (ser-model); the split assigns clips.
     let keys: Vec<ClipKey> = table
         .rows
         .iter()
+        .filter(|r| r.source_clip_id.is_none())
         .map(|r| ClipKey { clip_id: &r.clip_id, speaker: &r.speaker, label: r.label.as_deref() })
         .collect();
     let manifest_parts = match &config {

@@ -176,6 +176,38 @@ pub fn make_splits(
             }
             *k as u32
         }
+        SplitConfig::SpeakerFolds { folds, val_speakers, seed } => {
+            let known: BTreeSet<&str> = clips.iter().map(|c| c.speaker).collect();
+            if let Some(s) = folds.iter().flatten().find(|s| !known.contains(s.as_str())) {
+                return Err(Error::Config(format!(
+                    "folds: speaker `{s}` is not in the feature table (speakers: {})",
+                    known.iter().copied().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            for (fold, test_speakers) in folds.iter().enumerate() {
+                let test: BTreeSet<&str> = test_speakers.iter().map(String::as_str).collect();
+                let mut rest: Vec<&str> = known.iter().copied().filter(|s| !test.contains(s)).collect();
+                if rest.len() <= *val_speakers {
+                    return Err(Error::Config(format!(
+                        "val_speakers: {val_speakers} leaves no training speaker in fold {fold} ({} speakers besides its test speakers)",
+                        rest.len()
+                    )));
+                }
+                rest.shuffle(&mut ChaCha8Rng::seed_from_u64(seed.wrapping_add(fold as u64)));
+                let val: BTreeSet<&str> = rest.into_iter().take(*val_speakers).collect();
+                for c in clips {
+                    let part = if test.contains(c.speaker) {
+                        SplitPart::Test
+                    } else if val.contains(c.speaker) {
+                        SplitPart::Val
+                    } else {
+                        SplitPart::Train
+                    };
+                    rows.push(SplitRow { clip_id: c.clip_id.to_string(), fold: fold as u32, part });
+                }
+            }
+            folds.len() as u32
+        }
         SplitConfig::Manifest { manifest } => {
             let parts = manifest_parts
                 .ok_or_else(|| Error::Config(format!("{}: manifest split not read", manifest.display())))?;

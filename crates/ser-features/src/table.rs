@@ -37,6 +37,8 @@ pub const COL_SHA256: &str = "sha256";
 pub const COL_N_FRAMES_SOURCE: &str = "n_frames_source";
 pub const COL_N_FRAMES: &str = "n_frames";
 pub const COL_FEATURES: &str = "features";
+pub const COL_SOURCE_CLIP_ID: &str = "source_clip_id";
+pub const COL_AUGMENTATION: &str = "augmentation";
 
 pub const META_FORMAT_VERSION: &str = "ser.format_version";
 pub const META_FEATURES_CONFIG: &str = "ser.features_config";
@@ -71,6 +73,10 @@ pub struct FeatureRow {
     pub n_frames: u32,
     /// `n_frames x n_coeffs`, row-major.
     pub features: Vec<f32>,
+    /// For an augmented training copy, the clip it was made from (`None` for a clip itself).
+    pub source_clip_id: Option<String>,
+    /// For an augmented copy, what was done to it, in words.
+    pub augmentation: Option<String>,
 }
 
 /// A whole feature table in memory.
@@ -121,6 +127,8 @@ pub fn schema(config: &FeaturesConfig) -> SchemaRef {
         Field::new(COL_N_FRAMES_SOURCE, DataType::UInt32, false),
         Field::new(COL_N_FRAMES, DataType::UInt32, false),
         Field::new(COL_FEATURES, DataType::List(features_item_field()), false),
+        utf8(COL_SOURCE_CLIP_ID, true),
+        utf8(COL_AUGMENTATION, true),
     ];
     Arc::new(Schema::new_with_metadata(fields, metadata(config)))
 }
@@ -157,6 +165,8 @@ pub fn to_record_batch(schema: &SchemaRef, rows: &[FeatureRow]) -> RecordBatch {
         u32s(|r| r.n_frames_source),
         u32s(|r| r.n_frames),
         Arc::new(features),
+        opt_strings(rows, |r| &r.source_clip_id),
+        opt_strings(rows, |r| &r.augmentation),
     ];
     RecordBatch::try_new(schema.clone(), columns).expect("columns match the schema")
 }
@@ -212,6 +222,8 @@ pub fn from_record_batch(batch: &RecordBatch, n_coeffs: usize, first_row: usize)
     let modality = opt_str(COL_MODALITY)?;
     let vocal_channel = opt_str(COL_VOCAL_CHANNEL)?;
     let sha256 = opt_str(COL_SHA256)?;
+    let source_clip_id = opt_str(COL_SOURCE_CLIP_ID)?;
+    let augmentation = opt_str(COL_AUGMENTATION)?;
     let source_sample_rate = opt_u32(COL_SOURCE_SAMPLE_RATE)?;
     let source_channels = opt_u32(COL_SOURCE_CHANNELS)?;
     let n_frames_source = opt_u32(COL_N_FRAMES_SOURCE)?;
@@ -279,6 +291,8 @@ pub fn from_record_batch(batch: &RecordBatch, n_coeffs: usize, first_row: usize)
             n_frames_source: n_frames_source.map_or(frames as u32, |a| a.value(i)),
             n_frames: frames as u32,
             features: feats,
+            source_clip_id: get(source_clip_id, i),
+            augmentation: get(augmentation, i),
         });
     }
     Ok(rows)

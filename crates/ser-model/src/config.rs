@@ -16,8 +16,12 @@ pub struct ModelConfig {
     pub conv2_kernel: usize,
     /// Units per direction of the first bidirectional LSTM (full sequence).
     pub lstm1_units: usize,
-    /// Units per direction of the second bidirectional LSTM (last state).
+    /// Units per direction of the second bidirectional LSTM.
     pub lstm2_units: usize,
+    /// Attention pooling over the second LSTM's states, with this many units, instead of its
+    /// last state (absent: the last state, as the reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_units: Option<usize>,
     pub dense_units: usize,
     pub dropout_conv: f32,
     pub dropout_lstm: f32,
@@ -36,6 +40,9 @@ pub struct ModelConfig {
     pub min_lr: f64,
     /// Weight the loss by inverse class frequency (neutral has half the clips in RAVDESS).
     pub class_weights: bool,
+    /// Label smoothing of the training targets (0: none, as the reference).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f32,
     /// What early stopping and the learning-rate schedule watch. `val` is the honest protocol;
     /// `test_optimistic` reproduces the reference's use of the test part for early stopping and
     /// exists for comparison only: its test figures are biased upwards.
@@ -66,6 +73,10 @@ pub struct Augment {
     /// Mixup: each batch becomes `l * x + (1 - l) * x[perm]` with `l ~ Beta(alpha, alpha)` and
     /// the loss mixes the two targets likewise. 0 turns it off.
     pub mixup_alpha: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 impl Augment {
@@ -117,6 +128,7 @@ impl ModelConfig {
             conv2_kernel: 3,
             lstm1_units: 64,
             lstm2_units: 32,
+            attention_units: None,
             dense_units: 128,
             dropout_conv: 0.3,
             dropout_lstm: 0.4,
@@ -130,6 +142,7 @@ impl ModelConfig {
             lr_factor: 0.5,
             min_lr: 1e-5,
             class_weights: false,
+            label_smoothing: 0.0,
             early_stopping_on: StoppingPart::Val,
             seed: 42,
             augment: Augment::default(),
@@ -175,6 +188,12 @@ impl ModelConfig {
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return fail(format!("learning_rate: {} must be positive", self.learning_rate));
+        }
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return fail(format!("label_smoothing: {} must be in [0, 1)", self.label_smoothing));
+        }
+        if self.attention_units == Some(0) {
+            return fail("attention_units: must be positive, or absent for the last state".into());
         }
         if !(self.lr_factor > 0.0 && self.lr_factor <= 1.0) {
             return fail(format!("lr_factor: {} must be in (0, 1]", self.lr_factor));

@@ -80,12 +80,13 @@ pub fn fixed_frames(table: &FeatureTable) -> Result<usize> {
     })
 }
 
-/// All clips of the table, in table order.
+/// All clips of the table, in table order (augmented copies left out).
 pub fn whole_table(table: &FeatureTable) -> Result<Dataset> {
-    dataset(table.rows.iter(), fixed_frames(table)?, table.n_coeffs)
+    dataset(table.rows.iter().filter(|r| r.source_clip_id.is_none()), fixed_frames(table)?, table.n_coeffs)
 }
 
-/// The clips of one part of one fold, in split-file order.
+/// The clips of one part of one fold, in split-file order; for the training part, followed by
+/// their augmented copies.
 pub fn part(table: &FeatureTable, splits: &SplitAssignment, fold: u32, part: SplitPart) -> Result<Dataset> {
     let by_id: std::collections::HashMap<&str, &FeatureRow> =
         table.rows.iter().map(|r| (r.clip_id.as_str(), r)).collect();
@@ -94,12 +95,17 @@ pub fn part(table: &FeatureTable, splits: &SplitAssignment, fold: u32, part: Spl
     }
     let ids = splits.clip_ids(fold, part);
     let mut rows = Vec::with_capacity(ids.len());
-    for id in ids {
+    for id in &ids {
         rows.push(*by_id.get(id).ok_or_else(|| {
             Error::Data(format!(
                 "clip {id} is in the split file but not in the feature table; was the split made from another table?"
             ))
         })?);
+    }
+    // A training clip brings its augmented copies, in table order; other parts see clips only.
+    if part == SplitPart::Train {
+        let wanted: std::collections::HashSet<&str> = ids.iter().copied().collect();
+        rows.extend(table.rows.iter().filter(|r| r.source_clip_id.as_deref().is_some_and(|s| wanted.contains(s))));
     }
     dataset(rows.into_iter(), fixed_frames(table)?, table.n_coeffs)
 }

@@ -4,11 +4,14 @@
 //! its graph.
 
 /// What a batch's loss is measured against: the sum over `terms` of `weight x` the mean over the
-/// batch of the (class-weighted) negative log-likelihood of the term's targets.
+/// batch of the (class-weighted) cross-entropy against the term's targets, each target smoothed
+/// to `1 - smoothing + smoothing / n_classes` on its class and `smoothing / n_classes` on every
+/// other class (label smoothing; 0 is the plain negative log-likelihood).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loss<'a> {
     pub terms: Vec<(f32, Vec<u32>)>,
     pub class_weights: Option<&'a [f32]>,
+    pub smoothing: f32,
 }
 
 impl Loss<'_> {
@@ -20,17 +23,21 @@ impl Loss<'_> {
             *lz = log_sum_exp(row);
         }
         let probs: Vec<f32> = logits.iter().enumerate().map(|(k, v)| (v - log_z[k / n_classes]).exp()).collect();
+        let (off, on) = (self.smoothing / n_classes as f32, 1.0 - self.smoothing + self.smoothing / n_classes as f32);
         let mut total = 0f32;
         let mut d_logits = vec![0f32; logits.len()];
         for (coef, targets) in &self.terms {
             let mut term = 0f32;
             for (i, &y) in targets.iter().enumerate() {
                 let w = self.class_weights.map_or(1.0, |cw| cw[y as usize]);
-                term += w * (log_z[i] - logits[i * n_classes + y as usize]);
+                let row = &logits[i * n_classes..(i + 1) * n_classes];
+                let target = |c: usize| if c == y as usize { on } else { off };
+                // -sum_c q_c log p_c = log Z - sum_c q_c logit_c (the q_c sum to 1).
+                let expected: f32 = row.iter().enumerate().map(|(c, l)| target(c) * l).sum();
+                term += w * (log_z[i] - expected);
                 let scale = coef * w / batch as f32;
                 for c in 0..n_classes {
-                    let indicator = if c == y as usize { 1.0 } else { 0.0 };
-                    d_logits[i * n_classes + c] += scale * (probs[i * n_classes + c] - indicator);
+                    d_logits[i * n_classes + c] += scale * (probs[i * n_classes + c] - target(c));
                 }
             }
             total += coef * term / batch as f32;

@@ -8,6 +8,9 @@
 //! -> BiLSTM(u1, sequence) -> Dropout -> BiLSTM(u2, last state) -> Dropout
 //! -> Dense(d) -> ReLU -> Dropout -> Dense(n_classes) (logits; softmax outside).
 //!
+//! With `attention_units`, the second BiLSTM gives every state and attention pooling
+//! ([`AttentionPool`]) takes the place of its last state.
+//!
 //! Tensor names follow PyTorch (`conv1.weight` (out, in, k), `bn1.running_mean`,
 //! `lstm1.weight_ih_l0_reverse`, `fc1.weight` (out, in)); they are part of the checkpoint format.
 
@@ -15,8 +18,8 @@ use candle_core::Tensor;
 
 use crate::config::ModelConfig;
 use crate::layers::{
-    Activations, BatchNorm, BiLstm, Conv1d, Dense, Dropout, Layer, LayerInput, LstmOutput, MaxPool, Pass, Relu, Saved,
-    Shape,
+    Activations, AttentionPool, BatchNorm, BiLstm, Conv1d, Dense, Dropout, Layer, LayerInput, LstmOutput, MaxPool,
+    Pass, Relu, Saved, Shape,
 };
 use crate::params::{Gradients, ParamId, ParamSpec, Weights};
 use crate::{Error, Result};
@@ -61,7 +64,13 @@ impl Network {
         }
         b.add(|x| BiLstm::new(x, "lstm1", config.lstm1_units, LstmOutput::Sequence))?;
         b.add(|_| Ok(Dropout::new(config.dropout_lstm)))?;
-        b.add(|x| BiLstm::new(x, "lstm2", config.lstm2_units, LstmOutput::Last))?;
+        match config.attention_units {
+            None => b.add(|x| BiLstm::new(x, "lstm2", config.lstm2_units, LstmOutput::Last))?,
+            Some(units) => {
+                b.add(|x| BiLstm::new(x, "lstm2", config.lstm2_units, LstmOutput::Sequence))?;
+                b.add(|x| AttentionPool::new(x, "attention", units))?;
+            }
+        }
         b.add(|_| Ok(Dropout::new(config.dropout_lstm)))?;
         b.add(|x| Dense::new(x, "fc1", config.dense_units))?;
         b.add(|_| Ok(Relu))?;

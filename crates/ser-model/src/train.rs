@@ -251,7 +251,7 @@ pub fn train(
                     vec![(*lambda, own), (1.0 - lambda, other)]
                 }
             };
-            let loss = Loss { terms, class_weights: class_weights.as_deref() };
+            let loss = Loss { terms, class_weights: class_weights.as_deref(), smoothing: config.label_smoothing };
             let x = Activations::new(batch.len(), network.input(), values);
             let step = train_step(options.engine, &network, &point.weights, x, &loss, &mut masks, device)?;
             if !step.loss.is_finite() {

@@ -358,3 +358,48 @@ raw/Actor_01/03-01-04-01-01-01-01.wav,sad,b,val\nraw/Actor_01/03-01-03-01-01-01-
     assert_eq!(s.clip_ids(0, SplitPart::Test), vec!["03-01-03-01-01-01-01"]);
     assert_eq!(s.clip_ids(0, SplitPart::Val), vec!["03-01-04-01-01-01-01"]);
 }
+
+#[test]
+fn augmented_copies_are_rows_of_their_own_and_stay_out_of_the_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "2");
+    let config = dir.path().join("features.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "{CONFIG}trim_db: 40.0\nloudness_dbfs: -23.0\naugment:\n  copies: 2\n  seed: 5\n  speeds: [0.9, 1.0, 1.1]\n  \
+             gain_db: [-6.0, 6.0]\n  snr_db: [15.0, 30.0]\n  telephone: 0.5\n"
+        ),
+    )
+    .unwrap();
+    let table = dir.path().join("features.parquet");
+    let summary =
+        ok(&["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", table.to_str().unwrap()]);
+    assert_eq!((summary["rows"].as_u64(), summary["augmented"].as_u64()), (Some(360), Some(240)), "{summary}");
+    let t = read_feature_table(&table).unwrap();
+    let copies: Vec<_> = t.rows.iter().filter(|r| r.source_clip_id.is_some()).collect();
+    assert_eq!(copies.len(), 240);
+    let first = copies[0];
+    assert_eq!(first.clip_id, format!("{}~aug1", first.source_clip_id.as_deref().unwrap()));
+    assert!(first.augmentation.as_deref().unwrap().contains("gain="), "{:?}", first.augmentation);
+    assert!(copies.iter().any(|r| r.augmentation.as_deref().unwrap().contains("telephone")));
+    let original = t.rows.iter().find(|r| Some(r.clip_id.as_str()) == first.source_clip_id.as_deref()).unwrap();
+    assert_ne!(original.features, first.features);
+    assert_eq!((original.label.clone(), original.speaker.clone()), (first.label.clone(), first.speaker.clone()));
+
+    let split_yaml = dir.path().join("split.yaml");
+    std::fs::write(&split_yaml, "kind: speaker\ntest_speakers: ['02']\nval_speakers: []\n").unwrap();
+    let splits = dir.path().join("splits.parquet");
+    ok(&[
+        "split",
+        "--config",
+        split_yaml.to_str().unwrap(),
+        "--features",
+        table.to_str().unwrap(),
+        "--out",
+        splits.to_str().unwrap(),
+    ]);
+    let s = ser_features::io::read_splits(&splits).unwrap();
+    assert_eq!(s.rows.len(), 120, "the split assigns clips; their copies follow them into training");
+    assert!(s.rows.iter().all(|r| !r.clip_id.contains("~aug")));
+}

@@ -165,3 +165,59 @@ fn resampled_stereo_48k_matches_librosa_soxr() {
     eprintln!("resampled MFCC vs librosa/soxr: median |diff| {median}, max {max}");
     assert!(median < 1.6 && max < 2.0, "median {median}, max {max}");
 }
+
+/// The test signal of `trim_matches_librosa`: 0.5 s silence, 1 s of a rising 220 Hz tone, 0.2 s
+/// of a 440 Hz tone 50 dB lower, then silence; 2 s at 22050 Hz.
+fn trim_signal() -> Vec<f32> {
+    let sr = 22_050.0f64;
+    (0..44_100)
+        .map(|i| {
+            let t = i as f64 / sr;
+            let v = if (11_025..33_075).contains(&i) {
+                0.3 * (2.0 * std::f64::consts::PI * 220.0 * t).sin() * ((t - 0.5) * 8.0).min(1.0)
+            } else if (33_075..37_485).contains(&i) {
+                0.3 * 10f64.powf(-50.0 / 20.0) * (2.0 * std::f64::consts::PI * 440.0 * t).sin()
+            } else {
+                0.0
+            };
+            v as f32
+        })
+        .collect()
+}
+
+/// Spans from librosa 0.11:
+/// ```python
+/// y = trim_signal()  # as above, in numpy float32
+/// for top_db in (20, 40, 60):
+///     print(top_db, librosa.effects.trim(y, top_db=top_db, frame_length=2048, hop_length=512)[1])
+/// # 20 [11264 34304]   40 [10240 34304]   60 [10240 38400]
+/// ```
+#[test]
+fn trim_matches_librosa() {
+    let y = trim_signal();
+    for (top_db, span) in [(20.0, (11_264, 34_304)), (40.0, (10_240, 34_304)), (60.0, (10_240, 38_400))] {
+        assert_eq!(ser_features::dsp::trim_span(&y, top_db, 2048, 512), span, "top_db {top_db}");
+    }
+    assert_eq!(ser_features::dsp::trim_span(&[0.0; 4000], 30.0, 2048, 512), (0, 4000), "silence is kept whole");
+}
+
+#[test]
+fn trim_and_loudness_shape_the_clip_the_features_see() {
+    let config = FeaturesConfig { trim_db: Some(40.0), loudness_dbfs: Some(-20.0), ..FeaturesConfig::reference() };
+    let analyzer = ser_features::dsp::Analyzer::new(&config);
+    let y = trim_signal();
+    let clip = analyzer.prepare(&y);
+    assert_eq!(clip.len(), 34_304 - 10_240);
+    let rms_db = 10.0 * (clip.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / clip.len() as f64).log10();
+    assert!((rms_db + 20.0).abs() < 1e-3, "{rms_db} dBFS");
+    // Twice as loud in, the same features out.
+    let louder: Vec<f32> = y.iter().map(|v| v * 2.0).collect();
+    let (a, b) = (analyzer.features(&y).matrix.values, analyzer.features(&louder).matrix.values);
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst < 1e-3, "gain changed the features by {worst}");
+    // The reference config leaves the clip alone.
+    let plain = ser_features::dsp::Analyzer::new(&FeaturesConfig::reference());
+    assert_eq!(plain.prepare(&y).len(), y.len());
+    // A stored config without the keys keeps its hash.
+    assert!(!FeaturesConfig::reference().to_json().contains("trim_db"));
+}

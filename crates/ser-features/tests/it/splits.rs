@@ -110,3 +110,43 @@ fn split_yaml_rejects_unknown_keys() {
         SplitConfig::from_yaml("kind: random\ntest_fraction: 0.2\nval_fraction: 0.1\nseed: 1\nsed: 2\n").unwrap_err();
     assert!(err.to_string().contains("unknown field `sed`"), "{err}");
 }
+
+#[test]
+fn named_speaker_folds_test_each_fold_and_validate_on_training_speakers() {
+    let clips = clips();
+    let folds: Vec<Vec<String>> =
+        vec![vec!["00".into(), "05".into()], vec!["01".into(), "09".into()], vec!["03".into()]];
+    let config = SplitConfig::SpeakerFolds { folds: folds.clone(), val_speakers: 2, seed: 4 };
+    let s = make_splits(&keys(&clips), &config, "hash", None).unwrap();
+    assert_eq!(s.n_folds, 3);
+    assert_eq!(s, make_splits(&keys(&clips), &config, "hash", None).unwrap(), "deterministic");
+    let speaker_of: BTreeMap<&str, &str> = clips.iter().map(|(c, s, _)| (c.as_str(), s.as_str())).collect();
+    for (fold, test) in folds.iter().enumerate() {
+        let speakers = |part: SplitPart| -> BTreeSet<&str> {
+            s.clip_ids(fold as u32, part).iter().map(|c| speaker_of[c]).collect()
+        };
+        assert_eq!(speakers(SplitPart::Test), test.iter().map(String::as_str).collect::<BTreeSet<_>>(), "fold {fold}");
+        let val = speakers(SplitPart::Val);
+        assert_eq!(val.len(), 2);
+        assert!(val.is_disjoint(&speakers(SplitPart::Test)), "validation never sees a test speaker");
+        assert_eq!(speakers(SplitPart::Train).len(), 10 - test.len() - 2);
+    }
+    let err = make_splits(
+        &keys(&clips),
+        &SplitConfig::SpeakerFolds { folds: vec![vec!["00".into()], vec!["00".into()]], val_speakers: 1, seed: 1 },
+        "h",
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("speaker 00 is in more than one fold"), "{err}");
+    let err = make_splits(
+        &keys(&clips),
+        &SplitConfig::SpeakerFolds { folds: vec![vec!["77".into()]], val_speakers: 1, seed: 1 },
+        "h",
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("speaker `77` is not in the feature table"), "{err}");
+}

@@ -36,6 +36,8 @@ fn row(i: usize, n_frames: usize, value: f32, label: Option<&str>) -> FeatureRow
         n_frames_source: n_frames as u32 + 1,
         n_frames: n_frames as u32,
         features: (0..n_frames * 3).map(|k| value + k as f32).collect(),
+        source_clip_id: i.is_multiple_of(5).then(|| format!("clip{:04}", i + 1)),
+        augmentation: i.is_multiple_of(5).then(|| "gain=-3.0dB".to_string()),
     }
 }
 

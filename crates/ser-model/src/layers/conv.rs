@@ -112,12 +112,11 @@ impl Layer for Conv1d {
         let (batch, steps) = (x.batch, x.shape.steps());
         let n = batch * steps;
         let cols = self.im2col(&x.values, batch, steps);
-        let mut z = linear(
-            &cols,
-            weights.get(self.weight),
-            (n, self.out_channels, self.in_channels * self.kernel),
-            Threads::Pool,
-        );
+        // Training runs one batch at a time, so its products split over the cores; inference
+        // runs batches in parallel (`predict`), one core each.
+        let threads = if pass.is_training() { Threads::Pool } else { Threads::One };
+        let mut z =
+            linear(&cols, weights.get(self.weight), (n, self.out_channels, self.in_channels * self.kernel), threads);
         let bias = weights.get(self.bias);
         for row in z.chunks_exact_mut(self.out_channels) {
             for (v, b) in row.iter_mut().zip(bias) {

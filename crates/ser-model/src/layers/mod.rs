@@ -8,6 +8,7 @@
 //! backward needs ([`Saved`], like PyTorch's `ctx.save_for_backward`); dropout masks and state
 //! updates go through the [`Pass`], so both paths draw the same masks in the same order.
 
+mod attention;
 mod batch_norm;
 mod bilstm;
 mod conv;
@@ -21,6 +22,7 @@ use std::any::Any;
 
 use candle_core::Tensor;
 
+pub use attention::AttentionPool;
 pub use batch_norm::BatchNorm;
 pub use bilstm::{BiLstm, LstmOutput};
 pub use conv::Conv1d;

@@ -28,14 +28,17 @@ struct Case {
     frames: usize,
     batch: usize,
     dropout: bool,
-    /// Class weights and a mixup partner term.
+    /// Class weights, label smoothing and a mixup partner term.
     weighted_mixup: bool,
+    /// Attention pooling instead of the last LSTM state.
+    attention: bool,
 }
 
 #[track_caller]
 fn check(case: Case) {
     let mut config = crate::small_config(9);
     (config.conv1_kernel, config.conv2_kernel) = case.kernels;
+    config.attention_units = case.attention.then_some(5);
     let p = if case.dropout { 0.3 } else { 0.0 };
     (config.dropout_conv, config.dropout_lstm, config.dropout_dense) = (p, p, p);
     let (coeffs, n_classes) = (7, 8);
@@ -46,9 +49,9 @@ fn check(case: Case) {
     let other: Vec<u32> = (0..case.batch).map(|i| ((i * 5 + 1) % n_classes) as u32).collect();
     let class_weights = [0.5, 1.0, 2.0, 1.5, 0.8, 1.2, 0.9, 3.0];
     let loss = if case.weighted_mixup {
-        Loss { terms: vec![(0.7, own), (0.3, other)], class_weights: Some(&class_weights) }
+        Loss { terms: vec![(0.7, own), (0.3, other)], class_weights: Some(&class_weights), smoothing: 0.1 }
     } else {
-        Loss { terms: vec![(1.0, own)], class_weights: None }
+        Loss { terms: vec![(1.0, own)], class_weights: None, smoothing: 0.0 }
     };
     let step = |engine: Engine| -> StepOutcome {
         let batch = Activations::new(case.batch, network.input(), x.clone());
@@ -88,7 +91,14 @@ fn the_engines_agree_on_a_grid_of_shapes() {
             for batch in [1, 16] {
                 for dropout in [false, true] {
                     for weighted_mixup in [false, true] {
-                        check(Case { kernels, frames, batch, dropout, weighted_mixup });
+                        check(Case {
+                            kernels,
+                            frames,
+                            batch,
+                            dropout,
+                            weighted_mixup,
+                            attention: weighted_mixup && dropout,
+                        });
                         cases += 1;
                     }
                 }
@@ -105,7 +115,8 @@ fn the_production_shape_agrees() {
     let network = Network::new(&config, 174, 40, 8).unwrap();
     let weights = network.init(3);
     let x = values(16 * 174 * 40, 1);
-    let loss = Loss { terms: vec![(1.0, (0..16).map(|i| (i % 8) as u32).collect())], class_weights: None };
+    let loss =
+        Loss { terms: vec![(1.0, (0..16).map(|i| (i % 8) as u32).collect())], class_weights: None, smoothing: 0.0 };
     let step = |engine: Engine| {
         let batch = Activations::new(16, network.input(), x.clone());
         train_step(engine, &network, &weights, batch, &loss, &mut MaskStream::new(5), &Device::Cpu).unwrap()

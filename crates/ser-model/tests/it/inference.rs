@@ -52,9 +52,10 @@ fn cpu_forward_matches_candle_on_the_production_network() {
 
 #[test]
 fn cpu_forward_matches_candle_on_small_networks() {
-    for (frames, kernels) in [(16, (3, 3)), (23, (5, 3)), (9, (3, 5))] {
+    for (frames, kernels, attention) in [(16, (3, 3), None), (23, (5, 3), Some(6)), (9, (3, 5), Some(2))] {
         let mut config = crate::small_config(4);
         (config.conv1_kernel, config.conv2_kernel) = kernels;
+        config.attention_units = attention;
         check(&config, frames, 6, 5);
         check(&config, frames, 6, 1);
     }

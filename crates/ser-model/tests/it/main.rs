@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod cli;
+mod data;
 mod engines;
 mod golden;
 mod inference;
@@ -21,6 +22,7 @@ pub fn small_config(seed: u64) -> ModelConfig {
         conv2_kernel: 3,
         lstm1_units: 5,
         lstm2_units: 3,
+        attention_units: None,
         dense_units: 8,
         dropout_conv: 0.2,
         dropout_lstm: 0.2,
@@ -34,6 +36,7 @@ pub fn small_config(seed: u64) -> ModelConfig {
         lr_factor: 0.5,
         min_lr: 1e-4,
         class_weights: false,
+        label_smoothing: 0.0,
         early_stopping_on: StoppingPart::Val,
         seed,
         augment: Default::default(),

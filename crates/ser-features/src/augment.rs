@@ -1,0 +1,142 @@
+//! Audio-level augmentation for training copies of a clip (`augment` in `features.yaml`): speed
+//! perturbation, random gain, white noise at a random SNR and band-limiting to telephone
+//! bandwidth, each copy drawn from a generator seeded by `(seed, clip id, copy)`, so a copy is the
+//! same on every machine and shard. Functions of values: no IO.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use sha2::{Digest, Sha256};
+
+use crate::audio::{AudioError, resample};
+use crate::config::AudioAugment;
+
+/// The pass band of the telephone channel, in Hz.
+pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
+
+/// Copy `copy` (1-based) of a clip: its samples at `sample_rate` and what was done, in words
+/// (`speed=0.9 gain=-3.2dB snr=17.5dB telephone`).
+pub fn augmented_copy(
+    samples: &[f32],
+    sample_rate: u32,
+    spec: &AudioAugment,
+    clip_id: &str,
+    copy: usize,
+) -> Result<(Vec<f32>, String), AudioError> {
+    let digest = Sha256::digest(format!("{}/{clip_id}/{copy}", spec.seed).as_bytes());
+    let mut rng = ChaCha8Rng::seed_from_u64(u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")));
+    let mut done = Vec::new();
+    let mut y = samples.to_vec();
+    if !spec.speeds.is_empty() {
+        let speed = spec.speeds[rng.random_range(0..spec.speeds.len())];
+        if speed != 1.0 {
+            // Played `speed` times faster: the clip resampled as if it had been recorded at
+            // sample_rate * speed (tempo and pitch move together, as Kaldi's speed perturbation).
+            let from = (sample_rate as f64 * speed as f64).round() as u32;
+            y = resample(&y, from, sample_rate)?;
+        }
+        done.push(format!("speed={speed}"));
+    }
+    if spec.telephone > 0.0 && rng.random::<f32>() < spec.telephone {
+        band_limit(&mut y, sample_rate, TELEPHONE_BAND_HZ)?;
+        done.push("telephone".to_string());
+    }
+    if let Some([lo, hi]) = spec.snr_db {
+        let snr = rng.random_range(lo..=hi);
+        let power = y.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() / y.len().max(1) as f64;
+        if power > 0.0 {
+            let std = (power / 10f64.powf(snr as f64 / 10.0)).sqrt() as f32;
+            let normal = Normal::new(0.0f32, std).expect("a finite, non-negative std");
+            for v in &mut y {
+                *v += normal.sample(&mut rng);
+            }
+        }
+        done.push(format!("snr={snr:.1}dB"));
+    }
+    if let Some([lo, hi]) = spec.gain_db {
+        let gain_db = rng.random_range(lo..=hi);
+        let gain = 10f32.powf(gain_db / 20.0);
+        for v in &mut y {
+            *v *= gain;
+        }
+        done.push(format!("gain={gain_db:.1}dB"));
+    }
+    Ok((y, done.join(" ")))
+}
+
+/// Keeps `band` (Hz): a low-pass through resampling to twice the upper edge and back (the
+/// resampler's anti-aliasing filter) and a first-order high-pass at the lower edge.
+fn band_limit(y: &mut Vec<f32>, sample_rate: u32, (low, high): (f32, f32)) -> Result<(), AudioError> {
+    let narrow = (2.0 * high).round() as u32;
+    if narrow < sample_rate {
+        let n = y.len();
+        let mut back = resample(&resample(y, sample_rate, narrow)?, narrow, sample_rate)?;
+        back.resize(n, 0.0);
+        *y = back;
+    }
+    let rc = 1.0 / (2.0 * std::f32::consts::PI * low);
+    let dt = 1.0 / sample_rate as f32;
+    let alpha = rc / (rc + dt);
+    let (mut prev_x, mut prev_y) = (0f32, 0f32);
+    for v in y.iter_mut() {
+        let out = alpha * (prev_y + *v - prev_x);
+        prev_x = *v;
+        prev_y = out;
+        *v = out;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(freq: f32, n: usize, sr: u32) -> Vec<f32> {
+        (0..n).map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin()).collect()
+    }
+
+    fn rms(y: &[f32]) -> f32 {
+        (y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn copies_are_seeded_by_clip_and_copy() {
+        let spec = AudioAugment {
+            copies: 2,
+            seed: 3,
+            speeds: vec![0.9, 1.0, 1.1],
+            gain_db: Some([-6.0, 6.0]),
+            snr_db: Some([10.0, 30.0]),
+            telephone: 0.5,
+        };
+        let y = tone(220.0, 22_050, 22_050);
+        let a = augmented_copy(&y, 22_050, &spec, "clip", 1).unwrap();
+        assert_eq!(a, augmented_copy(&y, 22_050, &spec, "clip", 1).unwrap(), "the same copy twice");
+        assert_ne!(a.0, augmented_copy(&y, 22_050, &spec, "clip", 2).unwrap().0);
+        assert_ne!(a.0, augmented_copy(&y, 22_050, &spec, "other", 1).unwrap().0);
+        assert!(a.1.contains("speed=") && a.1.contains("gain=") && a.1.contains("snr="), "{}", a.1);
+    }
+
+    #[test]
+    fn speed_changes_the_length_and_telephone_removes_high_frequencies() {
+        let sr = 22_050;
+        let only = |speeds: Vec<f32>, telephone: f32| AudioAugment {
+            copies: 1,
+            seed: 1,
+            speeds,
+            gain_db: None,
+            snr_db: None,
+            telephone,
+        };
+        let y = tone(220.0, sr as usize, sr);
+        let (fast, what) = augmented_copy(&y, sr, &only(vec![1.1], 0.0), "c", 1).unwrap();
+        assert_eq!(what, "speed=1.1");
+        assert!((fast.len() as f32 - sr as f32 / 1.1).abs() < 2.0, "{} samples", fast.len());
+        let high = tone(6000.0, sr as usize, sr);
+        let (phone, what) = augmented_copy(&high, sr, &only(Vec::new(), 1.0), "c", 1).unwrap();
+        assert_eq!(what, "telephone");
+        assert!(rms(&phone) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&phone), rms(&high));
+        let (mid, _) = augmented_copy(&tone(1000.0, sr as usize, sr), sr, &only(Vec::new(), 1.0), "c", 1).unwrap();
+        assert!(rms(&mid) > 0.8 * 0.3 / 2f32.sqrt(), "1 kHz is in the band: {}", rms(&mid));
+    }
+}
