@@ -20,6 +20,11 @@ CONF := $(PIPELINES)/$(P)
 RAW_demo := $(DATA)/raw/demo
 RAW := $(or $(RAW_$(P)),$(DATA)/raw/ravdess)
 RAW_DEP := $(if $(RAW_$(P)),$(RAW)/.done)
+# MANIFEST=corpus.csv (path,label,speaker[,split]) extracts your own corpus with its own labels
+# instead of the folder of RAW: make eval P=<name> MANIFEST=...
+MANIFEST ?=
+SOURCE := $(if $(MANIFEST),--manifest $(MANIFEST),--in $(RAW))
+SOURCE_DEP := $(if $(MANIFEST),$(MANIFEST),$(RAW_DEP))
 FEAT_DIR := $(DATA)/features/$(P)
 FEAT := $(FEAT_DIR)/features.parquet
 SPLITS := $(FEAT_DIR)/splits.parquet
@@ -43,9 +48,11 @@ ifneq ($(K),)
 FOLDS := $(shell seq 0 $$(($(K) - 1)))
 MODELS := $(foreach f,$(FOLDS),$(OUT)/folds/$(f)/model/model.json)
 PREDS := $(foreach f,$(FOLDS),$(OUT)/folds/$(f)/predictions/predictions.parquet)
+ONNX := $(foreach f,$(FOLDS),$(OUT)/folds/$(f)/model.onnx)
 else
 MODELS := $(MODEL)/model.json
 PREDS := $(PRED)
+ONNX := $(OUT)/model.onnx
 endif
 
 ifeq ($(filter $(SCHEDULER),local slurm),)
@@ -53,7 +60,7 @@ $(error SCHEDULER=$(SCHEDULER): use local or slurm)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: help build test test-cargo test-pipeline test-slurm demo ravdess features split tune tuned train predict eval infer data clean bench bench-features bench-train bench-infer
+.PHONY: help build test test-cargo test-pipeline test-slurm demo ravdess features split tune tuned train predict eval infer onnx data clean clean-all bench bench-features bench-train bench-infer
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -101,15 +108,15 @@ data: ## RAVDESS into data/raw/ravdess: RAVDESS_DIR (a folder), RAVDESS_ARCHIVE 
 	DATA=$(DATA) scripts/fetch-ravdess
 
 features: $(FEAT) ## extract the feature table of pipeline P (SCHEDULER=slurm SHARDS=n: as an array job)
-$(FEAT): $(CONF)/features.yaml $(BIN)/ser-features $(RAW_DEP)
-	@test -d $(RAW) || { echo "$(RAW) is missing: run make data (see README)"; exit 1; }
+$(FEAT): $(CONF)/features.yaml $(BIN)/ser-features $(SOURCE_DEP)
+	@test -n "$(MANIFEST)" || test -d $(RAW) || { echo "$(RAW) is missing: run make data (see README), or give MANIFEST=corpus.csv"; exit 1; }
 ifeq ($(SCHEDULER),slurm)
 	scripts/slurm-array --name features-$(P) --shards $(SHARDS) --cpus $(CPUS_PER_TASK) --logs $(FEAT_DIR)/slurm \
 	  --done '$(FEAT_DIR)/parts/part-{i}-of-$(SHARDS).parquet' --after '$^' \
-	  --task '$(BIN)/ser-features extract --quiet --config $< --in $(RAW) --shard env --out $(FEAT_DIR)/parts/part-$$SLURM_ARRAY_TASK_ID-of-$(SHARDS).parquet' \
+	  --task '$(BIN)/ser-features extract --quiet --config $< $(SOURCE) --shard env --out $(FEAT_DIR)/parts/part-$$SLURM_ARRAY_TASK_ID-of-$(SHARDS).parquet' \
 	  --merge '$(BIN)/ser-features merge --out $@ $(FEAT_DIR)/parts/part-*-of-$(SHARDS).parquet'
 else
-	$(BIN)/ser-features extract --config $< --in $(RAW) --out $@
+	$(BIN)/ser-features extract --config $< $(SOURCE) --out $@
 endif
 
 split: $(SPLITS) ## assign clips to train/val/test
@@ -154,6 +161,13 @@ infer: $(BIN)/ser-infer ## emotions for new audio: make infer P=ravdess IN="clip
 	@test -f $(MODEL)/model.json || { echo "$(MODEL) has no checkpoint: run make train P=$(P) first"; exit 2; }
 	$(BIN)/ser-infer --config $(CONF)/infer.yaml predict --checkpoint $(MODEL) $(IN)
 
+onnx: $(ONNX) ## the checkpoint as one ONNX model (opset 17): raw features in, probabilities out (each fold's)
+$(OUT)/model.onnx: $(MODEL)/model.json $(BIN)/ser-model
+	$(BIN)/ser-model export --checkpoint $(MODEL) --out $@
+
+$(OUT)/folds/%/model.onnx: $(OUT)/folds/%/model/model.json $(BIN)/ser-model
+	$(BIN)/ser-model export --checkpoint $(<D) --out $@
+
 $(OUT)/folds/%/model/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D)
 
@@ -178,5 +192,9 @@ bench-infer: ## one clip end to end vs the reference, batch throughput, stream r
 bench-train: ## seconds per training epoch, ser vs Keras reference, and 1-clip forward latency
 	$(CARGO) bench -p ser-model --bench epoch
 
-clean: ## remove generated features and artifacts (keeps data/raw, except the synthetic corpus)
+clean: ## remove pipeline P's features and artifacts (and, for demo, its synthetic corpus); nothing else
+	rm -rf $(FEAT_DIR) $(OUT) $(RAW_DEP:%/.done=%)
+
+clean-all: ## remove every pipeline's features and artifacts, benchmarks and the synthetic corpus (keeps data/raw)
+	@echo "removing $(DATA)/features, $(ARTIFACTS)/*/ and $(DATA)/raw/demo"
 	rm -rf $(DATA)/features $(ARTIFACTS)/*/ $(DATA)/raw/demo

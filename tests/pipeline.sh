@@ -2,10 +2,15 @@
 # Make-level tests of the pipeline on a small copy of the demo pipeline, in a temporary folder:
 #   1. re-run rules: what a change to each params file, or a rebuilt binary, re-runs (make -n),
 #      and that a real re-run after a model.yaml edit leaves the feature table untouched
+#   1a. make onnx exports the demo's checkpoint and a RAVDESS-recipe one; onnx.checker and
+#      onnxruntime accept them and match ser-model predict; the README's ONNX example runs
 #   2. two runs from clean give byte-identical metrics.json, feature table and weights (CPU)
 #   3. a feature table written by Python (pyarrow, tests/python_features.py) replaces feature
 #      extraction, and split, train, predict and eval run on it
-#   4. make data: an offline download stops with advice; a damaged download is refused
+#   4. a manifest with three labels of its own (make MANIFEST=...) trains, predicts, reports and
+#      serves with them
+#   5. make data: an offline download stops with advice; a damaged download is refused
+#   6. make clean P=demo removes the demo's outputs alone; make clean-all removes every pipeline's
 # PROFILE picks the binaries (default test-release, which `make test-cargo` has built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +56,29 @@ for f in pipelines/*/infer.yaml; do
     "target/$PROFILE/ser-infer" --config "$f" predict --checkpoint "$W/artifacts/demo/model" "$clip" >/dev/null 2>"$W/infer.err" \
         && pass "$f is a valid infer.yaml" || fail "$f: $(cat "$W/infer.err")"
 done
+
+echo "== ONNX export"
+PY=${SER_PYTHON:-python3}
+mk onnx >"$W/onnx.log" 2>&1 && [ -s "$W/artifacts/demo/model.onnx" ] && pass "make onnx wrote artifacts/demo/model.onnx" \
+    || { cat "$W/onnx.log"; fail "make onnx"; }
+if "$PY" -c 'import onnx, onnxruntime, pyarrow, numpy' 2>/dev/null; then
+    "$PY" tests/onnx_check.py "$W/artifacts/demo/model.onnx" "$FEAT" "$W/artifacts/demo/predictions/predictions.parquet" \
+        --readme README.md --ser-features "target/$PROFILE/ser-features" --audio-root "$W/data/raw/demo" \
+        || fail "the demo's ONNX model in onnx.checker and onnxruntime, and the README's example"
+    # The current RAVDESS recipe's network (ravdess-emobox's model.yaml), one epoch on the demo.
+    mkdir -p "$W/pipelines/recipe"
+    cp "$C"/*.yaml "$W/pipelines/recipe/"
+    sed -e 's/^max_epochs: .*/max_epochs: 1/' pipelines/ravdess-emobox/model.yaml >"$W/pipelines/recipe/model.yaml"
+    ln -sfn "$W/data/raw/demo" "$W/data/raw/ravdess" # a pipeline other than demo reads data/raw/ravdess
+    mk P=recipe predict onnx >"$W/recipe.log" 2>&1 || { tail -n 20 "$W/recipe.log"; fail "make predict onnx P=recipe"; }
+    "$PY" tests/onnx_check.py "$W/artifacts/recipe/model.onnx" "$W/data/features/recipe/features.parquet" \
+        "$W/artifacts/recipe/predictions/predictions.parquet" \
+        || fail "the RAVDESS recipe's ONNX model in onnx.checker and onnxruntime"
+elif [ -n "${SER_REQUIRE_PYTHON:-}" ]; then
+    fail "SER_REQUIRE_PYTHON is set but $PY lacks onnx/onnxruntime/pyarrow/numpy"
+else
+    echo "SKIPPED: the ONNX interop test needs $PY with onnx, onnxruntime, pyarrow and numpy"
+fi
 
 echo "== re-run rules"
 expect_run "nothing changed" ""
@@ -98,7 +126,6 @@ for f in metrics.json features.parquet model.safetensors predictions.parquet; do
 done
 
 echo "== a feature stage written in Python"
-PY=${SER_PYTHON:-python3}
 if "$PY" -c 'import numpy, pyarrow' 2>/dev/null; then
     mk clean >/dev/null
     mk "$W/data/raw/demo/.done" >/dev/null 2>&1
@@ -129,6 +156,45 @@ n_runs=$(grep -o 'folds/[0-9]/predictions/predictions.parquet' "$W/artifacts/kfo
 [ "$n_models" = 4 ] && [ "$n_runs" = 4 ] && pass "4 folds trained, predicted and reported (per fold and pooled)" \
     || fail "k-fold: $n_models checkpoints, $n_runs fold predictions in summary.json, expected 4 and 4"
 
+echo "== labels of your own, end to end"
+# A manifest gives three made-up labels to part of the synthetic corpus; make extracts, splits,
+# trains, predicts and reports on them, and predict and the service answer with them.
+mkdir -p "$W/pipelines/own"
+cp "$C"/*.yaml "$W/pipelines/own/"
+M=$W/own/corpus.csv
+mkdir -p "$W/own"
+{
+    echo "path,label,speaker"
+    find "$W/data/raw/demo" -name '*.wav' | sort | while read -r f; do
+        actor=$(basename "$(dirname "$f")"); code=$(basename "$f" | cut -d- -f3)
+        case $code in 05) label=frustrated ;; 03) label=excited ;; 04) label=bored ;; *) continue ;; esac
+        echo "$f,$label,${actor#Actor_}"
+    done
+} >"$M"
+mk P=own MANIFEST="$M" eval >"$W/own.log" 2>&1 || { tail -n 30 "$W/own.log"; fail "make eval P=own MANIFEST=..."; }
+OWN=$W/artifacts/own
+if grep -q '"labels": *\[ *"bored", *"excited", *"frustrated" *\]' <(tr -d '\n' <"$OWN/model/model.json") 2>/dev/null; then
+    pass "the checkpoint carries the manifest's labels [bored, excited, frustrated]"
+else
+    fail "the checkpoint's labels are not the manifest's: $(grep -o '"labels": *\[[^]]*\]' "$OWN/model/model.json" | head -c 300)"
+fi
+report=$OWN/eval/report.md
+[ -s "$report" ] && grep -q frustrated "$report" && grep -q excited "$report" && grep -q bored "$report" \
+    && ! grep -qiE '\b(angry|calm|fearful|surprised|disgust)\b' "$report" \
+    && pass "the report is on bored, excited and frustrated alone" || fail "the report's classes are not the manifest's"
+clip=$(grep ',frustrated,07$' "$M" | cut -d, -f1 | sed -n 1p)
+out=$("target/$PROFILE/ser-infer" predict --checkpoint "$OWN/model" --format jsonl "$clip" 2>&1) \
+    && grep -qE '"label":"(bored|excited|frustrated)"' <<<"$out" && grep -q '"p_bored"\|"bored":' <<<"$out" \
+    && pass "ser-infer predict answers in the manifest's labels" || fail "ser-infer predict: $out"
+"target/$PROFILE/ser-infer" serve --checkpoint "$OWN/model" --addr 127.0.0.1:0 >"$W/serve.out" 2>"$W/serve.err" &
+serve_pid=$!
+for _ in $(seq 50); do grep -q '^http://' "$W/serve.out" && break; sleep 0.2; done
+addr=$(sed -n 's|^http://||p' "$W/serve.out" | sed -n 1p)
+model=$(exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}" && printf 'GET /v1/model HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 && cat <&3) || true
+kill -TERM "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null || true
+grep -q '"labels":\["bored","excited","frustrated"\]' <<<"$model" \
+    && pass "/v1/model shows the manifest's labels" || fail "/v1/model: ${model:0:300} $(cat "$W/serve.err")"
+
 echo "== make data"
 out=$(make -s --no-print-directory data DATA="$W/fetch" RAVDESS_URL=http://127.0.0.1:9/none.zip 2>&1) && fail "make data offline succeeded" \
     || { grep -q "RAVDESS_ARCHIVE=" <<<"$out" && pass "make data offline stops and says what to do" || fail "make data offline: no advice: $out"; }
@@ -146,6 +212,18 @@ if (cd "$W/zip" && "$PY" -c 'import shutil; shutil.make_archive("../good", "zip"
 else
     echo "SKIPPED: the good-download check needs $PY (to write a zip) and unzip"
 fi
+
+echo "== make clean removes one pipeline's outputs"
+mkdir -p "$W/artifacts/other/model" "$W/data/features/other"
+touch "$W/artifacts/other/model/model.json" "$W/data/features/other/features.parquet"
+mk clean >/dev/null 2>&1 || fail "make clean P=demo"
+[ ! -e "$W/artifacts/demo" ] && [ ! -e "$W/data/features/demo" ] && [ ! -e "$W/data/raw/demo" ] \
+    && pass "make clean P=demo removed the demo's features, artifacts and corpus" || fail "make clean P=demo left demo outputs"
+[ -e "$W/artifacts/other/model/model.json" ] && [ -e "$W/data/features/other/features.parquet" ] \
+    && pass "make clean P=demo kept another pipeline's model and features" || fail "make clean P=demo removed another pipeline's outputs"
+mk clean-all >/dev/null 2>&1 || fail "make clean-all"
+[ ! -e "$W/artifacts/other" ] && [ ! -e "$W/data/features" ] && pass "make clean-all removed every pipeline's outputs" \
+    || fail "make clean-all left outputs"
 
 if [ $failures -gt 0 ]; then echo "tests/pipeline.sh: $failures FAILED"; exit 1; fi
 echo "tests/pipeline.sh: all passed"

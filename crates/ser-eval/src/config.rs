@@ -17,12 +17,33 @@ pub struct EvalConfig {
     pub seed: u64,
     /// How many of the most frequent confusions the report names.
     pub top_confusions: usize,
+    /// `all`: score the predictions as they are (a true label outside the model's classes is an
+    /// error). `shared`: score another corpus's labels on the classes the model and the labels
+    /// share, the argmax restricted to them; the other labels' clips and the model's other
+    /// classes are left out, and the report says which.
+    #[serde(default, skip_serializing_if = "ClassSet::is_all")]
+    pub classes: ClassSet,
+}
+
+/// Which classes an evaluation scores (`classes` in eval.yaml).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassSet {
+    #[default]
+    All,
+    Shared,
+}
+
+impl ClassSet {
+    pub fn is_all(&self) -> bool {
+        *self == ClassSet::All
+    }
 }
 
 impl EvalConfig {
     /// The values `pipelines/*/eval.yaml` ship with.
     pub fn reference() -> Self {
-        EvalConfig { bootstrap_resamples: 1000, confidence: 0.95, seed: 42, top_confusions: 10 }
+        EvalConfig { bootstrap_resamples: 1000, confidence: 0.95, seed: 42, top_confusions: 10, classes: ClassSet::All }
     }
 
     pub fn from_yaml(path: &Path, text: &str) -> Result<Self> {

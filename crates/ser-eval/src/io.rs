@@ -6,14 +6,15 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::config::ClassSet;
 use crate::history::{History, parse_history};
 use crate::predictions::{PredictionTable, parse_predictions};
 use crate::{Error, Result};
 
 /// Reads a predictions file ([`parse_predictions`]).
-pub fn read_predictions(path: &Path) -> Result<PredictionTable> {
+pub fn read_predictions(path: &Path, class_set: ClassSet) -> Result<PredictionTable> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    parse_predictions(path, bytes::Bytes::from(bytes))
+    parse_predictions(path, bytes::Bytes::from(bytes), class_set)
 }
 
 /// Reads a checkpoint's `history.csv` ([`parse_history`]).

@@ -16,7 +16,7 @@ pub mod report;
 
 use std::path::{Path, PathBuf};
 
-pub use config::EvalConfig;
+pub use config::{ClassSet, EvalConfig};
 pub use io::read_predictions;
 pub use metrics::{Metrics, evaluate};
 pub use predictions::PredictionTable;

@@ -9,7 +9,9 @@ use arrow::array::{Array, ArrayRef, Float64Array, RecordBatchReader, StringArray
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
 
+use crate::config::ClassSet;
 use crate::{DEFAULT_LABELS, Error, Result};
 
 pub const COL_CLIP_ID: &str = "clip_id";
@@ -32,6 +34,9 @@ pub struct PredictionTable {
     pub probabilities: Option<Vec<Vec<f64>>>,
     /// Rows left out because their label was null.
     pub n_unlabelled: usize,
+    /// With [`ClassSet::Shared`], the true labels outside `classes` and their rows' count (the
+    /// rows are left out).
+    pub foreign_labels: BTreeMap<String, usize>,
     /// The file's key-value metadata (provenance written by the predicting stage).
     pub metadata: BTreeMap<String, String>,
 }
@@ -63,7 +68,9 @@ fn floats(path: &Path, column: &ArrayRef, name: &str) -> Result<Vec<Option<f64>>
 
 /// Parses a predictions file's bytes (read by [`crate::io::read_predictions`]); every problem is
 /// an error that names the file (and row).
-pub fn parse_predictions(path: &Path, bytes: bytes::Bytes) -> Result<PredictionTable> {
+/// With [`ClassSet::Shared`], a true label outside the classes leaves its row out (counted in
+/// `foreign_labels`) instead of being an error.
+pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: ClassSet) -> Result<PredictionTable> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| Error::file(path, format!("not a readable Parquet file: {e}")))?;
     let metadata: BTreeMap<String, String> = builder
@@ -133,6 +140,7 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes) -> Result<PredictionT
         predicted: Vec::new(),
         probabilities: (!prob_columns.is_empty()).then(Vec::new),
         n_unlabelled: 0,
+        foreign_labels: BTreeMap::new(),
         metadata,
     };
     for row in 0..ids.len() {
@@ -144,6 +152,10 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes) -> Result<PredictionT
         let pred = predicted[row]
             .as_deref()
             .ok_or_else(|| Error::file(path, format!("row {row} (clip_id {id}): predicted is null")))?;
+        if class_set == ClassSet::Shared && !classes.contains(label) {
+            *table.foreign_labels.entry(label.clone()).or_default() += 1;
+            continue;
+        }
         table.truth.push(index(row, &id, COL_LABEL, label)?);
         table.predicted.push(index(row, &id, COL_PREDICTED, pred)?);
         if let Some(rows) = table.probabilities.as_mut() {
@@ -176,4 +188,71 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes) -> Result<PredictionT
         tracing::warn!("{}: {} rows without a true label are left out", path.display(), table.n_unlabelled);
     }
     Ok(table)
+}
+
+/// What [`restrict_to_shared`] kept and left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedClasses {
+    /// The classes scored: the model's classes that appear among the true labels.
+    pub kept: Vec<String>,
+    /// The model's classes no true label has.
+    pub dropped_classes: Vec<String>,
+    /// True labels the model does not know, with their clips' count (left out).
+    pub dropped_labels: BTreeMap<String, usize>,
+}
+
+/// The tables scored on the classes the model and the labels share: probabilities restricted
+/// to those classes and renormalised, the prediction their argmax. Needs the `p_<class>`
+/// columns.
+pub fn restrict_to_shared(tables: Vec<PredictionTable>) -> Result<(Vec<PredictionTable>, SharedClasses)> {
+    let classes = tables[0].classes.clone();
+    let mut present = vec![false; classes.len()];
+    let mut dropped_labels: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &tables {
+        if t.classes != classes {
+            return Err(Error::file(&t.path, "its classes differ from the first file's; score one model at a time"));
+        }
+        t.truth.iter().for_each(|&c| present[c] = true);
+        for (label, n) in &t.foreign_labels {
+            *dropped_labels.entry(label.clone()).or_default() += n;
+        }
+    }
+    let kept: Vec<usize> = (0..classes.len()).filter(|&c| present[c]).collect();
+    if kept.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no true label is one of the model's classes [{}]: nothing to score (labels found: {})",
+            classes.join(", "),
+            dropped_labels.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let mut remap = vec![usize::MAX; classes.len()];
+    for (new, &old) in kept.iter().enumerate() {
+        remap[old] = new;
+    }
+    let mut out = Vec::with_capacity(tables.len());
+    for mut t in tables {
+        let probabilities = t.probabilities.take().ok_or_else(|| {
+            Error::file(&t.path, "scoring on shared classes needs the p_<class> columns to restrict the argmax")
+        })?;
+        let restricted: Vec<Vec<f64>> = probabilities
+            .iter()
+            .map(|p| {
+                let sum: f64 = kept.iter().map(|&c| p[c]).sum();
+                kept.iter().map(|&c| if sum > 0.0 { p[c] / sum } else { 1.0 / kept.len() as f64 }).collect()
+            })
+            .collect();
+        t.predicted = restricted
+            .iter()
+            .map(|p| p.iter().enumerate().fold(0, |best, (i, v)| if *v > p[best] { i } else { best }))
+            .collect();
+        t.truth = t.truth.iter().map(|&c| remap[c]).collect();
+        t.probabilities = Some(restricted);
+        t.classes = kept.iter().map(|&c| classes[c].clone()).collect();
+        out.push(t);
+    }
+    let dropped_classes = (0..classes.len()).filter(|c| !present[*c]).map(|c| classes[c].clone()).collect();
+    Ok((
+        out,
+        SharedClasses { kept: kept.iter().map(|&c| classes[c].clone()).collect(), dropped_classes, dropped_labels },
+    ))
 }

@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Serialize;
 
+use crate::config::ClassSet;
 use crate::history::History;
 use crate::io::{read_history, read_json, read_predictions, sha256_file, write_atomic, write_json};
 use crate::metrics::{Metrics, Spread, evaluate, spread};
 use crate::plot::{confusion_picture, curves_picture, ensure_font};
-use crate::predictions::PredictionTable;
+use crate::predictions::{PredictionTable, SharedClasses, restrict_to_shared};
 use crate::{Error, EvalConfig, Result};
 
 /// What one evaluation reads.
@@ -66,6 +67,9 @@ pub struct MetricsFile {
     pub runs: Vec<RunMetrics>,
     /// Mean, standard deviation, min and max over `runs`, when there are several.
     pub across_runs: Option<BTreeMap<String, Spread>>,
+    /// With `classes: shared`, what was kept and left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_classes: Option<SharedClasses>,
     pub provenance: Provenance,
 }
 
@@ -175,7 +179,7 @@ pub fn metrics_file(
         model_json,
         history: history.map(|p| p.display().to_string()),
     };
-    Ok(MetricsFile { metrics, runs, across_runs, provenance })
+    Ok(MetricsFile { metrics, runs, across_runs, shared_classes: None, provenance })
 }
 
 /// `confusion.csv`: rows = true class, columns = predicted class, counts.
@@ -314,6 +318,18 @@ fn blocks(file: &MetricsFile, pictures: Vec<Block>, config: &EvalConfig) -> Vec<
             m.classes_evaluated.len(),
             m.labels.len(),
             absent.join(", ")
+        );
+    }
+    if let Some(shared) = &file.shared_classes {
+        let dropped: Vec<String> = shared.dropped_labels.iter().map(|(l, n)| format!("{l} ({n} clips)")).collect();
+        let _ = write!(
+            intro,
+            " Scored on the {} classes the model and the true labels share ({}), the prediction the most probable of them; \
+             left out: the model's classes {} and the labels {}.",
+            shared.kept.len(),
+            shared.kept.join(", "),
+            if shared.dropped_classes.is_empty() { "none".to_string() } else { shared.dropped_classes.join(", ") },
+            if dropped.is_empty() { "none".to_string() } else { dropped.join(", ") }
         );
     }
     out.push(Block::Paragraph(intro));
@@ -480,13 +496,22 @@ pub fn run_eval(inputs: &EvalInputs, config: &EvalConfig, out_dir: &Path) -> Res
     let mut tables = Vec::new();
     let mut hashes = Vec::new();
     for path in &inputs.predictions {
-        tables.push(read_predictions(path)?);
+        tables.push(read_predictions(path, config.classes)?);
         hashes.push(sha256_file(path)?);
         tracing::info!("{}: {} clips", path.display(), tables.last().map_or(0, |t| t.len()));
     }
     let model_json = inputs.model_json.as_deref().map(read_json).transpose()?;
     let history: Option<History> = inputs.history.as_deref().map(read_history).transpose()?;
-    let file = metrics_file(&tables, &hashes, config, model_json, inputs.history.as_deref())?;
+    let (tables, shared) = match config.classes {
+        ClassSet::All => (tables, None),
+        ClassSet::Shared => {
+            let (tables, shared) = restrict_to_shared(tables)?;
+            tracing::info!("scored on the shared classes {:?}; left out {:?}", shared.kept, shared.dropped_labels);
+            (tables, Some(shared))
+        }
+    };
+    let mut file = metrics_file(&tables, &hashes, config, model_json, inputs.history.as_deref())?;
+    file.shared_classes = shared;
     let m = &file.metrics;
 
     let mut written = Vec::new();

@@ -1,19 +1,29 @@
-//! Decoding WAV bytes to mono f32 samples, and resampling. Pure functions of values: the caller
-//! reads the file ([`crate::io::read_audio_file`]) and wraps any [`AudioError`] with its path.
+//! Decoding audio to mono f32 samples (symphonia: the format is found from the bytes), resampling,
+//! and writing 16-bit WAV. Functions of values: the caller reads the file
+//! ([`crate::io::read_audio_file`]) and wraps any [`AudioError`] with its path.
 
 use std::io::Cursor;
 
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
+use symphonia::core::codecs::audio::{AudioDecoder as AudioDecoderTrait, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
 
 /// Why a piece of audio cannot be used. Says what is wrong, never where: callers add the path.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AudioError {
     #[error("empty file")]
     Empty,
-    #[error("not a RIFF/WAVE file ({0}); convert it to WAV, e.g. `ffmpeg -i in.ext out.wav`")]
-    NotWav(String),
-    #[error("unsupported WAV encoding: {0}; use PCM 8/16/24/32-bit or 32-bit float")]
+    #[error(
+        "not an audio file this build decodes ({0}); it reads WAV, AIFF, FLAC, MP3, Ogg Vorbis, AAC in MP4/M4A and CAF \
+         whatever the file is called; convert other formats, e.g. `ffmpeg -i in.ext out.wav`"
+    )]
+    NotAudio(String),
+    #[error("unsupported encoding: {0}; convert it, e.g. `ffmpeg -i in.ext -c:a pcm_s16le out.wav`")]
     Unsupported(String),
     #[error("truncated data: header announces {expected} samples, file holds {got}")]
     Truncated { expected: u64, got: u64 },
@@ -29,6 +39,8 @@ pub enum AudioError {
     TooLong { seconds: f64, max_seconds: f32 },
     #[error("resampling {from} Hz -> {to} Hz failed: {message}")]
     Resample { from: u32, to: u32, message: String },
+    #[error("reading the audio: {0}")]
+    Read(String),
 }
 
 /// The sample rates audio may come in, in Hz.
@@ -54,108 +66,139 @@ impl Audio {
     }
 }
 
-/// Decodes a WAV file held in memory: PCM 8/16/24/32-bit or 32-bit float, any channel count
-/// (averaged to mono, as librosa does), any sample rate. Integer samples are scaled to [-1, 1)
-/// exactly as libsndfile does (divide by 2^(bits-1)).
-///
-/// `max_duration_s` is checked from the header, before any sample is decoded.
-pub fn decode_wav(bytes: &[u8], max_duration_s: f32) -> Result<Audio, AudioError> {
+/// An audio stream being decoded (symphonia): any container and codec it knows, detected from
+/// the bytes, never from a file name. [`AudioDecoder::next_chunk`] gives the samples as they are
+/// decoded, averaged to mono as librosa does; integers are scaled to [-1, 1) as libsndfile does
+/// (divide by 2^(bits-1)).
+pub struct AudioDecoder<'s> {
+    format: Box<dyn FormatReader + 's>,
+    decoder: Box<dyn AudioDecoderTrait>,
+    track_id: u32,
+    pub sample_rate: u32,
+    pub n_channels: u16,
+    /// Frames the container announces, when it does.
+    pub n_frames: Option<u64>,
+    frames_read: u64,
+    interleaved: Vec<f32>,
+}
+
+impl<'s> AudioDecoder<'s> {
+    /// Opens a stream: finds its format and first audio track, and checks its sample rate.
+    pub fn open(source: Box<dyn MediaSource + 's>) -> Result<AudioDecoder<'s>, AudioError> {
+        let stream = MediaSourceStream::new(source, Default::default());
+        let format = symphonia::default::get_probe()
+            .probe(&Hint::new(), stream, FormatOptions::default(), MetadataOptions::default())
+            .map_err(|e| match e {
+                SymphoniaError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    AudioError::NotAudio("it ends before any known header does".into())
+                }
+                other => AudioError::NotAudio(other.to_string()),
+            })?;
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or_else(|| AudioError::NotAudio("it holds no audio track".into()))?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or_else(|| AudioError::NotAudio("its track has no audio parameters".into()))?;
+        let sample_rate = params.sample_rate.ok_or_else(|| AudioError::Unsupported("no sample rate".into()))?;
+        check_sample_rate(sample_rate)?;
+        let n_channels = params.channels.as_ref().map_or(0, |c| c.count()) as u16;
+        if n_channels == 0 {
+            return Err(AudioError::Unsupported("zero channels".into()));
+        }
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(params, &AudioDecoderOptions::default())
+            .map_err(|e| AudioError::Unsupported(e.to_string()))?;
+        let (track_id, n_frames) = (track.id, track.num_frames);
+        Ok(AudioDecoder {
+            format,
+            decoder,
+            track_id,
+            sample_rate,
+            n_channels,
+            n_frames,
+            frames_read: 0,
+            interleaved: Vec::new(),
+        })
+    }
+
+    pub fn seconds(&self, frames: u64) -> f64 {
+        frames as f64 / self.sample_rate as f64
+    }
+
+    /// The next decoded mono samples, or `None` at the end of the stream. A container that
+    /// announced more frames than it held is [`AudioError::Truncated`].
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<f32>>, AudioError> {
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(Some(packet)) => packet,
+                // The end, or data that stops early: the frame count says which.
+                Ok(None) | Err(SymphoniaError::ResetRequired) => return self.end(),
+                Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return self.end(),
+                Err(e) => return Err(AudioError::Read(e.to_string())),
+            };
+            if packet.track_id != self.track_id {
+                continue;
+            }
+            let buffer = match self.decoder.decode(&packet) {
+                Ok(buffer) => buffer,
+                // A damaged packet is skipped, as players do; the frame count catches a gap.
+                Err(SymphoniaError::DecodeError(_)) => continue,
+                Err(e) => return Err(AudioError::Read(e.to_string())),
+            };
+            let channels = buffer.spec().channels().count().max(1);
+            self.interleaved.resize(buffer.samples_interleaved(), 0.0);
+            buffer.copy_to_slice_interleaved(&mut self.interleaved[..]);
+            let mono = downmix(&self.interleaved, channels);
+            if let Some(i) = mono.iter().position(|s| !s.is_finite()) {
+                return Err(AudioError::NonFinite { frame: self.frames_read as usize + i });
+            }
+            self.frames_read += mono.len() as u64;
+            if !mono.is_empty() {
+                return Ok(Some(mono));
+            }
+        }
+    }
+
+    fn end(&self) -> Result<Option<Vec<f32>>, AudioError> {
+        match self.n_frames {
+            Some(expected) if self.frames_read < expected => Err(AudioError::Truncated {
+                expected: expected * self.n_channels as u64,
+                got: self.frames_read * self.n_channels as u64,
+            }),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Decodes an audio file held in memory ([`AudioDecoder`]: WAV (PCM 8-32 bit, float 32/64,
+/// A-law, mu-law, extensible), AIFF/AIFF-C, FLAC, MP3, Ogg Vorbis, AAC in MP4/M4A, CAF), any
+/// channel count and sample rate. `max_duration_s` is checked from the header before any
+/// sample is decoded when the container announces its length, and while decoding otherwise.
+pub fn decode_audio(bytes: &[u8], max_duration_s: f32) -> Result<Audio, AudioError> {
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
-    if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
-        let what = match bytes.get(0..4) {
-            Some(b"fLaC") => "FLAC".to_string(),
-            Some(b"OggS") => "Ogg".to_string(),
-            Some([b'I', b'D', b'3', _]) => "MP3".to_string(),
-            Some(b"RIFX") => "big-endian RIFX".to_string(),
-            _ => "no RIFF/WAVE header".to_string(),
-        };
-        return Err(AudioError::NotWav(what));
+    let mut decoder = AudioDecoder::open(Box::new(Cursor::new(bytes.to_vec())))?;
+    let too_long = |seconds: f64| AudioError::TooLong { seconds, max_seconds: max_duration_s };
+    if let Some(n) = decoder.n_frames
+        && decoder.seconds(n) > max_duration_s as f64
+    {
+        return Err(too_long(decoder.seconds(n)));
     }
-    let reader = hound::WavReader::new(Cursor::new(bytes)).map_err(hound_error)?;
-    let spec = reader.spec();
-    check_sample_rate(spec.sample_rate)?;
-    let n_channels = spec.channels as usize;
-    if n_channels == 0 {
-        return Err(AudioError::Unsupported("zero channels".into()));
+    let mut samples = Vec::with_capacity(decoder.n_frames.unwrap_or(0).min(1 << 28) as usize);
+    while let Some(chunk) = decoder.next_chunk()? {
+        samples.extend_from_slice(&chunk);
+        if decoder.seconds(samples.len() as u64) > max_duration_s as f64 {
+            return Err(too_long(decoder.seconds(samples.len() as u64)));
+        }
     }
-    let n_samples = reader.len() as u64;
-    let seconds = (n_samples / n_channels as u64) as f64 / spec.sample_rate as f64;
-    if seconds > max_duration_s as f64 {
-        return Err(AudioError::TooLong { seconds, max_seconds: max_duration_s });
-    }
-    let interleaved = read_samples(reader, spec, n_samples)?;
-    if interleaved.len() < n_channels {
+    if samples.is_empty() {
         return Err(AudioError::NoSamples);
     }
-    let samples = downmix(&interleaved, n_channels);
-    if let Some(frame) = samples.iter().position(|s| !s.is_finite()) {
-        return Err(AudioError::NonFinite { frame });
-    }
-    Ok(Audio { samples, sample_rate: spec.sample_rate, n_channels: spec.channels })
-}
-
-fn hound_error(err: hound::Error) -> AudioError {
-    match err {
-        hound::Error::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            AudioError::NotWav("header ends early".into())
-        }
-        hound::Error::IoError(e) => AudioError::NotWav(e.to_string()),
-        hound::Error::FormatError(msg) => AudioError::NotWav(msg.to_string()),
-        hound::Error::Unsupported => AudioError::Unsupported("format not handled by the decoder".into()),
-        hound::Error::TooWide => AudioError::Unsupported("samples wider than 32 bits".into()),
-        hound::Error::InvalidSampleFormat => AudioError::Unsupported("invalid sample format".into()),
-        other => AudioError::NotWav(other.to_string()),
-    }
-}
-
-fn read_samples(
-    reader: hound::WavReader<Cursor<&[u8]>>,
-    spec: hound::WavSpec,
-    n_samples: u64,
-) -> Result<Vec<f32>, AudioError> {
-    let truncated = |got: usize| AudioError::Truncated { expected: n_samples, got: got as u64 };
-    match (spec.sample_format, spec.bits_per_sample) {
-        // Fast path for the common case: little-endian i16 straight from the data chunk.
-        (hound::SampleFormat::Int, 16) if (spec.bits_per_sample as usize).div_ceil(8) == 2 => {
-            let cursor = reader.into_inner();
-            let start = cursor.position() as usize;
-            let data = &cursor.get_ref()[start.min(cursor.get_ref().len())..];
-            let wanted = n_samples as usize;
-            let available = data.len() / 2;
-            if available < wanted {
-                return Err(truncated(available));
-            }
-            Ok(data[..wanted * 2].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0).collect())
-        }
-        (hound::SampleFormat::Int, bits @ 1..=32) => {
-            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
-            let mut reader = reader;
-            let mut out = Vec::with_capacity(n_samples.min(1 << 28) as usize);
-            for sample in reader.samples::<i32>() {
-                match sample {
-                    Ok(v) => out.push((v as f64 * scale) as f32),
-                    Err(hound::Error::IoError(_)) => return Err(truncated(out.len())),
-                    Err(e) => return Err(hound_error(e)),
-                }
-            }
-            Ok(out)
-        }
-        (hound::SampleFormat::Float, 32) => {
-            let mut reader = reader;
-            let mut out = Vec::with_capacity(n_samples.min(1 << 28) as usize);
-            for sample in reader.samples::<f32>() {
-                match sample {
-                    Ok(v) => out.push(v),
-                    Err(hound::Error::IoError(_)) => return Err(truncated(out.len())),
-                    Err(e) => return Err(hound_error(e)),
-                }
-            }
-            Ok(out)
-        }
-        (format, bits) => Err(AudioError::Unsupported(format!("{format:?} with {bits} bits per sample"))),
-    }
+    Ok(Audio { samples, sample_rate: decoder.sample_rate, n_channels: decoder.n_channels })
 }
 
 /// Averages interleaved channels to mono. A trailing partial frame is dropped.
@@ -234,7 +277,7 @@ pub fn load_for_analysis(
     n_fft: usize,
     max_duration_s: f32,
 ) -> Result<(Audio, Vec<f32>), AudioError> {
-    let audio = decode_wav(bytes, max_duration_s)?;
+    let audio = decode_audio(bytes, max_duration_s)?;
     let min_seconds = n_fft as f64 / sample_rate as f64;
     if audio.duration_s() < min_seconds {
         return Err(AudioError::TooShort { seconds: audio.duration_s(), min_seconds });
@@ -243,8 +286,8 @@ pub fn load_for_analysis(
     Ok((audio, resampled))
 }
 
-/// Encodes mono f32 samples as a 16-bit PCM WAV file in memory (used by the synthetic corpus
-/// and by tests).
+/// Encodes mono f32 samples as a 16-bit PCM WAV file in memory (hound: the synthetic corpus and
+/// tests write WAV; decoding is symphonia's).
 pub fn encode_wav_i16(samples: &[f32], sample_rate: u32) -> Vec<u8> {
     let spec =
         hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };

@@ -55,6 +55,15 @@ pub struct FeaturesConfig {
     /// Augmented training copies of every clip (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment: Option<AudioAugment>,
+    /// The label set, in class order. Absent: the corpus convention's eight emotions, or a
+    /// manifest's own labels in sorted order, after `label_map`. A clip whose label is not in the
+    /// set is left out (counted as excluded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// Corpus labels renamed (`calm: neutral`) or dropped (`boredom: null`) before the label set
+    /// applies.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub label_map: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// Augmented copies of each clip, written as extra rows of the feature table (clip id
@@ -162,6 +171,8 @@ impl FeaturesConfig {
             loudness_dbfs: None,
             max_duration_s: 600.0,
             augment: None,
+            labels: None,
+            label_map: Default::default(),
         }
     }
 
@@ -217,6 +228,17 @@ impl FeaturesConfig {
         if !(self.max_duration_s.is_finite() && self.max_duration_s > 0.0) {
             return fail(format!("max_duration_s: {} must be positive", self.max_duration_s));
         }
+        if let Some(labels) = &self.labels {
+            if labels.is_empty() || labels.iter().any(|l| l.trim().is_empty()) {
+                return fail("labels: give a non-empty list of non-empty labels, or drop the key".into());
+            }
+            if let Some(l) = labels.iter().enumerate().find(|(i, l)| labels[..*i].contains(l)).map(|(_, l)| l) {
+                return fail(format!("labels: `{l}` is listed twice"));
+            }
+            if let Some(target) = self.label_map.values().flatten().find(|t| !labels.contains(t)) {
+                return fail(format!("label_map: `{target}` is not in labels [{}]", labels.join(", ")));
+            }
+        }
         if let Some(augment) = &self.augment {
             augment.validate()?;
             if augment.telephone > 0.0 && self.sample_rate as f32 <= 2.0 * crate::augment::TELEPHONE_BAND_HZ.1 {
@@ -251,9 +273,13 @@ impl FeaturesConfig {
         serde_json::to_string(self).expect("FeaturesConfig serialises")
     }
 
-    /// sha256 of the canonical JSON: two tables with the same hash hold comparable features.
+    /// sha256 of the canonical JSON of what computes a clip's features (the config without
+    /// `labels`, `label_map` and `augment`): two tables with the same hash hold comparable
+    /// features, so a checkpoint predicts any corpus extracted with its hash, whatever its labels.
     pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.to_json().as_bytes()))
+        let features_only =
+            FeaturesConfig { labels: None, label_map: Default::default(), augment: None, ..self.clone() };
+        hex::encode(Sha256::digest(features_only.to_json().as_bytes()))
     }
 }
 
@@ -273,6 +299,10 @@ pub enum SplitConfig {
     /// `folds[i]` and validates on `val_speakers` speakers drawn, by `seed`, from the speakers
     /// no fold of it tests, so validation never sees a test speaker.
     SpeakerFolds { folds: Vec<Vec<String>>, val_speakers: usize, seed: u64 },
+    /// Whole corpora held out for test (`test_corpora`, by the table's `corpus` column), and
+    /// `val_speakers` speakers of the other corpora, drawn by `seed`, for validation: the
+    /// cross-corpus protocol.
+    Corpus { test_corpora: Vec<String>, val_speakers: usize, seed: u64 },
     /// The `split` column of a manifest CSV (`path,label,speaker,split`), matched by file stem.
     Manifest { manifest: std::path::PathBuf },
 }
@@ -319,6 +349,14 @@ impl SplitConfig {
                 }
                 if *val_speakers == 0 {
                     return fail("val_speakers: each fold needs at least one validation speaker".into());
+                }
+            }
+            SplitConfig::Corpus { test_corpora, val_speakers, .. } => {
+                if test_corpora.is_empty() {
+                    return fail("test_corpora: name at least one corpus to hold out".into());
+                }
+                if *val_speakers == 0 {
+                    return fail("val_speakers: validation needs at least one speaker".into());
                 }
             }
             SplitConfig::Manifest { .. } => {}

@@ -1,7 +1,7 @@
 //! The feature stage proper: find the clips, read their labels, compute their features in
 //! parallel and stream them into a feature table, rejecting bad files with a reason.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -9,9 +9,10 @@ use sha2::{Digest, Sha256};
 
 use crate::audio::{AudioError, load_for_analysis};
 use crate::augment::augmented_copy;
-use crate::dsp::Analyzer;
+use crate::config::FeaturesConfig;
+use crate::dsp::{Analyzer, FeatureMatrix};
 use crate::io::{self, FeatureTableWriter, Reject};
-use crate::labels::{ClipMeta, Corpus, NameError, parse_name};
+use crate::labels::{ClipMeta, Corpus, NameError, label_set, map_label, parse_name};
 use crate::table::FeatureRow;
 use crate::{Error, Result};
 
@@ -43,8 +44,10 @@ pub struct Discovery {
     pub clips: Vec<ClipInput>,
     /// Files whose names could not be read: rejects.
     pub rejects: Vec<Reject>,
-    /// Files deliberately left out (song, video, classes outside the vocabulary), by reason.
+    /// Files deliberately left out (song, video, labels outside the label set), by reason.
     pub excluded: BTreeMap<String, usize>,
+    /// The table's label set, in class order ([`crate::labels::label_set`]).
+    pub labels: Vec<String>,
 }
 
 /// `i/n`: this process extracts only the clips whose id hashes to `i` modulo `n`.
@@ -136,12 +139,13 @@ fn table_path(root: &Path, path: &Path) -> String {
     rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
-/// Finds the clips of a source and reads their labels. Sorted by table path.
-pub fn discover(source: &Source) -> Result<Discovery> {
+/// Finds the clips of a source and reads their labels, renamed or dropped by `label_map`; clips
+/// whose label is outside the label set are excluded. Sorted by table path.
+pub fn discover(source: &Source, config: &FeaturesConfig) -> Result<Discovery> {
     let mut discovery = Discovery::default();
     match source {
         Source::Folder { root, corpus } => {
-            for path in io::find_wav_files(root)? {
+            for path in io::find_audio_files(root)? {
                 let table_path = table_path(root, &path);
                 match parse_name(*corpus, &path) {
                     Ok(meta) => discovery.clips.push(ClipInput { path, table_path, corpus: *corpus, meta }),
@@ -168,6 +172,30 @@ pub fn discover(source: &Source) -> Result<Discovery> {
             }
         }
     }
+    // Labels after label_map, then the label set.
+    let mut clips = Vec::with_capacity(discovery.clips.len());
+    for mut clip in std::mem::take(&mut discovery.clips) {
+        if let Some(label) = clip.meta.label.take() {
+            match map_label(config, &label) {
+                Some(mapped) => clip.meta.label = Some(mapped),
+                None => {
+                    *discovery.excluded.entry(format!("label `{label}` dropped by label_map")).or_default() += 1;
+                    continue;
+                }
+            }
+        }
+        clips.push(clip);
+    }
+    let manifest = matches!(source, Source::Manifest { .. });
+    discovery.labels = label_set(config, manifest.then(|| clips.iter().filter_map(|c| c.meta.label.as_deref())));
+    for clip in clips {
+        match &clip.meta.label {
+            Some(label) if !discovery.labels.contains(label) => {
+                *discovery.excluded.entry(format!("label `{label}` is not in the label set")).or_default() += 1;
+            }
+            _ => discovery.clips.push(clip),
+        }
+    }
     discovery.clips.sort_by(|a, b| a.table_path.cmp(&b.table_path));
     // Clip ids key every later file: a duplicate would silently merge two clips.
     let mut seen = HashSet::new();
@@ -185,6 +213,20 @@ pub fn discover(source: &Source) -> Result<Discovery> {
     rejects.sort_by(|a, b| a.path.cmp(&b.path));
     discovery.rejects = rejects;
     Ok(discovery)
+}
+
+/// The features of one file's bytes, exactly as a feature-table row holds them (the input of a
+/// checkpoint or its ONNX export, before standardisation). Pure: the caller reads the file.
+pub fn file_features(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<FeatureMatrix, AudioError> {
+    let config = analyzer.config();
+    let (audio, samples) = load_for_analysis(bytes, config.sample_rate, analyzer.min_samples(), config.max_duration_s)?;
+    if samples.len() < analyzer.min_samples() {
+        return Err(AudioError::TooShort {
+            seconds: audio.duration_s(),
+            min_seconds: analyzer.min_samples() as f64 / config.sample_rate as f64,
+        });
+    }
+    Ok(analyzer.features(&samples).matrix)
 }
 
 /// The feature rows of one clip from its file bytes: the clip's, then those of its augmented
@@ -283,8 +325,10 @@ pub struct Summary {
 /// Extracts `clips` into the feature table at `out`, streaming in chunks of [`CHUNK_SIZE`].
 /// Bad files become rejects (or, with `strict`, fail the run). Returns the rows' rejects too.
 /// With `part_of`, the table is that shard's part file and records it (see [`merge_tables`]).
+#[allow(clippy::too_many_arguments)]
 pub fn extract_to_table(
     clips: &[ClipInput],
+    labels: &[String],
     analyzer: &Analyzer,
     out: &Path,
     strict: bool,
@@ -293,8 +337,8 @@ pub fn extract_to_table(
 ) -> Result<(Summary, Vec<Reject>)> {
     let config = analyzer.config();
     let mut writer = match part_of {
-        Some(shard) => FeatureTableWriter::create_part(out, config, &shard.tag())?,
-        None => FeatureTableWriter::create(out, config)?,
+        Some(shard) => FeatureTableWriter::create_part(out, config, labels, &shard.tag())?,
+        None => FeatureTableWriter::create(out, config, labels)?,
     };
     let mut rejects = Vec::new();
     let mut summary =
@@ -386,7 +430,20 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
         }
         tags.push((part.clone(), tag));
         if let Some((first_path, first)) = streams.first().map(|(p, s): &(PathBuf, io::FeatureRowStream)| (p, s))
-            && first.config != stream.config
+            && first.labels != stream.labels
+        {
+            return Err(Error::Table {
+                path: part.clone(),
+                message: format!(
+                    "labels [{}] differ from {}'s [{}]; extract every part with one label set (`labels` in features.yaml)",
+                    stream.labels.join(", "),
+                    first_path.display(),
+                    first.labels.join(", ")
+                ),
+            });
+        }
+        if let Some((first_path, first)) = streams.first().map(|(p, s): &(PathBuf, io::FeatureRowStream)| (p, s))
+            && first.config.hash() != stream.config.hash()
         {
             return Err(Error::Table {
                 path: part.clone(),
@@ -400,13 +457,21 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
         }
         streams.push((part.clone(), stream));
     }
-    let Some(config) = streams.first().map(|(_, s)| s.config.clone()) else {
+    let Some((mut config, labels)) = streams.first().map(|(_, s)| (s.config.clone(), s.labels.clone())) else {
         return Err(Error::Config("merge: no part files given".into()));
     };
+    // Corpora extracted with their own `label_map` (or augmentation) into one label set merge;
+    // the merged table then records no single map, since no single one made it.
+    if streams.iter().any(|(_, s)| s.config.label_map != config.label_map) {
+        config.label_map.clear();
+    }
+    if streams.iter().any(|(_, s)| s.config.augment != config.augment) {
+        config.augment = None;
+    }
     check_shards_complete(&tags)?;
     let mut heads: Vec<Option<FeatureRow>> = streams.iter_mut().map(|(_, s)| s.next_row()).collect::<Result<_>>()?;
-    let mut writer = FeatureTableWriter::create(out, &config)?;
-    let mut previous: Option<String> = None; // the last clip id written
+    let mut writer = FeatureTableWriter::create(out, &config, &labels)?;
+    let mut seen: HashMap<String, usize> = HashMap::new(); // clip id -> the part it came from
     let mut n = 0;
     // Smallest path first; on equal paths the earlier part (then the duplicate check fails).
     while let Some(i) = (0..heads.len())
@@ -424,10 +489,16 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
                 message: format!("rows are not sorted by path (`{}` after `{}`)", next.path, row.path),
             });
         }
-        if previous.as_deref() == Some(row.clip_id.as_str()) {
-            return Err(Error::Config(format!("merge: clip `{}` appears in more than one part", row.clip_id)));
+        if let Some(&other) = seen.get(&row.clip_id) {
+            return Err(Error::Config(format!(
+                "merge: clip `{}` is in {} and in {}; a clip id (the file name without its extension) must be \
+                 unique in a table: rename the files, or give the clips distinct names in a manifest",
+                row.clip_id,
+                streams[other].0.display(),
+                streams[i].0.display()
+            )));
         }
-        previous = Some(row.clip_id.clone());
+        seen.insert(row.clip_id.clone(), i);
         writer.write(std::iter::once(row))?;
         n += 1;
     }

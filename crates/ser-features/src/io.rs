@@ -16,6 +16,7 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 
 use crate::config::FeaturesConfig;
+use crate::dsp::FeatureMatrix;
 use crate::split::{SplitAssignment, SplitPart};
 use crate::table::{self, FeatureRow, FeatureTable, META_FEATURES_CONFIG, META_N_COEFFS};
 use crate::{Error, Result};
@@ -118,13 +119,19 @@ pub struct FeatureTableWriter {
 }
 
 impl FeatureTableWriter {
-    pub fn create(path: &Path, config: &FeaturesConfig) -> Result<FeatureTableWriter> {
-        FeatureTableWriter::with_schema(path, table::schema(config))
+    /// A table of clips labelled from `labels`.
+    pub fn create(path: &Path, config: &FeaturesConfig, labels: &[String]) -> Result<FeatureTableWriter> {
+        FeatureTableWriter::with_schema(path, table::schema(config, labels))
     }
 
     /// A shard's part table: a feature table whose metadata also names its shard (`i/n`).
-    pub fn create_part(path: &Path, config: &FeaturesConfig, shard: &str) -> Result<FeatureTableWriter> {
-        let schema = table::schema(config);
+    pub fn create_part(
+        path: &Path,
+        config: &FeaturesConfig,
+        labels: &[String],
+        shard: &str,
+    ) -> Result<FeatureTableWriter> {
+        let schema = table::schema(config, labels);
         let mut metadata = schema.metadata().clone();
         metadata.insert(table::META_SHARD.to_string(), shard.to_string());
         FeatureTableWriter::with_schema(path, Arc::new(schema.as_ref().clone().with_metadata(metadata)))
@@ -170,7 +177,7 @@ impl FeatureTableWriter {
 
 /// Writes a whole feature table atomically.
 pub fn write_feature_table(path: &Path, table: &FeatureTable) -> Result<()> {
-    let mut writer = FeatureTableWriter::create(path, &table.config)?;
+    let mut writer = FeatureTableWriter::create(path, &table.config, &table.labels)?;
     writer.write(table.rows.iter().cloned())?;
     writer.finish()?;
     Ok(())
@@ -222,7 +229,7 @@ pub fn read_feature_table(path: &Path) -> Result<FeatureTable> {
     while let Some(row) = stream.next_row()? {
         rows.push(row);
     }
-    Ok(FeatureTable { config: stream.config, n_coeffs: stream.n_coeffs, rows })
+    Ok(FeatureTable { config: stream.config, n_coeffs: stream.n_coeffs, labels: stream.labels, rows })
 }
 
 /// A feature table read one record batch at a time (memory: one batch), each row checked
@@ -231,6 +238,8 @@ pub struct FeatureRowStream {
     path: PathBuf,
     pub config: FeaturesConfig,
     pub n_coeffs: usize,
+    /// The label set (`ser.labels`; the eight emotions for a table that does not say).
+    pub labels: Vec<String>,
     /// The shard (`i/n`) a part table records, if it is one (see `FeatureTableWriter::create_part`).
     pub shard: Option<String>,
     reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
@@ -245,11 +254,19 @@ impl FeatureRowStream {
             ParquetRecordBatchReaderBuilder::try_new(file.into_parts().0).map_err(|e| Error::parquet(path, e))?;
         let metadata = read_metadata(path, builder.schema(), builder.metadata().file_metadata().key_value_metadata());
         let (config, n_coeffs) = config_from_metadata(path, &metadata)?;
+        let labels = match metadata.get(table::META_LABELS) {
+            None => crate::labels::EMOTIONS.iter().map(|s| s.to_string()).collect(),
+            Some(json) => serde_json::from_str::<Vec<String>>(json).map_err(|e| Error::Table {
+                path: path.to_path_buf(),
+                message: format!("`{}` metadata is not a JSON list of labels: {e}", table::META_LABELS),
+            })?,
+        };
         let reader = builder.build().map_err(|e| Error::parquet(path, e))?;
         Ok(FeatureRowStream {
             path: path.to_path_buf(),
             config,
             n_coeffs,
+            labels,
             shard: metadata.get(table::META_SHARD).cloned(),
             reader,
             buffer: Default::default(),
@@ -263,8 +280,8 @@ impl FeatureRowStream {
             let Some(batch) = self.reader.next() else { return Ok(None) };
             let bad = |message: String| Error::Table { path: self.path.clone(), message };
             let batch = batch.map_err(|e| bad(e.to_string()))?;
-            let rows =
-                table::from_record_batch(&batch, self.n_coeffs, self.rows_read).map_err(|e| bad(e.to_string()))?;
+            let rows = table::from_record_batch(&batch, self.n_coeffs, &self.labels, self.rows_read)
+                .map_err(|e| bad(e.to_string()))?;
             if let Some(frames) = self.config.frames
                 && let Some(i) = rows.iter().position(|r| r.n_frames as usize != frames)
             {
@@ -409,35 +426,37 @@ pub fn read_rejects(path: &Path) -> Result<Vec<Reject>> {
     Ok(rejects)
 }
 
-/// Reads an audio file whole, refusing files far larger than `max_duration_s` of any supported
-/// WAV could explain (so a huge file fails before it fills memory). The message names no path:
+/// Reads an audio file whole, refusing files far larger than `max_duration_s` of uncompressed
+/// audio could explain (so a huge file fails before it fills memory). The message names no path:
 /// the caller does.
 pub fn read_audio_file(path: &Path, max_duration_s: f32) -> std::result::Result<Vec<u8>, String> {
     let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if !metadata.is_file() {
         return Err("not a regular file".into());
     }
-    // The highest supported rate x 8 channels x 4 bytes is the most a second of audio can take.
-    let max_bytes = (max_duration_s as f64 * *crate::audio::SAMPLE_RATES.end() as f64 * 8.0 * 4.0) as u64 + (1 << 20);
+    // The highest supported rate x 8 channels x 8 bytes (64-bit float) is the most a second of
+    // audio can take.
+    let max_bytes = (max_duration_s as f64 * *crate::audio::SAMPLE_RATES.end() as f64 * 8.0 * 8.0) as u64 + (1 << 20);
     if metadata.len() > max_bytes {
         return Err(format!(
-            "{} bytes is more than max_duration_s ({max_duration_s} s) of any supported WAV",
+            "{} bytes is more than max_duration_s ({max_duration_s} s) of any supported audio",
             metadata.len()
         ));
     }
     std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
 }
 
-/// Reads and decodes an audio file ([`read_audio_file`], then [`crate::audio::decode_wav`]);
+/// Reads and decodes an audio file ([`read_audio_file`], then [`crate::audio::decode_audio`]);
 /// the error names the file.
 pub fn read_audio(path: &Path, max_duration_s: f32) -> Result<crate::audio::Audio> {
     let bytes =
         read_audio_file(path, max_duration_s).map_err(|reason| Error::Rejected { path: path.to_path_buf(), reason })?;
-    crate::audio::decode_wav(&bytes, max_duration_s).map_err(|source| Error::Audio { path: path.to_path_buf(), source })
+    crate::audio::decode_audio(&bytes, max_duration_s)
+        .map_err(|source| Error::Audio { path: path.to_path_buf(), source })
 }
 
-/// Files named on a command line: files as they are, directories searched for `.wav` files
-/// ([`find_wav_files`]), and glob patterns (`'calls/*.wav'`) expanded; in that order, each
+/// Files named on a command line: files as they are, directories searched for audio files
+/// ([`find_audio_files`]), and glob patterns (`'calls/*.wav'`) expanded; in that order, each
 /// directory's and pattern's files sorted. A name that is none of these is kept, so that the
 /// caller reports it with the other inputs' results; a pattern that matches nothing is an error.
 pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
@@ -445,9 +464,9 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
     for input in inputs {
         let path = Path::new(input);
         if path.is_dir() {
-            let found = find_wav_files(path)?;
+            let found = find_audio_files(path)?;
             if found.is_empty() {
-                tracing::warn!("{}: no .wav files", path.display());
+                tracing::warn!("{}: no audio files ({})", path.display(), AUDIO_EXTENSIONS.join(", "));
             }
             out.extend(found);
         } else if path.exists() || !input.contains(['*', '?', '[']) {
@@ -465,8 +484,13 @@ pub fn expand_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Every `.wav` file under `root` (case-insensitive extension, symlinks followed), sorted.
-pub fn find_wav_files(root: &Path) -> Result<Vec<PathBuf>> {
+/// File extensions taken for audio when a folder is searched (any case). The decoder finds the
+/// format from the bytes; the extension only picks the files.
+pub const AUDIO_EXTENSIONS: [&str; 13] =
+    ["wav", "wave", "flac", "mp3", "ogg", "oga", "m4a", "mp4", "aac", "aif", "aiff", "aifc", "caf"];
+
+/// Every audio file ([`AUDIO_EXTENSIONS`]) under `root` (symlinks followed), sorted.
+pub fn find_audio_files(root: &Path) -> Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -476,7 +500,11 @@ pub fn find_wav_files(root: &Path) -> Result<Vec<PathBuf>> {
             let file_type = fs::metadata(&path)?.file_type();
             if file_type.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("wav")) {
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| AUDIO_EXTENSIONS.iter().any(|a| a.eq_ignore_ascii_case(e)))
+            {
                 found.push(path);
             }
         }
@@ -496,8 +524,9 @@ pub struct ManifestRow {
     pub split: Option<String>,
 }
 
-/// Reads a manifest CSV. Paths are relative to the manifest's folder unless absolute. Labels must
-/// be in the vocabulary; an empty label means unknown.
+/// Reads a manifest CSV. Paths are relative to the manifest's folder unless absolute. Labels are
+/// the corpus's own (the label set comes from them, or from `labels` in features.yaml); an empty
+/// label means unknown.
 pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
     let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_path(path).map_err(|e| Error::csv(path, e))?;
     let mut rows = Vec::new();
@@ -509,18 +538,6 @@ pub fn read_manifest(path: &Path) -> Result<Vec<ManifestRow>> {
         })?;
         if row.label.as_deref() == Some("") {
             row.label = None;
-        }
-        if let Some(label) = &row.label
-            && crate::labels::emotion_index(label).is_none()
-        {
-            return Err(Error::Table {
-                path: path.to_path_buf(),
-                message: format!(
-                    "line {row_number} ({}): label `{label}` is not one of {}",
-                    row.path,
-                    crate::labels::EMOTIONS.join(", ")
-                ),
-            });
         }
         rows.push(row);
     }
@@ -541,4 +558,29 @@ pub fn read_manifest_splits(path: &Path) -> Result<BTreeMap<String, SplitPart>> 
         parts.insert(stem, part);
     }
     Ok(parts)
+}
+
+/// Writes one clip's features (frames x coefficients, row-major) as a float32 `.npy` array of
+/// shape `(frames, coeffs)`, atomically.
+pub fn write_features_npy(path: &Path, features: &FeatureMatrix) -> Result<()> {
+    use npyz::WriterBuilder;
+    let mut bytes = Vec::new();
+    let shape = [features.n_frames as u64, features.n_coeffs as u64];
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut bytes)
+        .begin_nd()
+        .map_err(|e| Error::io(path, e))?;
+    writer.extend(features.values.iter().copied()).map_err(|e| Error::io(path, e))?;
+    writer.finish().map_err(|e| Error::io(path, e))?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes one clip's features as JSON, `{"frames", "coeffs", "features": [[...], ...]}` (one
+/// list per frame), atomically.
+pub fn write_features_json(path: &Path, features: &FeatureMatrix) -> Result<()> {
+    let rows: Vec<&[f32]> = (0..features.n_frames).map(|t| features.frame(t)).collect();
+    let json = serde_json::json!({"frames": features.n_frames, "coeffs": features.n_coeffs, "features": rows});
+    write_atomic(path, format!("{json}\n").as_bytes())
 }

@@ -1,13 +1,45 @@
-//! The 8-class emotion vocabulary and the file-name conventions of the corpora we read.
+//! The corpora's file-name conventions, the eight emotions they are labelled with by default, and
+//! a table's label set (`labels` and `label_map` in features.yaml).
 
 use std::path::Path;
 
-/// The label vocabulary, in class-index order. Checkpoints store this list; index = class id.
+/// The eight emotions the corpus conventions label clips with, in class order: the default label
+/// set of a table (RAVDESS keeps all eight).
 pub const EMOTIONS: [&str; 8] = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"];
 
-/// Class index of a label in [`EMOTIONS`].
-pub fn emotion_index(label: &str) -> Option<usize> {
-    EMOTIONS.iter().position(|e| *e == label)
+/// A corpus label after `label_map`: renamed, kept, or `None` when the map drops it.
+pub fn map_label(config: &crate::FeaturesConfig, label: &str) -> Option<String> {
+    match config.label_map.get(label) {
+        Some(target) => target.clone(),
+        None => Some(label.to_string()),
+    }
+}
+
+/// A table's label set, in class order: `labels` when features.yaml gives it; else, for a
+/// manifest, its labels (after `label_map`) sorted; else the eight emotions after `label_map`
+/// (renamed ones in their first place, dropped ones left out).
+pub fn label_set<'a>(
+    config: &crate::FeaturesConfig,
+    manifest_labels: Option<impl Iterator<Item = &'a str>>,
+) -> Vec<String> {
+    if let Some(labels) = &config.labels {
+        return labels.clone();
+    }
+    let mut out: Vec<String> = Vec::new();
+    match manifest_labels {
+        Some(found) => {
+            let set: std::collections::BTreeSet<String> = found.filter_map(|l| map_label(config, l)).collect();
+            out.extend(set);
+        }
+        None => {
+            for l in EMOTIONS.iter().filter_map(|e| map_label(config, e)) {
+                if !out.contains(&l) {
+                    out.push(l);
+                }
+            }
+        }
+    }
+    out
 }
 
 /// The corpora whose file names carry labels.
@@ -41,7 +73,8 @@ impl Corpus {
 pub struct ClipMeta {
     /// The file stem, unique within a corpus.
     pub clip_id: String,
-    /// One of [`EMOTIONS`], or `None` when unknown.
+    /// The corpus's label (one of [`EMOTIONS`] for the conventions, EmoDB's `boredom` aside), or
+    /// `None` when unknown.
     pub label: Option<String>,
     pub speaker: String,
     /// "female", "male", or `None`.
@@ -155,8 +188,8 @@ pub fn parse_tess(stem: &str) -> Result<ClipMeta, NameError> {
     })
 }
 
-/// Berlin EmoDB: `03a01Fa` = speaker 03, text a01, emotion letter F, version a.
-/// Boredom (L) has no class in the vocabulary and is excluded.
+/// Berlin EmoDB: `03a01Fa` = speaker 03, text a01, emotion letter F, version a. Boredom (L) is
+/// labelled `boredom`, outside the eight emotions: give it a place in `labels` to keep it.
 pub fn parse_emodb(stem: &str) -> Result<ClipMeta, NameError> {
     let bad = || NameError::Unparsable { corpus: "EmoDB", expected: "SStttEv.wav, e.g. 03a01Fa.wav" };
     let bytes = stem.as_bytes();
@@ -173,7 +206,7 @@ pub fn parse_emodb(stem: &str) -> Result<ClipMeta, NameError> {
         "F" => "happy",
         "T" => "sad",
         "N" => "neutral",
-        "L" => return Err(NameError::Excluded("EmoDB boredom (L) is not in the 8-class vocabulary".into())),
+        "L" => "boredom",
         _ => return Err(bad()),
     };
     // EmoDB speakers: 03, 10, 11, 12, 15 male; 08, 09, 13, 14, 16 female.

@@ -20,6 +20,7 @@ Examples:
   ser-features synth --out data/raw/demo --speakers 8 --seed 7
   ser-features extract --config pipelines/ravdess/features.yaml --in data/raw/ravdess --out data/features/ravdess/features.parquet
   ser-features split --config pipelines/ravdess/split.yaml --features data/features/ravdess/features.parquet --out data/features/ravdess/splits.parquet
+  ser-features features --config pipelines/ravdess/features.yaml clip.wav --out clip.npy
 
 Exit status: 0 success, 1 failure, 2 usage error.";
 
@@ -55,11 +56,27 @@ enum Command {
     Synth(SynthArgs),
     /// Join shard part tables (from `extract --shard`) into one table.
     Merge(MergeArgs),
+    /// Write the features of one audio file (as a feature table holds them, the input of a
+    /// checkpoint or its ONNX export) to .npy or .json.
+    Features(FeaturesArgs),
     /// Print a summary of a feature table as JSON.
     Inspect {
         /// The feature table.
         table: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct FeaturesArgs {
+    /// The feature config: a features.yaml, or its JSON (a checkpoint's `features_config`, an
+    /// ONNX export's `ser.features_config`).
+    #[arg(long)]
+    config: PathBuf,
+    /// The audio file (any supported format).
+    input: PathBuf,
+    /// Where to write: `.npy` (float32, frames x coeffs) or `.json`.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Split(args) => run_split(args),
         Command::Synth(args) => run_synth(args, quiet),
         Command::Merge(args) => run_merge(args),
+        Command::Features(args) => run_features(args),
         Command::Inspect { table } => run_inspect(&table),
     }
 }
@@ -251,7 +269,7 @@ fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
         _ => unreachable!("clap requires exactly one of --in and --manifest"),
     };
     let started = Instant::now();
-    let mut discovery = extract::discover(&source).context("finding clips")?;
+    let mut discovery = extract::discover(&source, &config).context("finding clips")?;
     for (reason, count) in &discovery.excluded {
         tracing::info!("excluded {count} files: {reason}");
     }
@@ -276,8 +294,10 @@ fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
     tracing::info!("extracting {} clips on {} threads", clips.len(), rayon::current_num_threads());
     let analyzer = dsp::Analyzer::new(&config);
     let reporter = BarReporter::new("clips", quiet);
-    let (summary, mut rejects) = extract::extract_to_table(&clips, &analyzer, &args.out, args.strict, shard, &reporter)
-        .with_context(|| format!("extracting features to {}", args.out.display()))?;
+    tracing::info!("labels: {}", discovery.labels.join(", "));
+    let (summary, mut rejects) =
+        extract::extract_to_table(&clips, &discovery.labels, &analyzer, &args.out, args.strict, shard, &reporter)
+            .with_context(|| format!("extracting features to {}", args.out.display()))?;
     rejects.extend(discovery.rejects);
     rejects.sort_by(|a, b| a.path.cmp(&b.path));
     let rejects_path = extract::rejects_path(&args.out);
@@ -311,7 +331,7 @@ fn run_split(args: SplitArgs) -> anyhow::Result<()> {
         .rows
         .iter()
         .filter(|r| r.source_clip_id.is_none())
-        .map(|r| ClipKey { clip_id: &r.clip_id, speaker: &r.speaker, label: r.label.as_deref() })
+        .map(|r| ClipKey { clip_id: &r.clip_id, corpus: &r.corpus, speaker: &r.speaker, label: r.label.as_deref() })
         .collect();
     let manifest_parts = match &config {
         ser_features::SplitConfig::Manifest { manifest } => Some(io::read_manifest_splits(manifest)?),
@@ -359,6 +379,21 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
     let rows = extract::merge_tables(&args.parts, &args.out).context("merging part tables")?;
     let rejects = io::read_rejects(&extract::rejects_path(&args.out))?;
     println!("{}", serde_json::json!({"output": args.out, "rows": rows, "rejects": rejects.len()}));
+    Ok(())
+}
+
+fn run_features(args: FeaturesArgs) -> anyhow::Result<()> {
+    let config = ser_features::read_features_config(&args.config)?;
+    let analyzer = dsp::Analyzer::new(&config);
+    let bytes = io::read_audio_file(&args.input, config.max_duration_s)
+        .map_err(|reason| anyhow::anyhow!("{}: {reason}", args.input.display()))?;
+    let features = extract::file_features(&bytes, &analyzer).with_context(|| args.input.display().to_string())?;
+    match args.out.extension().and_then(|e| e.to_str()) {
+        Some("npy") => io::write_features_npy(&args.out, &features)?,
+        Some("json") => io::write_features_json(&args.out, &features)?,
+        _ => bail!("--out {}: give a .npy or .json file", args.out.display()),
+    }
+    println!("{}", serde_json::json!({"output": args.out, "frames": features.n_frames, "coeffs": features.n_coeffs}));
     Ok(())
 }
 

@@ -75,8 +75,55 @@ impl SplitAssignment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClipKey<'a> {
     pub clip_id: &'a str,
+    /// The corpus the clip came from (the table's `corpus` column; may be empty).
+    pub corpus: &'a str,
     pub speaker: &'a str,
     pub label: Option<&'a str>,
+}
+
+/// The name a split config uses for each clip's speaker: the speaker alone in a table of one
+/// corpus, `corpus/speaker` in a table of several (two corpora may both have a speaker `03`).
+pub fn speaker_names(clips: &[ClipKey]) -> Vec<String> {
+    let corpora: BTreeSet<&str> = clips.iter().map(|c| c.corpus).collect();
+    clips
+        .iter()
+        .map(|c| if corpora.len() > 1 { format!("{}/{}", c.corpus, c.speaker) } else { c.speaker.to_string() })
+        .collect()
+}
+
+/// Train / val / test of every clip, by its speaker's membership of `test` and `val`.
+fn by_speaker(
+    clips: &[ClipKey],
+    speakers: &[String],
+    fold: u32,
+    test: &BTreeSet<&str>,
+    val: &BTreeSet<&str>,
+) -> impl Iterator<Item = SplitRow> {
+    clips.iter().zip(speakers).map(move |(c, s)| {
+        let part = if test.contains(s.as_str()) {
+            SplitPart::Test
+        } else if val.contains(s.as_str()) {
+            SplitPart::Val
+        } else {
+            SplitPart::Train
+        };
+        SplitRow { clip_id: c.clip_id.to_string(), fold, part }
+    })
+}
+
+/// An error unless every name is one of the table's speakers.
+fn check_speakers<'a>(
+    setting: &str,
+    names: impl IntoIterator<Item = &'a String>,
+    known: &BTreeSet<&str>,
+) -> Result<()> {
+    match names.into_iter().find(|s| !known.contains(s.as_str())) {
+        Some(s) => Err(Error::Config(format!(
+            "{setting}: speaker `{s}` is not in the feature table (speakers: {})",
+            known.iter().copied().collect::<Vec<_>>().join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Assigns every clip a part, for each fold. Deterministic in (clips, config).
@@ -88,6 +135,8 @@ pub fn make_splits(
     manifest_parts: Option<&BTreeMap<String, SplitPart>>,
 ) -> Result<SplitAssignment> {
     config.validate()?;
+    let speakers = speaker_names(clips);
+    let known: BTreeSet<&str> = speakers.iter().map(String::as_str).collect();
     let mut rows = Vec::with_capacity(clips.len());
     let n_folds = match config {
         SplitConfig::Random { test_fraction, val_fraction, seed } => {
@@ -120,93 +169,64 @@ pub fn make_splits(
             1
         }
         SplitConfig::Speaker { test_speakers, val_speakers } => {
-            let known: BTreeSet<&str> = clips.iter().map(|c| c.speaker).collect();
-            for s in test_speakers.iter().chain(val_speakers) {
-                if !known.contains(s.as_str()) {
-                    return Err(Error::Config(format!(
-                        "speaker `{s}` is not in the feature table (speakers: {})",
-                        known.iter().copied().collect::<Vec<_>>().join(", ")
-                    )));
-                }
-            }
-            for c in clips {
-                let part = if test_speakers.iter().any(|s| s == c.speaker) {
-                    SplitPart::Test
-                } else if val_speakers.iter().any(|s| s == c.speaker) {
-                    SplitPart::Val
-                } else {
-                    SplitPart::Train
-                };
-                rows.push(SplitRow { clip_id: c.clip_id.to_string(), fold: 0, part });
-            }
+            check_speakers("test_speakers", test_speakers, &known)?;
+            check_speakers("val_speakers", val_speakers, &known)?;
+            let test = test_speakers.iter().map(String::as_str).collect();
+            let val = val_speakers.iter().map(String::as_str).collect();
+            rows.extend(by_speaker(clips, &speakers, 0, &test, &val));
             1
         }
         SplitConfig::SpeakerKfold { k, val_speakers, seed } => {
-            let mut speakers: Vec<&str> =
-                clips.iter().map(|c| c.speaker).collect::<BTreeSet<_>>().into_iter().collect();
-            if speakers.len() < *k {
-                return Err(Error::Config(format!("k: {k} folds but only {} speakers", speakers.len())));
+            let mut order: Vec<&str> = known.iter().copied().collect();
+            if order.len() < *k {
+                return Err(Error::Config(format!("k: {k} folds but only {} speakers", order.len())));
             }
-            if speakers.len() - speakers.len().div_ceil(*k) <= *val_speakers {
+            if order.len() - order.len().div_ceil(*k) <= *val_speakers {
                 return Err(Error::Config(format!(
                     "val_speakers: {val_speakers} leaves no training speaker with {} speakers in {k} folds",
-                    speakers.len()
+                    order.len()
                 )));
             }
-            speakers.shuffle(&mut ChaCha8Rng::seed_from_u64(*seed));
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(*seed));
             // Fold f tests on speakers f, f+k, f+2k, ... of the shuffled order, and validates on
             // the first `val_speakers` of the speakers that follow it.
             for fold in 0..*k {
-                let test: BTreeSet<&str> = speakers.iter().skip(fold).step_by(*k).copied().collect();
-                let val: BTreeSet<&str> = (1..speakers.len())
-                    .map(|offset| speakers[(fold + offset) % speakers.len()])
+                let test: BTreeSet<&str> = order.iter().skip(fold).step_by(*k).copied().collect();
+                let val: BTreeSet<&str> = (1..order.len())
+                    .map(|offset| order[(fold + offset) % order.len()])
                     .filter(|s| !test.contains(s))
                     .take(*val_speakers)
                     .collect();
-                for c in clips {
-                    let part = if test.contains(c.speaker) {
-                        SplitPart::Test
-                    } else if val.contains(c.speaker) {
-                        SplitPart::Val
-                    } else {
-                        SplitPart::Train
-                    };
-                    rows.push(SplitRow { clip_id: c.clip_id.to_string(), fold: fold as u32, part });
-                }
+                rows.extend(by_speaker(clips, &speakers, fold as u32, &test, &val));
             }
             *k as u32
         }
         SplitConfig::SpeakerFolds { folds, val_speakers, seed } => {
-            let known: BTreeSet<&str> = clips.iter().map(|c| c.speaker).collect();
-            if let Some(s) = folds.iter().flatten().find(|s| !known.contains(s.as_str())) {
-                return Err(Error::Config(format!(
-                    "folds: speaker `{s}` is not in the feature table (speakers: {})",
-                    known.iter().copied().collect::<Vec<_>>().join(", ")
-                )));
-            }
+            check_speakers("folds", folds.iter().flatten(), &known)?;
             for (fold, test_speakers) in folds.iter().enumerate() {
                 let test: BTreeSet<&str> = test_speakers.iter().map(String::as_str).collect();
-                let mut rest: Vec<&str> = known.iter().copied().filter(|s| !test.contains(s)).collect();
-                if rest.len() <= *val_speakers {
-                    return Err(Error::Config(format!(
-                        "val_speakers: {val_speakers} leaves no training speaker in fold {fold} ({} speakers besides its test speakers)",
-                        rest.len()
-                    )));
-                }
-                rest.shuffle(&mut ChaCha8Rng::seed_from_u64(seed.wrapping_add(fold as u64)));
-                let val: BTreeSet<&str> = rest.into_iter().take(*val_speakers).collect();
-                for c in clips {
-                    let part = if test.contains(c.speaker) {
-                        SplitPart::Test
-                    } else if val.contains(c.speaker) {
-                        SplitPart::Val
-                    } else {
-                        SplitPart::Train
-                    };
-                    rows.push(SplitRow { clip_id: c.clip_id.to_string(), fold: fold as u32, part });
-                }
+                let val = draw_val_speakers(&known, &test, *val_speakers, seed.wrapping_add(fold as u64), fold)?;
+                rows.extend(by_speaker(clips, &speakers, fold as u32, &test, &val));
             }
             folds.len() as u32
+        }
+        SplitConfig::Corpus { test_corpora, val_speakers, seed } => {
+            let corpora: BTreeSet<&str> = clips.iter().map(|c| c.corpus).collect();
+            if let Some(c) = test_corpora.iter().find(|c| !corpora.contains(c.as_str())) {
+                return Err(Error::Config(format!(
+                    "test_corpora: corpus `{c}` is not in the feature table (corpora: {})",
+                    corpora.iter().copied().collect::<Vec<_>>().join(", ")
+                )));
+            }
+            let test: BTreeSet<&str> = clips
+                .iter()
+                .zip(&speakers)
+                .filter(|(c, _)| test_corpora.iter().any(|t| t == c.corpus))
+                .map(|(_, s)| s.as_str())
+                .collect();
+            let val = draw_val_speakers(&known, &test, *val_speakers, *seed, 0)?;
+            rows.extend(by_speaker(clips, &speakers, 0, &test, &val));
+            1
         }
         SplitConfig::Manifest { manifest } => {
             let parts = manifest_parts
@@ -226,4 +246,24 @@ pub fn make_splits(
         n_folds,
         rows,
     })
+}
+
+/// `n` validation speakers drawn by `seed` from the speakers not in `test`, leaving at least one
+/// to train on.
+fn draw_val_speakers<'a>(
+    known: &BTreeSet<&'a str>,
+    test: &BTreeSet<&str>,
+    n: usize,
+    seed: u64,
+    fold: usize,
+) -> Result<BTreeSet<&'a str>> {
+    let mut rest: Vec<&str> = known.iter().copied().filter(|s| !test.contains(s)).collect();
+    if rest.len() <= n {
+        return Err(Error::Config(format!(
+            "val_speakers: {n} leaves no training speaker in fold {fold} ({} speakers besides its test speakers)",
+            rest.len()
+        )));
+    }
+    rest.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    Ok(rest.into_iter().take(n).collect())
 }

@@ -13,7 +13,6 @@ use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use crate::config::FeaturesConfig;
-use crate::labels::EMOTIONS;
 
 /// Bumped when a column is renamed, removed or changes meaning.
 pub const FORMAT_VERSION: &str = "1";
@@ -84,18 +83,20 @@ pub struct FeatureRow {
 pub struct FeatureTable {
     pub config: FeaturesConfig,
     pub n_coeffs: usize,
+    /// The label set, in class order (`ser.labels`): every row's label is one of these.
+    pub labels: Vec<String>,
     pub rows: Vec<FeatureRow>,
 }
 
 /// The key-value metadata every feature table carries.
-pub fn metadata(config: &FeaturesConfig) -> BTreeMap<String, String> {
+pub fn metadata(config: &FeaturesConfig, labels: &[String]) -> BTreeMap<String, String> {
     BTreeMap::from([
         (META_FORMAT_VERSION.to_string(), FORMAT_VERSION.to_string()),
         (META_FEATURES_CONFIG.to_string(), config.to_json()),
         (META_FEATURES_CONFIG_HASH.to_string(), config.hash()),
         (META_N_COEFFS.to_string(), config.n_coeffs().to_string()),
         (META_FRAMES.to_string(), config.frames.map_or("variable".to_string(), |n| n.to_string())),
-        (META_LABELS.to_string(), serde_json::to_string(&EMOTIONS).expect("labels serialise")),
+        (META_LABELS.to_string(), serde_json::to_string(labels).expect("labels serialise")),
         (META_WRITER.to_string(), format!("ser-features {}", env!("CARGO_PKG_VERSION"))),
     ])
 }
@@ -105,7 +106,7 @@ fn features_item_field() -> Arc<Field> {
 }
 
 /// The feature table's Arrow schema, metadata included.
-pub fn schema(config: &FeaturesConfig) -> SchemaRef {
+pub fn schema(config: &FeaturesConfig, labels: &[String]) -> SchemaRef {
     let utf8 = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
     let fields = vec![
         utf8(COL_CLIP_ID, false),
@@ -130,7 +131,7 @@ pub fn schema(config: &FeaturesConfig) -> SchemaRef {
         utf8(COL_SOURCE_CLIP_ID, true),
         utf8(COL_AUGMENTATION, true),
     ];
-    Arc::new(Schema::new_with_metadata(fields, metadata(config)))
+    Arc::new(Schema::new_with_metadata(fields, metadata(config, labels)))
 }
 
 /// Rows to one record batch of [`schema`].
@@ -194,7 +195,12 @@ fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str, expected: &str) ->
 /// Record batch to rows, looking columns up by name. `first_row` numbers rows in messages.
 /// Optional columns that are absent read as null, so a table written by another tool needs
 /// only `clip_id`, `speaker`, `label`, `n_frames` and `features`.
-pub fn from_record_batch(batch: &RecordBatch, n_coeffs: usize, first_row: usize) -> Result<Vec<FeatureRow>, RowError> {
+pub fn from_record_batch(
+    batch: &RecordBatch,
+    n_coeffs: usize,
+    labels: &[String],
+    first_row: usize,
+) -> Result<Vec<FeatureRow>, RowError> {
     let clip_id = column::<StringArray>(batch, COL_CLIP_ID, "utf8")?;
     let speaker = column::<StringArray>(batch, COL_SPEAKER, "utf8")?;
     let label = column::<StringArray>(batch, COL_LABEL, "utf8")?;
@@ -251,9 +257,9 @@ pub fn from_record_batch(batch: &RecordBatch, n_coeffs: usize, first_row: usize)
         }
         let label = get(Some(label), i);
         if let Some(l) = &label
-            && !EMOTIONS.contains(&l.as_str())
+            && !labels.contains(l)
         {
-            return Err(fail(format!("label `{l}` is not one of {}", EMOTIONS.join(", "))));
+            return Err(fail(format!("label `{l}` is not one of the table's labels [{}]", labels.join(", "))));
         }
         if !features.is_valid(i) || !n_frames.is_valid(i) {
             return Err(fail("features or n_frames is null".into()));

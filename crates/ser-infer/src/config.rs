@@ -49,6 +49,8 @@ pub struct ServeFileConfig {
     /// null: the number of cores.
     pub max_concurrent: Option<usize>,
     pub timeout_s: f64,
+    /// A request body that has not arrived whole after this many seconds gets 408.
+    pub body_timeout_s: f64,
 }
 
 /// The address `serve` listens on unless told otherwise: loopback only.
@@ -79,6 +81,7 @@ impl Default for ServeFileConfig {
             max_timeline_seconds: d.max_timeline_s,
             max_concurrent: None,
             timeout_s: d.timeout.as_secs_f64(),
+            body_timeout_s: d.body_timeout.as_secs_f64(),
         }
     }
 }

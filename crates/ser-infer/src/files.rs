@@ -1,22 +1,27 @@
 //! Many audio files classified in bounded memory: a chunk of files at a time is read and decoded
-//! in parallel, then classified in one batch. A bad file keeps its error and the rest go on.
+//! in parallel, then all their windows are classified in one batch. A bad file keeps its error
+//! and the rest go on.
 
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::{Classifier, Error, Prediction, Result};
+use crate::timeline::{Recording, Span, TimelineConfig, predict_recordings};
+use crate::{Classifier, Error, Result};
 
 /// Files decoded and classified at once.
 pub const CHUNK: usize = 64;
 
-/// Calls `on_result` for every file, in order, with its emotion or its error (naming the file).
-/// Files longer than `max_duration_s` are refused.
+/// Calls `on_result` for every file, in order, with its answer over `span` (windows and silence
+/// as `config` says) or its error (naming the file). Files longer than `max_duration_s` are
+/// refused.
 pub fn predict_files(
     classifier: &Classifier,
     files: &[PathBuf],
     max_duration_s: f32,
-    mut on_result: impl FnMut(&Path, Result<Prediction>) -> std::io::Result<()>,
+    config: &TimelineConfig,
+    span: Span,
+    mut on_result: impl FnMut(&Path, Result<Recording>) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     for (chunk_idx, chunk) in files.chunks(CHUNK).enumerate() {
         if files.len() > CHUNK {
@@ -27,7 +32,7 @@ pub fn predict_files(
             chunk.par_iter().map(|p| ser_features::io::read_audio(p, max_duration_s).map_err(Error::from)).collect();
         let clips: Vec<(&[f32], u32)> =
             audio.iter().filter_map(|a| a.as_ref().ok()).map(|a| (a.samples.as_slice(), a.sample_rate)).collect();
-        let mut predictions = classifier.predict_many(&clips).into_iter();
+        let mut predictions = predict_recordings(classifier, &clips, config, span).into_iter();
         for (path, audio) in chunk.iter().zip(audio) {
             let result = match audio {
                 Err(e) => Err(e),

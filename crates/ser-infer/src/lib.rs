@@ -22,14 +22,14 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use rayon::prelude::*;
 use ser_features::FeaturesConfig;
-use ser_features::audio::{AudioError, check_sample_rate, decode_wav, resample};
+use ser_features::audio::{AudioError, check_sample_rate, decode_audio, resample};
 use ser_features::dsp::Analyzer;
 use ser_model::checkpoint::ModelJson;
 use ser_model::data::Dataset;
 use ser_model::predict::Checkpoint;
 use serde::Serialize;
 
-pub use timeline::{Segment, TimelineConfig, WindowSettings, timeline};
+pub use timeline::{Recording, Segment, TimelineConfig, WindowSettings, timeline, timeline_many};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -78,7 +78,7 @@ impl Prediction {
         serde_json::json!({"label": self.label, "confidence": self.confidence as f64, "probabilities": probabilities})
     }
 
-    fn from_probabilities(labels: &[String], probabilities: Vec<f32>) -> Prediction {
+    pub(crate) fn from_probabilities(labels: &[String], probabilities: Vec<f32>) -> Prediction {
         let best = ser_model::predict::argmax(&probabilities);
         Prediction { label: labels[best].clone(), confidence: probabilities[best], probabilities }
     }
@@ -167,6 +167,7 @@ impl Classifier {
         let n = features.len();
         let data = Dataset {
             clip_ids: (0..n).map(|i| i.to_string()).collect(),
+            classes: self.labels().to_vec(),
             labels: vec![None; n],
             n_frames: meta.n_frames,
             n_coeffs: meta.n_coeffs,
@@ -184,7 +185,7 @@ impl Classifier {
 
     /// The emotion of a WAV file's bytes (any channels and rate the decoder reads).
     pub fn predict_wav(&self, bytes: &[u8]) -> Result<Prediction> {
-        let audio = decode_wav(bytes, DEFAULT_MAX_DURATION_S)?;
+        let audio = decode_audio(bytes, DEFAULT_MAX_DURATION_S)?;
         self.predict(&audio.samples, audio.sample_rate)
     }
 

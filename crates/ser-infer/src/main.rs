@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ser_infer::config::{Format, InferConfig};
 use ser_infer::output::{prediction_header, prediction_row, segment_header, segment_row};
 use ser_infer::stream::{RawEncoding, StreamFormat, stream};
+use ser_infer::timeline::Span;
 use ser_infer::{Classifier, TimelineConfig, WindowSettings, timeline};
 
 const EXAMPLES: &str = "\
@@ -52,7 +53,8 @@ enum Command {
     Predict(PredictArgs),
     /// An emotion timeline of long recordings: sliding windows, silent ones marked.
     Timeline(TimelineArgs),
-    /// Read WAV or raw PCM from stdin; one JSON line per window as soon as it is complete.
+    /// Read audio (WAV, FLAC, MP3, Ogg) or raw PCM from stdin; one JSON line per window as soon
+    /// as it is complete.
     Stream(StreamArgs),
     /// An HTTP service: POST /v1/predict, POST /v1/timeline, GET /v1/model, GET /healthz.
     Serve(ServeArgs),
@@ -81,6 +83,9 @@ struct ServeArgs {
     /// Seconds a request may wait and run before it gets 503 or 504 [default: 30]
     #[arg(long)]
     timeout: Option<f64>,
+    /// Seconds a request body may take to arrive before it gets 408 [default: 10]
+    #[arg(long)]
+    body_timeout: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -120,6 +125,12 @@ struct PredictArgs {
     /// Refuse files longer than this many seconds [default: 600]
     #[arg(long)]
     max_duration: Option<f32>,
+    #[command(flatten)]
+    window: WindowArgs,
+    /// Answer for the network's input from the start of each file only (one window), as the
+    /// reference did, instead of every window's mean.
+    #[arg(long)]
+    first_window: bool,
 }
 
 #[derive(Debug, Args)]
@@ -238,12 +249,14 @@ fn run_predict(args: PredictArgs, file: &InferConfig) -> anyhow::Result<bool> {
     let format = args.format.unwrap_or(file.format);
     let max_duration = args.max_duration.unwrap_or(file.max_duration_s);
     let classifier = args.model.load()?;
+    let config = args.window.config(&classifier, file)?;
+    let span = if args.first_window { Span::FirstWindow } else { Span::Whole };
     let files = ser_features::io::expand_inputs(&args.inputs)?;
     let labels = classifier.labels().to_vec();
     let mut out = std::io::stdout().lock();
     prediction_header(&mut out, format, &labels)?;
     let mut failed = 0;
-    ser_infer::files::predict_files(&classifier, &files, max_duration, |path, result| {
+    ser_infer::files::predict_files(&classifier, &files, max_duration, &config, span, |path, result| {
         let shown = path.display().to_string();
         let result = result.map_err(|e| {
             failed += 1;
@@ -293,7 +306,7 @@ fn run_stream(args: StreamArgs, file: &InferConfig) -> anyhow::Result<()> {
     let classifier = args.model.load()?;
     let config = args.window.config(&classifier, file)?;
     let format = match args.raw {
-        None => StreamFormat::Wav,
+        None => StreamFormat::Encoded,
         Some(raw) => StreamFormat::Raw {
             encoding: match raw {
                 RawArg::S16le => RawEncoding::S16Le,
@@ -305,7 +318,7 @@ fn run_stream(args: StreamArgs, file: &InferConfig) -> anyhow::Result<()> {
     };
     let labels = classifier.labels().to_vec();
     let stdout = std::io::stdout();
-    let summary = stream(&classifier, std::io::stdin().lock(), format, &config, |segment| {
+    let summary = stream(&classifier, std::io::stdin(), format, &config, |segment| {
         let mut out = stdout.lock();
         segment_row(&mut out, Format::Jsonl, "-", &labels, &segment)?;
         out.flush()
@@ -323,10 +336,14 @@ fn run_stream(args: StreamArgs, file: &InferConfig) -> anyhow::Result<()> {
 fn run_serve(args: ServeArgs, file: &InferConfig) -> anyhow::Result<()> {
     use ser_infer::server::{ServeConfig, serve, shutdown_signal};
     let classifier = std::sync::Arc::new(args.model.load()?);
-    let timeout = args.timeout.unwrap_or(file.serve.timeout_s);
-    if !(timeout > 0.0 && timeout.is_finite()) {
-        bail!("--timeout (serve.timeout_s): {timeout} must be a positive number of seconds");
-    }
+    let seconds = |flag: &str, value: f64| -> anyhow::Result<std::time::Duration> {
+        if !(value > 0.0 && value.is_finite()) {
+            bail!("--{flag} (serve.{}_s): {value} must be a positive number of seconds", flag.replace('-', "_"));
+        }
+        Ok(std::time::Duration::from_secs_f64(value))
+    };
+    let timeout = seconds("timeout", args.timeout.unwrap_or(file.serve.timeout_s))?;
+    let body_timeout = seconds("body-timeout", args.body_timeout.unwrap_or(file.serve.body_timeout_s))?;
     let addr = args.addr.clone().unwrap_or_else(|| file.serve.addr.clone());
     let config = ServeConfig {
         max_body_bytes: args.max_body_bytes.unwrap_or(file.serve.max_body_bytes),
@@ -336,7 +353,8 @@ fn run_serve(args: ServeArgs, file: &InferConfig) -> anyhow::Result<()> {
             .max_concurrent
             .or(file.serve.max_concurrent)
             .unwrap_or(ServeConfig::defaults().max_concurrent),
-        timeout: std::time::Duration::from_secs_f64(timeout),
+        timeout,
+        body_timeout,
         windows: file.windows(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

@@ -1,5 +1,5 @@
-//! The HTTP service: `POST /v1/predict` (a WAV body), `POST /v1/timeline` (long audio),
-//! `GET /v1/model`, `GET /healthz`. Every limit is configurable; a bad request gets a 4xx with a
+//! The HTTP service: `POST /v1/predict` (an audio file's bytes: WAV, FLAC, MP3, Ogg, AIFF,
+//! M4A), `POST /v1/timeline` (long audio), `GET /v1/model`, `GET /healthz`. Every limit is configurable; a bad request gets a 4xx with a
 //! JSON `{"error": ...}` that says what is wrong; SIGTERM or Ctrl-C shut it down gracefully
 //! (requests in flight finish).
 
@@ -8,20 +8,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use ser_features::audio::decode_wav;
+use ser_features::audio::decode_audio;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::Classifier;
+use crate::output::recording_json;
 use crate::output::segment_json;
-use crate::timeline::{WindowSettings, timeline};
+use crate::timeline::{Span, WindowSettings, predict_recordings, timeline};
 
 /// The service's limits.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,7 +36,10 @@ pub struct ServeConfig {
     pub max_concurrent: usize,
     /// A request that waits and runs longer than this gets 503 / 504.
     pub timeout: Duration,
-    /// `/v1/timeline`'s window and silence defaults (a query's values win).
+    /// A request body that has not arrived whole after this long gets 408.
+    pub body_timeout: Duration,
+    /// The window and silence defaults of `/v1/predict` and `/v1/timeline` (a query's values
+    /// win).
     pub windows: WindowSettings,
 }
 
@@ -48,6 +51,7 @@ impl ServeConfig {
             max_timeline_s: 3600.0,
             max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
             timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
             windows: WindowSettings::default(),
         }
     }
@@ -67,18 +71,74 @@ impl IntoResponse for ApiError {
     }
 }
 
-const WAV_TYPES: [&str; 5] = ["audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "application/octet-stream"];
+/// The content types the service takes: audio ser-features decodes, and raw bytes.
+const AUDIO_TYPES: [&str; 22] = [
+    "audio/wav",
+    "audio/x-wav",
+    "audio/wave",
+    "audio/vnd.wave",
+    "audio/flac",
+    "audio/x-flac",
+    "audio/mpeg",
+    "audio/mp3",
+    "audio/ogg",
+    "audio/vorbis",
+    "application/ogg",
+    "audio/aiff",
+    "audio/x-aiff",
+    "audio/mp4",
+    "audio/m4a",
+    "audio/x-m4a",
+    "audio/aac",
+    "audio/x-caf",
+    "audio/opus",
+    "video/mp4",
+    "audio/webm",
+    "application/octet-stream",
+];
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
     let value = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if WAV_TYPES.contains(&value.as_str()) {
+    if AUDIO_TYPES.contains(&value.as_str()) {
         Ok(())
     } else {
         Err(ApiError(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("content type `{value}` is not WAV; send the WAV file's bytes as audio/wav"),
+            format!(
+                "content type `{value}` is not audio; send the file's bytes as audio/wav, audio/flac, audio/mpeg, \
+                 audio/ogg, audio/aiff, audio/mp4 or application/octet-stream"
+            ),
         ))
+    }
+}
+
+/// The request body, refused before any of it is read when its declared length is over the
+/// limit (so `Expect: 100-continue` is never answered `100 Continue`), and read within the body
+/// timeout: 413 over the limit, 408 when it stalls.
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.config.max_body_bytes;
+    let too_large = || {
+        ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the server's limit of {limit} bytes"),
+        )
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(state.config.body_timeout, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(ApiError(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {:?}", state.config.body_timeout),
+        )),
+        Ok(Err(e)) if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) => {
+            Err(too_large())
+        }
+        Ok(Err(e)) => Err(ApiError(StatusCode::BAD_REQUEST, format!("reading the request body: {e}"))),
+        Ok(Ok(bytes)) => Ok(bytes),
     }
 }
 
@@ -113,9 +173,9 @@ async fn classify<T: Send + 'static>(
 
 fn decode(body: &[u8], max_s: f32) -> Result<ser_features::audio::Audio, ApiError> {
     if body.is_empty() {
-        return Err(ApiError(StatusCode::BAD_REQUEST, "empty body: send a WAV file".into()));
+        return Err(ApiError(StatusCode::BAD_REQUEST, "empty body: send an audio file's bytes".into()));
     }
-    decode_wav(body, max_s).map_err(|e| {
+    decode_audio(body, max_s).map_err(|e| {
         let status = if matches!(e, ser_features::audio::AudioError::TooLong { .. }) {
             StatusCode::PAYLOAD_TOO_LARGE
         } else {
@@ -125,33 +185,39 @@ fn decode(body: &[u8], max_s: f32) -> Result<ser_features::audio::Audio, ApiErro
     })
 }
 
-/// The body, or the extractor's rejection (e.g. over the size limit) as a JSON error.
-fn body_or_error(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
-    body.map_err(|e| {
-        let status = e.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            format!("request body is larger than the server's limit of {limit} bytes")
-        } else {
-            format!("reading the request body: {e}")
-        };
-        ApiError(status, message)
-    })
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictQuery {
+    window: Option<f64>,
+    hop: Option<f64>,
+    silence_dbfs: Option<f64>,
+    /// Only the network's input from the start, as the reference did.
+    #[serde(default)]
+    first_window: bool,
 }
 
 async fn predict(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     check_content_type(&headers)?;
-    let body = body_or_error(body, state.config.max_body_bytes)?;
+    let Query(query) = query.map_err(|e| {
+        ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs, first_window"))
+    })?;
+    let body = read_body(&state, &headers, body).await?;
     let max_s = state.config.max_predict_s;
+    let settings = WindowSettings { window_s: query.window, hop_s: query.hop, silence_dbfs: query.silence_dbfs }
+        .or(state.config.windows);
+    let span = if query.first_window { Span::FirstWindow } else { Span::Whole };
     let value = classify(&state, move |classifier| {
+        let config = settings.resolve(classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
         let audio = decode(&body, max_s)?;
-        let p = classifier
-            .predict(&audio.samples, audio.sample_rate)
+        let recording = predict_recordings(classifier, &[(&audio.samples, audio.sample_rate)], &config, span)
+            .remove(0)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
-        let mut value = p.to_json(classifier.labels());
+        let mut value = recording_json(&recording, classifier.labels());
         value["duration_s"] = audio.duration_s().into();
         value["sample_rate"] = audio.sample_rate.into();
         Ok(value)
@@ -178,12 +244,12 @@ async fn timeline_handler(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     query: Result<Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     check_content_type(&headers)?;
-    let body = body_or_error(body, state.config.max_body_bytes)?;
     let Query(query) = query
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs")))?;
+    let body = read_body(&state, &headers, body).await?;
     let max_s = state.config.max_timeline_s;
     let settings = query.settings().or(state.config.windows);
     let value = classify(&state, move |classifier| {
@@ -239,7 +305,6 @@ pub fn router(classifier: Arc<Classifier>, config: ServeConfig) -> Router {
         .route("/v1/predict", post(predict))
         .route("/v1/timeline", post(timeline_handler))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state)
 }
 

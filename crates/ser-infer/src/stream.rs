@@ -1,10 +1,12 @@
-//! Live audio: read WAV or raw PCM from any reader (stdin) and emit one timeline segment per
+//! Live audio: read encoded audio (WAV, FLAC, MP3, Ogg: what ser-features decodes) or raw PCM
+//! from any reader (stdin) and emit one timeline segment per
 //! window as soon as the window is complete. Windows are those of [`WindowPlan`], so a stream
 //! gives exactly the timeline of the same audio read as a file.
 
 use std::io::Read;
 
-use ser_features::audio::{AudioError, check_sample_rate};
+use ser_features::audio::{AudioDecoder, AudioError, check_sample_rate};
+use symphonia::core::io::ReadOnlySource;
 
 use crate::timeline::{Segment, TimelineConfig, WindowPlan, unclassified, window_error};
 use crate::{Classifier, Error, Result};
@@ -30,9 +32,9 @@ impl RawEncoding {
 /// What arrives on the reader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamFormat {
-    /// A WAV header, then its samples (hound); the data length may be unknown only as far as
-    /// hound allows, so prefer raw PCM for endless streams.
-    Wav,
+    /// An audio stream in a container, decoded as it arrives: WAV (a length in the header that
+    /// is too large, as live writers set, is fine), FLAC, MP3, Ogg.
+    Encoded,
     Raw {
         encoding: RawEncoding,
         sample_rate: u32,
@@ -102,7 +104,7 @@ impl<F: FnMut(Segment) -> std::io::Result<()>> Windower<'_, F> {
 /// Reads audio from `reader` until it ends, calling `emit` for each window as it completes.
 pub fn stream(
     classifier: &Classifier,
-    reader: impl Read,
+    reader: impl Read + Send + Sync,
     format: StreamFormat,
     config: &TimelineConfig,
     emit: impl FnMut(Segment) -> std::io::Result<()>,
@@ -111,7 +113,7 @@ pub fn stream(
     let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
     let (sample_rate, channels) = match format {
         StreamFormat::Raw { sample_rate, channels, .. } => (sample_rate, channels),
-        StreamFormat::Wav => (0, 0),
+        StreamFormat::Encoded => (0, 0),
     };
     match format {
         StreamFormat::Raw { encoding, .. } => {
@@ -155,49 +157,24 @@ pub fn stream(
             w.finish()?;
             Ok(StreamSummary { sample_rate, samples: n_samples, windows: w.emitted })
         }
-        StreamFormat::Wav => {
-            let wav = hound::WavReader::new(reader).map_err(|e| AudioError::NotWav(e.to_string()))?;
-            let spec = wav.spec();
-            check_sample_rate(spec.sample_rate)?;
-            let channels = spec.channels.max(1) as usize;
-            let mut w = windower(classifier, config, spec.sample_rate, emit);
-            let mut frame = Vec::with_capacity(channels);
-            let mut mono = Vec::with_capacity(4096);
+        StreamFormat::Encoded => {
+            let mut decoder = AudioDecoder::open(Box::new(ReadOnlySource::new(reader)))?;
+            let mut w = windower(classifier, config, decoder.sample_rate, emit);
             let mut n_samples = 0;
-            let scale = match spec.sample_format {
-                hound::SampleFormat::Int => 1.0 / (1u64 << (spec.bits_per_sample.clamp(1, 32) - 1)) as f32,
-                hound::SampleFormat::Float => 1.0,
-            };
-            let flush = |w: &mut Windower<_>, mono: &mut Vec<f32>| -> Result<()> {
-                w.push(mono)?;
-                mono.clear();
-                Ok(())
-            };
-            let samples: Box<dyn Iterator<Item = hound::Result<f32>>> = match spec.sample_format {
-                hound::SampleFormat::Float => Box::new(wav.into_samples::<f32>()),
-                hound::SampleFormat::Int => {
-                    Box::new(wav.into_samples::<i32>().map(move |s| s.map(|v| v as f32 * scale)))
-                }
-            };
-            for sample in samples {
-                let sample = sample.map_err(|e| AudioError::Unsupported(e.to_string()))?;
-                frame.push(sample);
-                if frame.len() == channels {
-                    let m = frame.iter().sum::<f32>() / channels as f32;
-                    frame.clear();
-                    if !m.is_finite() {
-                        return Err(AudioError::NonFinite { frame: n_samples }.into());
+            loop {
+                match decoder.next_chunk() {
+                    Ok(Some(mono)) => {
+                        n_samples += mono.len();
+                        w.push(&mono)?;
                     }
-                    mono.push(m);
-                    n_samples += 1;
-                    if mono.len() == 4096 {
-                        flush(&mut w, &mut mono)?;
-                    }
+                    Ok(None) => break,
+                    // A live stream's header announces what it cannot know; what arrived counts.
+                    Err(AudioError::Truncated { .. }) => break,
+                    Err(e) => return Err(e.into()),
                 }
             }
-            flush(&mut w, &mut mono)?;
             w.finish()?;
-            Ok(StreamSummary { sample_rate: spec.sample_rate, samples: n_samples, windows: w.emitted })
+            Ok(StreamSummary { sample_rate: decoder.sample_rate, samples: n_samples, windows: w.emitted })
         }
     }
 }

@@ -132,12 +132,15 @@ pub struct Segment {
     pub prediction: Option<Prediction>,
 }
 
-/// RMS level in dB full scale (-inf dB is reported as -200).
+/// RMS level in dB full scale of the signal around its mean, so that a constant offset (DC) counts
+/// as the silence it is (-inf dB is reported as -200).
 pub fn level_dbfs(samples: &[f32]) -> f64 {
     if samples.is_empty() {
         return -200.0;
     }
-    let mean_square = samples.iter().map(|&s| (s as f64) * (s as f64)).sum::<f64>() / samples.len() as f64;
+    let n = samples.len() as f64;
+    let mean = samples.iter().map(|&s| s as f64).sum::<f64>() / n;
+    let mean_square = samples.iter().map(|&s| (s as f64 - mean).powi(2)).sum::<f64>() / n;
     if mean_square <= 0.0 { -200.0 } else { (10.0 * mean_square.log10()).max(-200.0) }
 }
 
@@ -168,22 +171,131 @@ pub fn timeline(
     sample_rate: u32,
     config: &TimelineConfig,
 ) -> Result<Vec<Segment>> {
-    config.validate().map_err(Error::Invalid)?;
-    let plan = WindowPlan::new(config, sample_rate);
-    let mut segments = Vec::new();
-    let mut loud = Vec::new();
-    for bounds in plan.bounds(samples.len()) {
-        let window = &samples[bounds.0..bounds.1];
-        let (segment, classify) = unclassified(&plan, config, bounds, window);
-        if classify {
-            loud.push((segments.len(), window));
+    timeline_many(classifier, &[(samples, sample_rate)], config).remove(0)
+}
+
+/// The timelines of several recordings, their loud windows classified in one batch. One result
+/// per recording, in order; a recording whose window fails fails alone.
+pub fn timeline_many(
+    classifier: &Classifier,
+    recordings: &[(&[f32], u32)],
+    config: &TimelineConfig,
+) -> Vec<Result<Vec<Segment>>> {
+    if let Err(e) = config.validate() {
+        return recordings.iter().map(|_| Err(Error::Invalid(e.clone()))).collect();
+    }
+    let mut timelines: Vec<Vec<Segment>> = Vec::with_capacity(recordings.len());
+    // (recording, segment, window) of every window loud enough to classify.
+    let mut loud: Vec<(usize, usize, &[f32], u32)> = Vec::new();
+    for (r, (samples, sample_rate)) in recordings.iter().enumerate() {
+        let plan = WindowPlan::new(config, *sample_rate);
+        let mut segments = Vec::new();
+        for bounds in plan.bounds(samples.len()) {
+            let window = &samples[bounds.0..bounds.1];
+            let (segment, classify) = unclassified(&plan, config, bounds, window);
+            if classify {
+                loud.push((r, segments.len(), window, *sample_rate));
+            }
+            segments.push(segment);
         }
-        segments.push(segment);
+        timelines.push(segments);
     }
-    let clips: Vec<(&[f32], u32)> = loud.iter().map(|(_, s)| (*s, sample_rate)).collect();
-    for ((index, _), result) in loud.iter().zip(classifier.predict_many(&clips)) {
-        let segment = &mut segments[*index];
-        segment.prediction = Some(result.map_err(|e| window_error(segment, e))?);
+    let clips: Vec<(&[f32], u32)> = loud.iter().map(|(_, _, w, sr)| (*w, *sr)).collect();
+    let mut failed: Vec<Option<Error>> = (0..recordings.len()).map(|_| None).collect();
+    for ((r, index, _, _), result) in loud.iter().zip(classifier.predict_many(&clips)) {
+        let segment = &mut timelines[*r][*index];
+        match result {
+            Ok(p) => segment.prediction = Some(p),
+            Err(e) => {
+                failed[*r].get_or_insert(window_error(segment, e));
+            }
+        }
     }
-    Ok(segments)
+    timelines.into_iter().zip(failed).map(|(t, f)| f.map_or(Ok(t), Err)).collect()
+}
+
+/// A whole recording's answer: the mean of its loud windows' probabilities (`None` when every
+/// window is silent), and how many windows there were.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recording {
+    pub prediction: Option<Prediction>,
+    pub windows: usize,
+    pub silent_windows: usize,
+    /// The span the windows cover, in seconds.
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl Recording {
+    /// Sums up a timeline.
+    pub fn from_segments(segments: &[Segment], labels: &[String]) -> Recording {
+        let loud: Vec<&Prediction> = segments.iter().filter_map(|s| s.prediction.as_ref()).collect();
+        let prediction = (!loud.is_empty()).then(|| {
+            let mut mean = vec![0f32; labels.len()];
+            for p in &loud {
+                for (m, v) in mean.iter_mut().zip(&p.probabilities) {
+                    *m += v / loud.len() as f32;
+                }
+            }
+            Prediction::from_probabilities(labels, mean)
+        });
+        Recording {
+            prediction,
+            windows: segments.len(),
+            silent_windows: segments.len() - loud.len(),
+            start_s: segments.first().map_or(0.0, |s| s.start_s),
+            end_s: segments.last().map_or(0.0, |s| s.end_s),
+        }
+    }
+}
+
+/// How much of a recording `predict` answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Span {
+    /// Every window, the loud ones' probabilities averaged.
+    #[default]
+    Whole,
+    /// The network's input from the start of the recording only (as the reference did): one
+    /// window, silent when the first window is.
+    FirstWindow,
+}
+
+/// The answers for whole recordings (mono, each at its rate), in one batch: one result per
+/// recording, in order.
+pub fn predict_recordings(
+    classifier: &Classifier,
+    recordings: &[(&[f32], u32)],
+    config: &TimelineConfig,
+    span: Span,
+) -> Vec<Result<Recording>> {
+    match span {
+        Span::Whole => timeline_many(classifier, recordings, config)
+            .into_iter()
+            .map(|t| t.map(|segments| Recording::from_segments(&segments, classifier.labels())))
+            .collect(),
+        Span::FirstWindow => {
+            let firsts: Vec<Segment> = recordings
+                .iter()
+                .map(|(samples, rate)| {
+                    let plan = WindowPlan::new(config, *rate);
+                    let bounds = (0, samples.len().min(plan.window));
+                    unclassified(&plan, config, bounds, &samples[..bounds.1]).0
+                })
+                .collect();
+            let loud: Vec<usize> =
+                (0..recordings.len()).filter(|&i| firsts[i].level_dbfs >= config.silence_dbfs).collect();
+            let clips: Vec<(&[f32], u32)> = loud.iter().map(|&i| recordings[i]).collect();
+            let mut results: Vec<Result<Recording>> = firsts
+                .iter()
+                .map(|s| Ok(Recording::from_segments(std::slice::from_ref(s), classifier.labels())))
+                .collect();
+            for (&i, prediction) in loud.iter().zip(classifier.predict_many(&clips)) {
+                results[i] = prediction.map(|p| {
+                    let segment = Segment { prediction: Some(p), ..firsts[i].clone() };
+                    Recording::from_segments(&[segment], classifier.labels())
+                });
+            }
+            results
+        }
+    }
 }

@@ -75,15 +75,14 @@ fn main() {
     }
     let work = tempfile::tempdir().unwrap();
     let features_config = ser_features::read_features_config(&root.join("pipelines/ravdess/features.yaml")).unwrap();
-    let discovery = ser_features::extract::discover(&ser_features::extract::Source::Folder {
-        root: raw.clone(),
-        corpus: ser_features::labels::Corpus::Ravdess,
-    })
-    .unwrap();
+    let source =
+        ser_features::extract::Source::Folder { root: raw.clone(), corpus: ser_features::labels::Corpus::Ravdess };
+    let discovery = ser_features::extract::discover(&source, &features_config).unwrap();
     let analyzer = ser_features::dsp::Analyzer::new(&features_config);
     let table_path = work.path().join("features.parquet");
     ser_features::extract::extract_to_table(
         &discovery.clips,
+        &discovery.labels,
         &analyzer,
         &table_path,
         true,
@@ -95,7 +94,7 @@ fn main() {
     let keys: Vec<ClipKey> = table
         .rows
         .iter()
-        .map(|r| ClipKey { clip_id: &r.clip_id, speaker: &r.speaker, label: r.label.as_deref() })
+        .map(|r| ClipKey { clip_id: &r.clip_id, corpus: &r.corpus, speaker: &r.speaker, label: r.label.as_deref() })
         .collect();
     let split_config = ser_features::read_split_config(&root.join("pipelines/ravdess/split.yaml")).unwrap();
     let splits = make_splits(&keys, &split_config, &table.config.hash(), None).unwrap();

@@ -1,6 +1,5 @@
 //! From a feature table and a split file to the clips of one part, as one (N, T, C) block.
 
-use ser_features::labels::{EMOTIONS, emotion_index};
 use ser_features::split::{SplitAssignment, SplitPart};
 use ser_features::table::{FeatureRow, FeatureTable};
 
@@ -10,7 +9,9 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     pub clip_ids: Vec<String>,
-    /// Class index in [`EMOTIONS`]; `None` for unlabelled clips (prediction only).
+    /// The label set `labels` index, in class order (the feature table's).
+    pub classes: Vec<String>,
+    /// Class index in `classes`; `None` for unlabelled clips (prediction only).
     pub labels: Vec<Option<u32>>,
     pub n_frames: usize,
     pub n_coeffs: usize,
@@ -51,8 +52,16 @@ impl Dataset {
     }
 }
 
-fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, n_frames: usize, n_coeffs: usize) -> Result<Dataset> {
-    let mut data = Dataset { clip_ids: Vec::new(), labels: Vec::new(), n_frames, n_coeffs, features: Vec::new() };
+fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, table: &FeatureTable) -> Result<Dataset> {
+    let (n_frames, n_coeffs) = (fixed_frames(table)?, table.n_coeffs);
+    let mut data = Dataset {
+        clip_ids: Vec::new(),
+        classes: table.labels.clone(),
+        labels: Vec::new(),
+        n_frames,
+        n_coeffs,
+        features: Vec::new(),
+    };
     for row in rows {
         if row.n_frames as usize != n_frames {
             return Err(Error::Data(format!(
@@ -61,8 +70,8 @@ fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, n_frames: usize, n_co
             )));
         }
         let label = match &row.label {
-            Some(l) => Some(emotion_index(l).ok_or_else(|| {
-                Error::Data(format!("clip {}: label `{l}` is not one of {}", row.clip_id, EMOTIONS.join(", ")))
+            Some(l) => Some(table.labels.iter().position(|c| c == l).ok_or_else(|| {
+                Error::Data(format!("clip {}: label `{l}` is not one of [{}]", row.clip_id, table.labels.join(", ")))
             })? as u32),
             None => None,
         };
@@ -82,7 +91,7 @@ pub fn fixed_frames(table: &FeatureTable) -> Result<usize> {
 
 /// All clips of the table, in table order (augmented copies left out).
 pub fn whole_table(table: &FeatureTable) -> Result<Dataset> {
-    dataset(table.rows.iter().filter(|r| r.source_clip_id.is_none()), fixed_frames(table)?, table.n_coeffs)
+    dataset(table.rows.iter().filter(|r| r.source_clip_id.is_none()), table)
 }
 
 /// The clips of one part of one fold, in split-file order; for the training part, followed by
@@ -107,5 +116,5 @@ pub fn part(table: &FeatureTable, splits: &SplitAssignment, fold: u32, part: Spl
         let wanted: std::collections::HashSet<&str> = ids.iter().copied().collect();
         rows.extend(table.rows.iter().filter(|r| r.source_clip_id.as_deref().is_some_and(|s| wanted.contains(s))));
     }
-    dataset(rows.into_iter(), fixed_frames(table)?, table.n_coeffs)
+    dataset(rows.into_iter(), table)
 }

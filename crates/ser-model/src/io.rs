@@ -238,6 +238,21 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
     Ok(Checkpoint { dir: dir.to_path_buf(), meta, model })
 }
 
+/// Writes the checkpoint in `dir` as one ONNX model at `out` (atomically); returns the model's
+/// size in bytes.
+pub fn export_onnx(dir: &Path, out: &Path) -> Result<usize> {
+    let checkpoint = read_checkpoint(dir, &Device::Cpu)?;
+    let weights_sha256 = sha256_file(&dir.join(WEIGHTS_FILE))?;
+    let meta = crate::onnx::ExportMeta::of(&checkpoint.meta, &weights_sha256);
+    let bytes = crate::onnx::export(&checkpoint.model.network, &checkpoint.model.weights, meta)
+        .map_err(|e| Error::Checkpoint { path: dir.to_path_buf(), message: format!("ONNX export: {e}") })?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent)?;
+    }
+    write_atomic(out, &bytes)?;
+    Ok(bytes.len())
+}
+
 /// What `last.safetensors` holds.
 #[derive(Debug)]
 pub struct ResumePoint {

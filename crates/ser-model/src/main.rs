@@ -19,6 +19,7 @@ Examples:
   ser-model train ... --resume          # continue an interrupted run in the same --out
   ser-model predict --checkpoint artifacts/ravdess/model --features data/features/ravdess/features.parquet \\
       --splits data/features/ravdess/splits.parquet --part test --out artifacts/ravdess/predictions/predictions.parquet
+  ser-model export --checkpoint artifacts/ravdess/model --out artifacts/ravdess/model.onnx
 
 Exit status: 0 success, 1 failure, 2 usage error.";
 
@@ -48,6 +49,18 @@ enum Command {
     Train(TrainArgs),
     /// Predict clips of a feature table with a checkpoint; write predictions.parquet.
     Predict(PredictArgs),
+    /// Write a checkpoint as one ONNX model (opset 17): raw features in, probabilities out.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    /// A checkpoint directory (ser-model train).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The ONNX file to write.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -172,7 +185,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Train(args) => run_train(args),
         Command::Predict(args) => run_predict(args),
+        Command::Export(args) => run_export(args),
     }
+}
+
+fn run_export(args: ExportArgs) -> anyhow::Result<()> {
+    let bytes = io::export_onnx(&args.checkpoint, &args.out)
+        .with_context(|| format!("exporting {} to {}", args.checkpoint.display(), args.out.display()))?;
+    tracing::info!("wrote {} ({bytes} bytes, opset {})", args.out.display(), ser_model::onnx::OPSET);
+    println!("{}", serde_json::json!({"output": args.out, "bytes": bytes, "opset": ser_model::onnx::OPSET}));
+    Ok(())
 }
 
 /// One log line per epoch on stderr.

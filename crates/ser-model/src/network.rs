@@ -150,6 +150,18 @@ impl Network {
         grads
     }
 
+    /// Writes the inference forward into an ONNX graph, layer by layer, from the value named
+    /// `input` (B, T, C); returns the name of the logits (B, n_classes).
+    pub fn export_onnx(&self, graph: &mut crate::onnx::Graph, input: &str, weights: &Weights) -> Result<String> {
+        let mut shape = self.input;
+        let mut x = input.to_string();
+        for layer in &self.layers {
+            x = layer.export_onnx(graph, &x, shape, weights)?;
+            shape = layer.output_shape(shape);
+        }
+        Ok(x)
+    }
+
     /// Logits (B, n_classes) on the CPU in inference mode.
     pub fn infer_cpu(&self, x: Activations, weights: &Weights) -> Result<Vec<f32>> {
         Ok(self.forward_cpu(x, weights, &mut Pass::inference())?.0.values)

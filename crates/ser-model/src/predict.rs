@@ -172,7 +172,7 @@ pub fn predict(checkpoint: &Checkpoint, data: &Dataset) -> Result<Predictions> {
     Ok(Predictions {
         labels: meta.labels.clone(),
         clip_ids: data.clip_ids.clone(),
-        truth: data.labels.iter().map(|l| l.map(|i| meta.labels[i as usize].clone())).collect(),
+        truth: data.labels.iter().map(|l| l.map(|i| data.classes[i as usize].clone())).collect(),
         probabilities,
     })
 }

@@ -144,7 +144,14 @@ pub fn train(
     config.validate()?;
     let device = &options.device;
     options.engine.check(device)?;
-    let labels: Vec<String> = ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect();
+    let labels = data.train.classes.clone();
+    if data.val.classes != labels {
+        return Err(Error::Data(format!(
+            "the training part's labels [{}] and the validation part's [{}] differ",
+            labels.join(", "),
+            data.val.classes.join(", ")
+        )));
+    }
     let n_classes = labels.len();
     if data.train.is_empty() {
         return Err(Error::Data("the training part is empty".into()));

@@ -191,3 +191,93 @@ fn bad_inputs_fail_with_the_file_named() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad.yaml") && stderr.contains("colour"), "{stderr}");
 }
+
+/// Another corpus's labels (4 of the model's 8 classes, and one it does not know) scored on the
+/// classes both share: the argmax restricted to them, the rest left out and named.
+#[test]
+fn another_corpus_is_scored_on_the_shared_classes() {
+    use std::sync::Arc;
+
+    use arrow::array::{Float32Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let dir = tempfile::tempdir().unwrap();
+    let classes = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"];
+    // Truth, and the model's probabilities: "fearful" wins overall (the collapse), but among the
+    // shared classes each clip's own class is the most probable.
+    let rows: [(&str, &str); 5] = [("a", "angry"), ("b", "happy"), ("c", "neutral"), ("d", "sad"), ("e", "boredom")];
+    let mut fields = vec![
+        Field::new("clip_id", DataType::Utf8, false),
+        Field::new("label", DataType::Utf8, true),
+        Field::new("predicted", DataType::Utf8, false),
+    ];
+    fields.extend(classes.iter().map(|c| Field::new(format!("p_{c}"), DataType::Float32, false)));
+    let schema = Arc::new(Schema::new(fields));
+    let mut columns: Vec<Arc<dyn arrow::array::Array>> = vec![
+        Arc::new(rows.iter().map(|r| Some(r.0)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|r| Some(r.1)).collect::<StringArray>()),
+        Arc::new(rows.iter().map(|_| Some("fearful")).collect::<StringArray>()),
+    ];
+    for c in classes {
+        columns.push(Arc::new(
+            rows.iter()
+                .map(|(_, truth)| {
+                    if c == "fearful" {
+                        0.6
+                    } else if c == *truth {
+                        0.2
+                    } else {
+                        0.2 / 7.0
+                    }
+                })
+                .collect::<Float32Array>(),
+        ));
+    }
+    let path = dir.path().join("other.parquet");
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let config = dir.path().join("eval.yaml");
+    std::fs::write(&config, "bootstrap_resamples: 0\nconfidence: 0.95\nseed: 3\ntop_confusions: 5\nclasses: shared\n")
+        .unwrap();
+    let out = dir.path().join("eval");
+    let output = ser_eval(&[
+        "report",
+        "--config",
+        config.to_str().unwrap(),
+        "--predictions",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["n"], 4);
+    assert_eq!(metrics["accuracy"], 1.0, "the argmax among the shared classes");
+    assert_eq!(metrics["labels"], serde_json::json!(["angry", "happy", "neutral", "sad"]));
+    assert_eq!(metrics["shared_classes"]["dropped_labels"], serde_json::json!({"boredom": 1}));
+    assert_eq!(
+        metrics["shared_classes"]["dropped_classes"],
+        serde_json::json!(["calm", "disgust", "fearful", "surprised"])
+    );
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("Scored on the 4 classes") && report.contains("boredom (1 clips)"), "{report}");
+
+    // As they are, the unknown label is an error that names it.
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, "bootstrap_resamples: 0\nconfidence: 0.95\nseed: 3\ntop_confusions: 5\n").unwrap();
+    let output = ser_eval(&[
+        "report",
+        "--config",
+        plain.to_str().unwrap(),
+        "--predictions",
+        path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("label `boredom` is not one of the classes"));
+}

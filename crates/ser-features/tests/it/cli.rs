@@ -73,7 +73,7 @@ fn bad_files_are_listed_and_the_run_goes_on() {
     assert_eq!(summary["rejects"], 3);
     assert_eq!(summary["excluded"]["vocal channel 02 is not speech (01)"], 1);
     let rejects = std::fs::read_to_string(dir.path().join("features.rejects.csv")).unwrap();
-    assert!(rejects.contains("Actor_01/03-01-02-01-01-01-01.wav,\"not a RIFF/WAVE file"), "{rejects}");
+    assert!(rejects.contains("Actor_01/03-01-02-01-01-01-01.wav,\"not an audio file"), "{rejects}");
     assert!(rejects.contains("Actor_01/03-01-02-02-01-01-01.wav,empty file"), "{rejects}");
     assert!(rejects.contains("Actor_01/readme.wav,\"file name does not follow the RAVDESS convention"), "{rejects}");
 
@@ -238,25 +238,161 @@ fn manifest_input_works() {
     assert_eq!(table.rows[1].label.as_deref(), Some("angry"));
 }
 
+/// A manifest's own labels are the label set; `labels` and `label_map` in features.yaml order,
+/// rename and drop them.
 #[test]
-fn manifest_with_unknown_label_names_the_line() {
+fn labels_of_your_own() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("features.yaml"), CONFIG).unwrap();
-    std::fs::write(dir.path().join("manifest.csv"), "path,label,speaker\na.wav,bored,x\n").unwrap();
-    let config = dir.path().join("features.yaml");
+    let raw = corpus(dir.path(), "1");
+    let _ = raw;
+    let clip = |e: &str| format!("raw/Actor_01/03-01-{e}-01-01-01-01.wav");
+    std::fs::write(
+        dir.path().join("manifest.csv"),
+        format!(
+            "path,label,speaker\n{},frustrated,a\n{},excited,a\n{},bored,b\n{},frustrated,b\n",
+            clip("01"),
+            clip("02"),
+            clip("03"),
+            clip("04")
+        ),
+    )
+    .unwrap();
     let manifest = dir.path().join("manifest.csv");
+    let extract = |config: &str, out: &str| {
+        std::fs::write(dir.path().join("f.yaml"), format!("{CONFIG}{config}")).unwrap();
+        let f = dir.path().join("f.yaml");
+        let out = dir.path().join(out);
+        let summary = ok(&[
+            "extract",
+            "--config",
+            f.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        (summary, read_feature_table(&out).unwrap())
+    };
+    let (_, table) = extract("", "own.parquet");
+    assert_eq!(table.labels, ["bored", "excited", "frustrated"], "the manifest's labels, sorted");
+    assert_eq!(table.rows.len(), 4);
+    let (summary, table) =
+        extract("labels: [frustrated, calm]\nlabel_map:\n  excited: calm\n  bored: null\n", "mapped.parquet");
+    assert_eq!(table.labels, ["frustrated", "calm"]);
+    let labels: Vec<_> = table.rows.iter().map(|r| r.label.clone().unwrap()).collect();
+    assert_eq!(labels, ["frustrated", "calm", "frustrated"]);
+    assert_eq!(summary["excluded"]["label `bored` dropped by label_map"], 1);
+    // A label set without a clip's label leaves the clip out, and says so.
+    let (summary, table) = extract("labels: [frustrated]\n", "one.parquet");
+    assert_eq!(table.rows.len(), 2);
+    assert_eq!(summary["excluded"]["label `excited` is not in the label set"], 1);
+    // A map to a label outside the set is a config error.
+    std::fs::write(dir.path().join("bad.yaml"), format!("{CONFIG}labels: [a]\nlabel_map:\n  x: b\n")).unwrap();
     fails(
         &[
             "extract",
             "--config",
-            config.to_str().unwrap(),
+            dir.path().join("bad.yaml").to_str().unwrap(),
             "--manifest",
             manifest.to_str().unwrap(),
             "--out",
             "x.parquet",
         ],
-        "line 2 (a.wav): label `bored`",
+        "label_map: `b` is not in labels [a]",
     );
+}
+
+/// RAVDESS by its convention with calm mapped to neutral: seven classes.
+#[test]
+fn a_corpus_convention_with_a_label_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "1");
+    std::fs::write(dir.path().join("f.yaml"), format!("{CONFIG}label_map:\n  calm: neutral\n")).unwrap();
+    let out = dir.path().join("t.parquet");
+    ok(&[
+        "extract",
+        "--config",
+        dir.path().join("f.yaml").to_str().unwrap(),
+        "--in",
+        &raw,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let table = read_feature_table(&out).unwrap();
+    assert_eq!(table.labels, ["angry", "neutral", "disgust", "fearful", "happy", "sad", "surprised"]);
+    assert_eq!(table.rows.iter().filter(|r| r.label.as_deref() == Some("neutral")).count(), 12, "4 neutral + 8 calm");
+}
+
+/// Two corpora, each extracted by its own convention into one label set, merge into one table;
+/// its speakers are `corpus/speaker`, and a `corpus` split holds one corpus out for test.
+#[test]
+fn two_corpora_merge_and_a_corpus_split_holds_one_out() {
+    use ser_features::split::SplitPart;
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "3");
+    let labels = "labels: [angry, happy, sad]\n";
+    std::fs::write(dir.path().join("f.yaml"), format!("{CONFIG}{labels}")).unwrap();
+    // The second corpus: a manifest of two speakers with their own label spelling, mapped.
+    // (Its files are copies under names of its own: clip ids are unique in a table.)
+    let mut manifest = String::from("path,label,speaker\n");
+    std::fs::create_dir(dir.path().join("own")).unwrap();
+    for (code, label) in [("05", "anger"), ("03", "joy"), ("04", "sadness")] {
+        for (actor, speaker) in [("01", "a"), ("02", "b")] {
+            let name = format!("own/{speaker}_{label}.wav");
+            std::fs::copy(format!("{raw}/Actor_{actor}/03-01-{code}-01-01-01-{actor}.wav"), dir.path().join(&name))
+                .unwrap();
+            manifest.push_str(&format!("{name},{label},{speaker}\n"));
+        }
+    }
+    std::fs::write(dir.path().join("m.csv"), manifest).unwrap();
+    std::fs::write(
+        dir.path().join("m.yaml"),
+        format!("{CONFIG}{labels}label_map:\n  anger: angry\n  joy: happy\n  sadness: sad\n"),
+    )
+    .unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    ok(&["extract", "--config", &path("f.yaml"), "--in", &raw, "--out", &path("ravdess.parquet")]);
+    ok(&["extract", "--config", &path("m.yaml"), "--manifest", &path("m.csv"), "--out", &path("own.parquet")]);
+    ok(&["merge", "--out", &path("both.parquet"), &path("ravdess.parquet"), &path("own.parquet")]);
+    let table = read_feature_table(Path::new(&path("both.parquet"))).unwrap();
+    assert_eq!(table.labels, ["angry", "happy", "sad"]);
+    assert!(table.config.label_map.is_empty(), "no one corpus's map made the merged table");
+    // The same clip id in two tables is refused, naming both.
+    std::fs::copy(path("ravdess.parquet"), path("again.parquet")).unwrap();
+    std::fs::copy(path("ravdess.rejects.csv"), path("again.rejects.csv")).unwrap();
+    fails(&["merge", "--out", &path("x.parquet"), &path("ravdess.parquet"), &path("again.parquet")], "again.parquet");
+    let own: Vec<_> = table.rows.iter().filter(|r| r.corpus == "manifest").collect();
+    assert_eq!((own.len(), table.rows.len() - own.len()), (6, 3 * 24));
+
+    let split = |yaml: &str| {
+        std::fs::write(dir.path().join("split.yaml"), yaml).unwrap();
+        ser_features(&[
+            "split",
+            "--config",
+            &path("split.yaml"),
+            "--features",
+            &path("both.parquet"),
+            "--out",
+            &path("splits.parquet"),
+        ])
+    };
+    let out = split("kind: corpus\ntest_corpora: [manifest]\nval_speakers: 1\nseed: 3\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let splits = ser_features::io::read_splits(Path::new(&path("splits.parquet"))).unwrap();
+    let test = splits.clip_ids(0, SplitPart::Test);
+    let own_ids: std::collections::BTreeSet<_> = own.iter().map(|r| r.clip_id.as_str()).collect();
+    assert_eq!(
+        test.iter().cloned().collect::<std::collections::BTreeSet<_>>(),
+        own_ids,
+        "the whole manifest corpus, alone"
+    );
+    assert_eq!(splits.clip_ids(0, SplitPart::Val).len(), 24, "one RAVDESS-convention speaker validates");
+    // Speakers carry their corpus: `ravdess/02` is a speaker, a bare `02` is not.
+    let out = split("kind: speaker\ntest_speakers: ['ravdess/02']\nval_speakers: ['manifest/a']\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = split("kind: speaker\ntest_speakers: ['02']\nval_speakers: ['a']\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("ravdess/02"), "{stderr}");
 }
 
 #[test]
@@ -282,6 +418,42 @@ fn split_command_writes_a_split_file() {
     let s = ser_features::io::read_splits(&splits).unwrap();
     assert_eq!(s.rows.len(), 240);
     assert_eq!(s.clip_ids(0, ser_features::split::SplitPart::Test).len(), 60);
+}
+
+/// `features` writes one file's features as the table holds them, to .npy or .json, from a
+/// features.yaml or the config's JSON (as a checkpoint or an ONNX export records it).
+#[test]
+fn features_of_one_file_equal_its_table_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "1");
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    ok(&["extract", "--config", &path("features.yaml"), "--in", &raw, "--out", &path("t.parquet")]);
+    let table = read_feature_table(Path::new(&path("t.parquet"))).unwrap();
+    let row = &table.rows[5];
+    let clip = format!("{raw}/{}", row.path);
+    std::fs::write(path("config.json"), serde_json::to_string(&table.config).unwrap()).unwrap();
+    let summary = ok(&["features", "--config", &path("config.json"), &clip, "--out", &path("clip.npy")]);
+    assert_eq!((summary["frames"].as_u64(), summary["coeffs"].as_u64()), (Some(174), Some(40)));
+    let bytes = std::fs::read(path("clip.npy")).unwrap();
+    let npy = npyz::NpyFile::new(&bytes[..]).unwrap();
+    assert_eq!(npy.shape(), &[174, 40]);
+    assert_eq!(npy.into_vec::<f32>().unwrap(), row.features, "the .npy holds the table's values");
+    ok(&["features", "--config", &path("features.yaml"), &clip, "--out", &path("clip.json")]);
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path("clip.json")).unwrap()).unwrap();
+    let values: Vec<f32> = json["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().clone())
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    assert_eq!(values, row.features, "the .json holds the table's values");
+    fails(&["features", "--config", &path("features.yaml"), &clip, "--out", &path("clip.txt")], "give a .npy or .json");
+    std::fs::write(path("broken.wav"), b"RIFF....WAVEfmt ").unwrap();
+    fails(
+        &["features", "--config", &path("features.yaml"), &path("broken.wav"), "--out", &path("b.npy")],
+        "broken.wav",
+    );
 }
 
 #[test]

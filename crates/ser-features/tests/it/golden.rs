@@ -2,7 +2,7 @@
 //! `tests/data/make_golden.py` (the Python that produced them is in that file).
 
 use ser_features::FeaturesConfig;
-use ser_features::audio::{decode_wav, resample};
+use ser_features::audio::{decode_audio, resample};
 use ser_features::dsp::{Analyzer, delta};
 
 use crate::data;
@@ -53,7 +53,7 @@ fn check(got: &[f32], n_coeffs: usize, expect: &[Vec<f32>], max_abs_diff: f32) {
 
 fn tone_22050() -> (Vec<f32>, Golden) {
     let bytes = std::fs::read(data("tone_22050.wav")).unwrap();
-    let audio = decode_wav(&bytes, 60.0).unwrap();
+    let audio = decode_audio(&bytes, 60.0).unwrap();
     let g = golden("tone_22050.librosa.json");
     assert_eq!(audio.sample_rate, g.sr);
     assert_eq!(audio.samples.len(), g.n_samples);
@@ -136,7 +136,7 @@ fn clip_mean_normalisation_centres_each_coefficient_before_padding() {
 #[test]
 fn resampled_stereo_48k_matches_librosa_soxr() {
     let bytes = std::fs::read(data("tone_48000_stereo.wav")).unwrap();
-    let audio = decode_wav(&bytes, 60.0).unwrap();
+    let audio = decode_audio(&bytes, 60.0).unwrap();
     assert_eq!((audio.sample_rate, audio.n_channels), (48_000, 2));
     let samples = resample(&audio.samples, 48_000, 22_050).unwrap();
     let g = golden("tone_48000_stereo.librosa.json");

@@ -1,4 +1,4 @@
-//! Splits: stratified random, named held-out speakers, k folds by speaker.
+//! Splits: stratified random, named held-out speakers, k folds by speaker, held-out corpora.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,7 +21,7 @@ fn clips() -> Vec<(String, String, String)> {
 }
 
 fn keys(clips: &[(String, String, String)]) -> Vec<ClipKey<'_>> {
-    clips.iter().map(|(c, s, l)| ClipKey { clip_id: c, speaker: s, label: Some(l) }).collect()
+    clips.iter().map(|(c, s, l)| ClipKey { clip_id: c, corpus: "", speaker: s, label: Some(l) }).collect()
 }
 
 #[test]
@@ -149,4 +149,86 @@ fn named_speaker_folds_test_each_fold_and_validate_on_training_speakers() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("speaker `77` is not in the feature table"), "{err}");
+}
+
+/// Two corpora whose speakers share names: speakers 00..09 of `ravdess` and 00..03 of `emodb`.
+fn two_corpora() -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for (corpus, n) in [("ravdess", 10), ("emodb", 4)] {
+        for s in 0..n {
+            for l in ["angry", "happy", "sad"] {
+                out.push((format!("{corpus}-{s:02}-{l}"), corpus.to_string(), format!("{s:02}"), l.to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn corpus_keys(clips: &[(String, String, String, String)]) -> Vec<ClipKey<'_>> {
+    clips.iter().map(|(c, corpus, s, l)| ClipKey { clip_id: c, corpus, speaker: s, label: Some(l) }).collect()
+}
+
+#[test]
+fn a_corpus_split_holds_out_a_whole_corpus() {
+    let clips = two_corpora();
+    let config = SplitConfig::Corpus { test_corpora: vec!["emodb".into()], val_speakers: 2, seed: 3 };
+    let s = make_splits(&corpus_keys(&clips), &config, "h", None).unwrap();
+    assert_eq!(s.n_folds, 1);
+    let mut val_speakers = BTreeSet::new();
+    for (row, (_, corpus, speaker, _)) in s.rows.iter().zip(&clips) {
+        assert_eq!(row.part == SplitPart::Test, corpus == "emodb", "{row:?}");
+        if row.part == SplitPart::Val {
+            val_speakers.insert((corpus.as_str(), speaker.as_str()));
+        }
+    }
+    assert_eq!(val_speakers.len(), 2);
+    assert!(val_speakers.iter().all(|(c, _)| *c == "ravdess"));
+    // Validation draws whole speakers: no validation speaker also trains.
+    for (row, (_, corpus, speaker, _)) in s.rows.iter().zip(&clips) {
+        if val_speakers.contains(&(corpus.as_str(), speaker.as_str())) {
+            assert_eq!(row.part, SplitPart::Val);
+        }
+    }
+    let err = make_splits(
+        &corpus_keys(&clips),
+        &SplitConfig::Corpus { test_corpora: vec!["savee".into()], val_speakers: 2, seed: 3 },
+        "h",
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("corpus `savee` is not in the feature table (corpora: emodb, ravdess)"), "{err}");
+    let err = SplitConfig::from_yaml("kind: corpus\ntest_corpora: []\nval_speakers: 1\nseed: 0\n").unwrap_err();
+    assert!(err.to_string().contains("test_corpora: name at least one corpus"), "{err}");
+}
+
+#[test]
+fn in_a_table_of_several_corpora_a_speaker_is_named_with_its_corpus() {
+    let clips = two_corpora();
+    // emodb/01 only, not ravdess's speaker 01.
+    let config =
+        SplitConfig::Speaker { test_speakers: vec!["emodb/01".into()], val_speakers: vec!["ravdess/01".into()] };
+    let s = make_splits(&corpus_keys(&clips), &config, "h", None).unwrap();
+    for (row, (_, corpus, speaker, _)) in s.rows.iter().zip(&clips) {
+        let expect = match (corpus.as_str(), speaker.as_str()) {
+            ("emodb", "01") => SplitPart::Test,
+            ("ravdess", "01") => SplitPart::Val,
+            _ => SplitPart::Train,
+        };
+        assert_eq!(row.part, expect, "{row:?}");
+    }
+    let err = make_splits(
+        &corpus_keys(&clips),
+        &SplitConfig::Speaker { test_speakers: vec!["01".into()], val_speakers: vec![] },
+        "h",
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("speaker `01` is not in the feature table (speakers: emodb/00, emodb/01"), "{err}");
+    // k folds group by corpus and speaker: 14 speakers, each tested once.
+    let s = make_splits(&corpus_keys(&clips), &SplitConfig::SpeakerKfold { k: 7, val_speakers: 1, seed: 0 }, "h", None)
+        .unwrap();
+    let tested: usize = (0..7).map(|f| s.clip_ids(f, SplitPart::Test).len()).sum();
+    assert_eq!(tested, clips.len());
 }

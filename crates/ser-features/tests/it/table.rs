@@ -15,6 +15,10 @@ fn config(frames: Option<usize>) -> FeaturesConfig {
     FeaturesConfig { n_mfcc: 3, n_mels: 8, frames, ..FeaturesConfig::reference() }
 }
 
+fn emotions() -> Vec<String> {
+    ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect()
+}
+
 fn row(i: usize, n_frames: usize, value: f32, label: Option<&str>) -> FeatureRow {
     FeatureRow {
         clip_id: format!("clip{i:04}"),
@@ -53,7 +57,7 @@ proptest! {
             .enumerate()
             .map(|(i, (n, v, l))| row(i, *n, *v, labels.get(*l).copied()))
             .collect();
-        let table = FeatureTable { config: config(None), n_coeffs: 3, rows };
+        let table = FeatureTable { config: config(None), n_coeffs: 3, labels: emotions(), rows };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.parquet");
         write_feature_table(&path, &table).unwrap();
@@ -63,8 +67,12 @@ proptest! {
 
 #[test]
 fn fixed_frames_mismatch_names_the_row() {
-    let table =
-        FeatureTable { config: config(Some(4)), n_coeffs: 3, rows: vec![row(0, 4, 0.0, None), row(1, 5, 0.0, None)] };
+    let table = FeatureTable {
+        config: config(Some(4)),
+        n_coeffs: 3,
+        labels: emotions(),
+        rows: vec![row(0, 4, 0.0, None), row(1, 5, 0.0, None)],
+    };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.parquet");
     write_feature_table(&path, &table).unwrap();
@@ -83,7 +91,7 @@ fn write_foreign(path: &std::path::Path, with_metadata: bool, values_in_row0: us
         Field::new("features", DataType::List(item.clone()), false),
     ]);
     if with_metadata {
-        schema = schema.with_metadata(ser_features::table::metadata(&config(None)));
+        schema = schema.with_metadata(ser_features::table::metadata(&config(None), &emotions()));
     }
     let schema = Arc::new(schema);
     let columns: Vec<ArrayRef> = vec![
@@ -168,6 +176,7 @@ fn python_reads_the_table() {
     let table = FeatureTable {
         config: config(Some(2)),
         n_coeffs: 3,
+        labels: emotions(),
         rows: vec![row(0, 2, 1.0, Some("sad")), row(1, 2, 7.0, None)],
     };
     write_feature_table(&path, &table).unwrap();
@@ -205,7 +214,7 @@ fn merge_streams_parts_in_path_order() {
     let dir = tempfile::tempdir().unwrap();
     let write_part = |name: &str, shard: &str, ids: &[usize]| {
         let path = dir.path().join(name);
-        let mut writer = FeatureTableWriter::create_part(&path, &config(Some(2)), shard).unwrap();
+        let mut writer = FeatureTableWriter::create_part(&path, &config(Some(2)), &emotions(), shard).unwrap();
         writer.write(ids.iter().map(|&i| row(i, 2, i as f32, Some("sad")))).unwrap();
         writer.finish().unwrap();
         path
@@ -234,6 +243,7 @@ fn merge_streams_parts_in_path_order() {
         &FeatureTable {
             config: config(Some(2)),
             n_coeffs: 3,
+            labels: emotions(),
             rows: (0..300).map(|i| row(i, 2, i as f32, Some("sad"))).collect(),
         },
     )

@@ -30,18 +30,89 @@ fn predict_files_directories_and_globs_reporting_bad_files() {
     assert_eq!(errors.len(), 2);
     assert!(errors[0]["error"].as_str().unwrap().contains("broken.wav"), "{:?}", errors[0]);
     assert!(stderr.contains("broken.wav") && stderr.contains("2 of 5 inputs failed"), "{stderr}");
-    for line in lines.iter().filter(|l| l.get("label").is_some()) {
+    for line in lines.iter().filter(|l| l.get("error").is_none()) {
         let sum: f64 = line["probabilities"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
         assert!((sum - 1.0).abs() < 1e-4);
+        assert_eq!(line["silent"].as_bool(), Some(false), "{line}");
+        assert!(line["windows"].as_u64().unwrap() >= 1, "{line}");
     }
 
     let one = audio.join("one.wav");
     let output = ser_infer(&["predict", "--checkpoint", ckpt, "--format", "csv", one.to_str().unwrap()]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let csv = String::from_utf8_lossy(&output.stdout);
-    assert!(csv.starts_with("path,label,confidence,p_angry,p_calm,"), "{csv}");
+    assert!(csv.starts_with("path,label,confidence,windows,silent_windows,start_s,end_s,p_angry,p_calm,"), "{csv}");
     assert_eq!(csv.lines().count(), 2);
-    assert_eq!(csv.lines().nth(1).unwrap().split(',').count(), 11);
+    assert_eq!(csv.lines().nth(1).unwrap().split(',').count(), 15);
+}
+
+#[test]
+fn predict_answers_for_the_whole_recording_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    // A 10-minute recording: two utterances, 3 s apart, over and over. Every window is classified,
+    // the silent ones left out of the mean.
+    let mut samples = Vec::with_capacity(601 * 48_000);
+    while samples.len() < 600 * 48_000 {
+        samples.extend(clip(7, 5, 1));
+        samples.extend(vec![0.0; 3 * 48_000]);
+        samples.extend(clip(7, 2, 1));
+        samples.extend(vec![0.0; 48_000]);
+    }
+    samples.truncate(600 * 48_000);
+    let long = dir.path().join("long.wav");
+    std::fs::write(&long, wav_bytes(&samples)).unwrap();
+    let silence = dir.path().join("silence.wav");
+    std::fs::write(&silence, wav_bytes(&[0.0; 3 * 48_000])).unwrap();
+    let dc = dir.path().join("dc.wav");
+    std::fs::write(&dc, wav_bytes(&[0.3; 3 * 48_000])).unwrap();
+    let ckpt = checkpoint().to_str().unwrap();
+    let run = |extra: &[&str]| -> Vec<serde_json::Value> {
+        let mut args = vec!["predict", "--checkpoint", ckpt, "--format", "jsonl"];
+        args.extend(extra);
+        args.extend([long.to_str().unwrap(), silence.to_str().unwrap(), dc.to_str().unwrap()]);
+        let out = ser_infer(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let whole = run(&[]);
+    let duration = samples.len() as f64 / 48_000.0;
+    let (windows, silent) = (whole[0]["windows"].as_u64().unwrap(), whole[0]["silent_windows"].as_u64().unwrap());
+    // Windows of the checkpoint's ~0.93 s input cover all 600 s; a third or more fall in the gaps.
+    assert!(windows >= 600, "{}", whole[0]);
+    assert!(silent >= windows / 4 && silent < windows, "{}", whole[0]);
+    assert_eq!((whole[0]["silent"].as_bool(), whole[0]["end_s"].as_f64()), (Some(false), Some(duration)));
+    for quiet in &whole[1..] {
+        // Digital silence and a constant offset are silence, not an emotion.
+        assert_eq!((quiet["silent"].as_bool(), quiet["label"].is_null()), (Some(true), true), "{quiet}");
+        assert_eq!(quiet["windows"], quiet["silent_windows"]);
+    }
+    let first = run(&["--first-window"]);
+    assert_eq!(first[0]["windows"], 1);
+    assert!(first[0]["end_s"].as_f64().unwrap() < 1.0, "the checkpoint's ~0.93 s input: {}", first[0]);
+    assert_eq!((first[1]["silent"].as_bool(), first[2]["silent"].as_bool()), (Some(true), Some(true)));
+}
+
+#[test]
+fn lossy_encodings_get_the_label_of_the_wav() {
+    // tests/data/lossy (made by make_lossy.sh there) holds clip(7, 5, 1) in MP3, Ogg and M4A.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("utterance.wav");
+    std::fs::write(&wav, wav_bytes(&clip(7, 5, 1))).unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/lossy");
+    let mut args = vec!["predict".to_string(), "--checkpoint".into(), checkpoint().display().to_string()];
+    args.extend(["--format".into(), "jsonl".into(), wav.display().to_string()]);
+    for ext in ["mp3", "ogg", "m4a"] {
+        args.push(fixtures.join(format!("utterance.{ext}")).display().to_string());
+    }
+    let out = ser_infer(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 4);
+    for line in &lines[1..] {
+        assert_eq!(line["label"], lines[0]["label"], "{line} vs the WAV's {}", lines[0]);
+        assert_eq!(line["silent"].as_bool(), Some(false), "{line}");
+    }
 }
 
 #[test]
@@ -59,8 +130,8 @@ fn timeline_and_stream_commands() {
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let timeline: Vec<serde_json::Value> =
         String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(timeline.iter().any(|s| s["silent"] == true));
-    assert!(timeline.iter().any(|s| s.get("label").is_some()));
+    assert!(timeline.iter().any(|s| s["silent"] == true && s["label"].is_null()));
+    assert!(timeline.iter().any(|s| s["silent"] == false && s["label"].is_string()));
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
         .args(["stream", "--checkpoint", ckpt, "--window", "0.9"])
@@ -103,7 +174,7 @@ fn a_config_file_gives_defaults_and_flags_win() {
     // From the file: JSON lines, 0.5 s windows without overlap, nothing quiet enough to be silent.
     let from_file = lines(&ser_infer(&["timeline", "--config", config, "--checkpoint", ckpt, path.to_str().unwrap()]));
     assert_eq!(from_file[1]["start_s"], 0.5);
-    assert!(from_file.iter().all(|s| s.get("silent").is_none()), "silence_dbfs -200 marks nothing silent");
+    assert!(from_file.iter().all(|s| s["silent"] == false), "silence_dbfs -200 marks nothing silent");
     // A flag beats the file.
     let flagged = lines(&ser_infer(&[
         "timeline",

@@ -56,6 +56,7 @@ pub fn checkpoint() -> &'static Path {
         }
         let dataset = |(clip_ids, labels, features): (Vec<String>, Vec<Option<u32>>, Vec<f32>)| Dataset {
             clip_ids,
+            classes: ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect(),
             labels,
             n_frames: 40,
             n_coeffs: 13,

@@ -9,6 +9,7 @@ use candle_core::Device;
 use ser_features::synth::SYNTH_SAMPLE_RATE;
 use ser_infer::Classifier;
 use ser_infer::server::{ServeConfig, serve};
+use ser_infer::timeline::{Span, TimelineConfig, predict_recordings};
 
 use crate::{checkpoint, clip, wav_bytes};
 
@@ -98,12 +99,34 @@ fn answers_match_the_library() {
     let classifier = Classifier::load(checkpoint(), &Device::Cpu).unwrap();
     let samples = clip(9, 6, 1);
     let wav = wav_bytes(&samples);
-    let expected = classifier.predict_wav(&wav).unwrap();
+    // The library on the same decoded samples, every window.
+    let audio = ser_features::audio::decode_audio(&wav, 60.0).unwrap();
+    let config = TimelineConfig::for_classifier(&classifier);
+    let expected = predict_recordings(&classifier, &[(&audio.samples, audio.sample_rate)], &config, Span::Whole)
+        .remove(0)
+        .unwrap();
+    let expected_prediction = expected.prediction.clone().unwrap();
     let (status, answer) = server.request("POST", "/v1/predict", Some("audio/wav"), &wav);
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer["label"], expected.label.as_str());
-    assert!((answer["confidence"].as_f64().unwrap() - expected.confidence as f64).abs() < 1e-6);
+    assert_eq!(answer["label"], expected_prediction.label.as_str());
+    assert!((answer["confidence"].as_f64().unwrap() - expected_prediction.confidence as f64).abs() < 1e-6);
+    assert_eq!((answer["windows"].as_u64(), answer["silent"].as_bool()), (Some(expected.windows as u64), Some(false)));
     assert_eq!(answer["sample_rate"], SYNTH_SAMPLE_RATE);
+    // The first window only, on request.
+    let first = classifier.predict_wav(&wav).unwrap();
+    let (status, answer) = server.request("POST", "/v1/predict?first_window=true", Some("audio/wav"), &wav);
+    assert_eq!((status, answer["windows"].as_u64()), (200, Some(1)));
+    assert!((answer["confidence"].as_f64().unwrap() - first.confidence as f64).abs() < 1e-6);
+    // Silence is said, not classified.
+    let (status, answer) = server.request("POST", "/v1/predict", Some("audio/wav"), &wav_bytes(&[0.0; 96_000]));
+    assert_eq!((status, answer["silent"].as_bool(), answer["label"].is_null()), (200, Some(true), true), "{answer}");
+    // Other formats, found from the bytes.
+    let flac = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ser-features/tests/data/formats/tone.flac"),
+    )
+    .unwrap();
+    let (status, answer) = server.request("POST", "/v1/predict", Some("audio/flac"), &flac);
+    assert_eq!((status, answer["sample_rate"].as_u64()), (200, Some(16_000)), "{answer}");
 
     // Concurrent requests give the same answers as single ones.
     let server = Arc::new(server);
@@ -129,7 +152,8 @@ fn answers_match_the_library() {
         server.request("POST", "/v1/timeline?window=0.9&hop=0.45", Some("audio/wav"), &wav_bytes(&long));
     assert_eq!(status, 200, "{timeline}");
     let segments = timeline["segments"].as_array().unwrap();
-    assert!(segments.iter().any(|s| s["silent"] == true) && segments.iter().any(|s| s.get("label").is_some()));
+    assert!(segments.iter().any(|s| s["silent"] == true && s["label"].is_null()));
+    assert!(segments.iter().any(|s| s["silent"] == false && s["label"].is_string()));
 }
 
 #[track_caller]
@@ -144,10 +168,10 @@ fn check_error(server: &Server, path: &str, content_type: Option<&str>, body: &[
 fn bad_requests_get_json_errors() {
     let server = Server::start(small_limits());
     let wav = wav_bytes(&clip(10, 3, 1));
-    check_error(&server, "/v1/predict", Some("audio/wav"), b"\x00garbage bytes\xff", 400, "not a RIFF/WAVE");
+    check_error(&server, "/v1/predict", Some("audio/wav"), b"\x00garbage bytes\xff", 400, "not an audio file");
     check_error(&server, "/v1/predict", Some("audio/wav"), b"", 400, "empty body");
     check_error(&server, "/v1/predict", Some("audio/wav"), &wav[..wav.len() / 3], 400, "truncated");
-    check_error(&server, "/v1/predict", Some("application/json"), &wav, 415, "not WAV");
+    check_error(&server, "/v1/predict", Some("application/json"), &wav, 415, "is not audio");
     check_error(&server, "/v1/predict", Some("audio/wav"), &vec![0u8; 3 << 20], 413, "larger than the server's limit");
     let ten_seconds = wav_bytes(&vec![0.01; 10 * SYNTH_SAMPLE_RATE as usize]);
     check_error(&server, "/v1/predict", Some("audio/wav"), &ten_seconds, 413, "longer than max_duration_s");
@@ -155,7 +179,7 @@ fn bad_requests_get_json_errors() {
         &server,
         "/v1/predict",
         Some("audio/wav"),
-        &wav_bytes(&[0.1; 200]),
+        &wav_bytes(&(0..200).map(|i| 0.1 * (i as f32 * 0.3).sin()).collect::<Vec<_>>()),
         422,
         "shorter than one analysis frame",
     );
@@ -166,4 +190,93 @@ fn bad_requests_get_json_errors() {
     assert!(answer["error"].as_str().unwrap().contains("/v1/predict"));
     // Still healthy after all that.
     assert_eq!(server.request("GET", "/healthz", None, b"").0, 200);
+}
+
+/// Sends `head` (without a body, or with `partial` of it) and returns what the server answers
+/// within `wait`.
+fn raw_exchange(server: &Server, head: &str, partial: &[u8], wait: Duration) -> String {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(wait)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(partial).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[test]
+fn an_oversized_body_is_refused_unread_and_a_stalled_one_times_out() {
+    let server = Server::start(ServeConfig { body_timeout: Duration::from_millis(500), ..small_limits() });
+    // 300 MiB declared, with `Expect: 100-continue`: 413 at once, never `100 Continue`.
+    let head = "POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: audio/wav\r\nContent-Length: 314572800\r\n\
+                Expect: 100-continue\r\n\r\n";
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&server, head, b"", Duration::from_secs(10));
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A body that stops after 1,000 of its 1,000,000 bytes: 408 after the body timeout.
+    let head = "POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: audio/wav\r\nContent-Length: 1000000\r\n\r\n";
+    let started = std::time::Instant::now();
+    let answer = raw_exchange(&server, head, &[0u8; 1000], Duration::from_secs(20));
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10), "held for {:?}", started.elapsed());
+    assert_eq!(server.request("GET", "/healthz", None, b"").0, 200);
+}
+
+#[test]
+fn arbitrary_and_mutated_bodies_get_a_client_error_never_a_server_error() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let server = Server::start(ServeConfig { timeout: Duration::from_secs(20), ..small_limits() });
+    let seeds: Vec<Vec<u8>> = {
+        let formats = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ser-features/tests/data/formats");
+        let mut seeds = vec![wav_bytes(&clip(10, 4, 1))];
+        for name in ["tone.flac", "tone.mp3", "tone.ogg", "tone.m4a", "tone.aiff", "alaw.wav"] {
+            seeds.push(std::fs::read(formats.join(name)).unwrap());
+        }
+        seeds
+    };
+    let content_type = prop_oneof![
+        Just(Some("audio/wav")),
+        Just(Some("audio/flac")),
+        Just(Some("audio/mpeg")),
+        Just(Some("application/octet-stream")),
+        Just(Some("text/plain")),
+        Just(Some("audio/wav; rate=48000")),
+        Just(None),
+    ];
+    let body = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..2048),
+        (
+            0..seeds.len(),
+            proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..16),
+            any::<prop::sample::Index>()
+        )
+            .prop_map(move |(which, flips, keep)| {
+                let mut bytes = seeds[which].clone();
+                for (at, value) in flips {
+                    let i = at.index(bytes.len());
+                    bytes[i] = value;
+                }
+                bytes.truncate(keep.index(bytes.len()) + 1);
+                bytes
+            }),
+    ];
+    let path = prop_oneof![Just("/v1/predict"), Just("/v1/predict?first_window=true"), Just("/v1/timeline")];
+    let mut runner = TestRunner::new(Config { cases: 64, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&(path, content_type, body), |(path, content_type, body)| {
+            let (status, answer) = server.request("POST", path, content_type, &body);
+            // Audio that decodes is answered; everything else is the client's error, said in JSON.
+            prop_assert!(status == 200 || (400..500).contains(&status), "{status}: {answer}");
+            if status != 200 {
+                let message = answer["error"].as_str().unwrap_or_default();
+                prop_assert!(!message.is_empty(), "{status} without a message: {answer}");
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(server.request("GET", "/healthz", None, b""), (200, serde_json::json!({"status": "ok"})));
 }

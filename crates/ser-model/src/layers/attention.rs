@@ -8,6 +8,7 @@ use candle_core::{D, Tensor};
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
 use crate::Result;
 use crate::linalg::{Threads, column_sums, linear, linear_input_grad, linear_weight_grad};
+use crate::onnx::{Attr, Graph, transpose};
 use crate::params::{Gradients, Init, ParamId, Weights};
 
 #[derive(Debug)]
@@ -147,5 +148,21 @@ impl Layer for AttentionPool {
             *d += v;
         }
         Some(d_x)
+    }
+
+    /// `tanh(x W^T + b)`, scores, a softmax over time, and the weighted sum of the states.
+    fn export_onnx(&self, graph: &mut Graph, x: &str, _input: Shape, weights: &Weights) -> Result<String> {
+        let (f, u) = (self.features, self.units);
+        let w_t = graph.constant("attention.weight_t", &[f, u], &transpose(weights.get(self.weight), u, f));
+        let b = graph.constant("attention.bias", &[u], weights.get(self.bias));
+        let score = graph.constant("attention.score", &[u, 1], weights.get(self.score));
+        let projected = graph.node("MatMul", &[x, &w_t], vec![]);
+        let shifted = graph.node("Add", &[&projected, &b], vec![]);
+        let hidden = graph.node("Tanh", &[&shifted], vec![]);
+        let scores = graph.node("MatMul", &[&hidden, &score], vec![]);
+        let alpha = graph.node("Softmax", &[&scores], vec![Attr::Int("axis", 1)]);
+        let weighted = graph.node("Mul", &[&alpha, x], vec![]);
+        let axes = graph.constant_i64("attention.axes", &[1]);
+        Ok(graph.node("ReduceSum", &[&weighted, &axes], vec![Attr::Int("keepdims", 0)]))
     }
 }

@@ -7,6 +7,7 @@ use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
 use crate::Result;
+use crate::onnx::Graph;
 use crate::params::{Gradients, Init, ParamId, Weights};
 
 /// Keras's BatchNormalization epsilon (candle's default is 1e-5).
@@ -162,5 +163,21 @@ impl Layer for BatchNorm {
         grads.set(self.gamma, sum_dy_xhat);
         grads.set(self.beta, sum_dy);
         Some(dx)
+    }
+
+    /// Inference with the running statistics, in the CPU forward's order: `(x - mean) *
+    /// inv_std * gamma + beta` over the last axis.
+    fn export_onnx(&self, graph: &mut Graph, x: &str, _input: Shape, weights: &Weights) -> Result<String> {
+        let c = self.features;
+        let inv_std: Vec<f32> =
+            weights.get(self.running_var).iter().map(|v| 1.0 / ((*v as f64 + BN_EPS).sqrt() as f32)).collect();
+        let mean = graph.constant("bn.running_mean", &[c], weights.get(self.running_mean));
+        let inv_std = graph.constant("bn.inv_std", &[c], &inv_std);
+        let gamma = graph.constant("bn.weight", &[c], weights.get(self.gamma));
+        let beta = graph.constant("bn.bias", &[c], weights.get(self.beta));
+        let centred = graph.node("Sub", &[x, &mean], vec![]);
+        let normalised = graph.node("Mul", &[&centred, &inv_std], vec![]);
+        let scaled = graph.node("Mul", &[&normalised, &gamma], vec![]);
+        Ok(graph.node("Add", &[&scaled, &beta], vec![]))
     }
 }

@@ -12,6 +12,7 @@ use super::recurrence::{
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
 use crate::Result;
 use crate::linalg::{Threads, linear, linear_input_grad, linear_weight_grad};
+use crate::onnx::{Attr, Graph};
 use crate::params::{Gradients, Init, ParamId, Weights};
 
 /// One direction's parameter gradients.
@@ -219,5 +220,50 @@ impl Layer for BiLstm {
             *a += v;
         }
         Some(d_x)
+    }
+
+    /// One ONNX `LSTM` node, `direction="bidirectional"`, on (T, B, F). ONNX orders the gates
+    /// i, o, f, c where PyTorch's layout is i, f, g, o, and takes the two biases as one
+    /// `[W_b; R_b]`. `Sequence` is `Y` (T, 2, B, H) as (B, T, 2H); `Last` is `Y_h` (2, B, H) as
+    /// (B, 2H): the forward direction's last state and the reverse's after reading back to
+    /// step 0.
+    fn export_onnx(&self, graph: &mut Graph, x: &str, _input: Shape, weights: &Weights) -> Result<String> {
+        let h = self.hidden;
+        // PyTorch's gate blocks (i, f, g, o) in ONNX's order (i, o, f, c = g).
+        let onnx_order = |values: &[f32], block: usize| -> Vec<f32> {
+            [0, 3, 1, 2].iter().flat_map(|&gate| &values[gate * block..(gate + 1) * block]).copied().collect()
+        };
+        let mut w = Vec::new();
+        let mut r = Vec::new();
+        let mut b = Vec::new();
+        for d in &self.directions {
+            w.extend(onnx_order(weights.get(d.w_ih), h * self.in_dim));
+            r.extend(onnx_order(weights.get(d.w_hh), h * h));
+            b.extend(onnx_order(weights.get(d.b_ih), h));
+            b.extend(onnx_order(weights.get(d.b_hh), h));
+        }
+        let w = graph.constant("lstm.W", &[2, 4 * h, self.in_dim], &w);
+        let r = graph.constant("lstm.R", &[2, 4 * h, h], &r);
+        let b = graph.constant("lstm.B", &[2, 8 * h], &b);
+        let time_first = graph.node("Transpose", &[x], vec![Attr::Ints("perm", vec![1, 0, 2])]);
+        let outputs = graph.node_outputs(
+            "LSTM",
+            &[&time_first, &w, &r, &b],
+            2,
+            vec![Attr::Int("hidden_size", h as i64), Attr::String("direction", "bidirectional".into())],
+        );
+        let two_h = 2 * h as i64;
+        Ok(match self.output {
+            LstmOutput::Sequence => {
+                let batch_first = graph.node("Transpose", &[&outputs[0]], vec![Attr::Ints("perm", vec![2, 0, 1, 3])]);
+                let shape = graph.constant_i64("lstm.shape", &[0, 0, two_h]);
+                graph.node("Reshape", &[&batch_first, &shape], vec![])
+            }
+            LstmOutput::Last => {
+                let batch_first = graph.node("Transpose", &[&outputs[1]], vec![Attr::Ints("perm", vec![1, 0, 2])]);
+                let shape = graph.constant_i64("lstm.shape", &[0, two_h]);
+                graph.node("Reshape", &[&batch_first, &shape], vec![])
+            }
+        })
     }
 }

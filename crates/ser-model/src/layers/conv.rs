@@ -6,6 +6,7 @@ use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
 use crate::linalg::{Threads, column_sums, linear, linear_input_grad, linear_weight_grad};
+use crate::onnx::{Attr, Graph};
 use crate::params::{Gradients, Init, ParamId, Weights};
 use crate::{Error, Result};
 
@@ -143,5 +144,26 @@ impl Layer for Conv1d {
             let d_cols = linear_input_grad(&d_out, weights.get(self.weight), dims, Threads::Pool);
             self.col2im(&d_cols, batch, steps)
         })
+    }
+
+    /// ONNX's Conv is channels first: (B, T, C) is transposed to (B, C, T) and back; the weight
+    /// is already (out, in, k).
+    fn export_onnx(&self, graph: &mut Graph, x: &str, _input: Shape, weights: &Weights) -> Result<String> {
+        let k = self.kernel;
+        let w = graph.constant("conv.weight", &[self.out_channels, self.in_channels, k], weights.get(self.weight));
+        let b = graph.constant("conv.bias", &[self.out_channels], weights.get(self.bias));
+        let channels_first = graph.swap_time_and_features(x);
+        let pad = (k / 2) as i64;
+        let y = graph.node(
+            "Conv",
+            &[&channels_first, &w, &b],
+            vec![
+                Attr::Ints("kernel_shape", vec![k as i64]),
+                Attr::Ints("pads", vec![pad, pad]),
+                Attr::Ints("strides", vec![1]),
+                Attr::Ints("dilations", vec![1]),
+            ],
+        );
+        Ok(graph.swap_time_and_features(&y))
     }
 }

@@ -4,6 +4,7 @@ use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
 use crate::linalg::{Threads, column_sums, linear, linear_input_grad, linear_weight_grad};
+use crate::onnx::{Attr, Graph, transpose};
 use crate::params::{Gradients, Init, ParamId, Weights};
 use crate::{Error, Result};
 
@@ -64,5 +65,23 @@ impl Layer for Dense {
         grads.set(self.weight, linear_weight_grad(&d_out, &x.values, dims, Threads::One));
         grads.set(self.bias, column_sums(&d_out, self.out_dim));
         input_grad.then(|| linear_input_grad(&d_out, weights.get(self.weight), dims, Threads::One))
+    }
+
+    /// `Gemm` (transB) on vectors; on a sequence, `MatMul` with the transposed weight, then the
+    /// bias.
+    fn export_onnx(&self, graph: &mut Graph, x: &str, input: Shape, weights: &Weights) -> Result<String> {
+        let b = graph.constant("dense.bias", &[self.out_dim], weights.get(self.bias));
+        Ok(match input {
+            Shape::Vector { .. } => {
+                let w = graph.constant("dense.weight", &[self.out_dim, self.in_dim], weights.get(self.weight));
+                graph.node("Gemm", &[x, &w, &b], vec![Attr::Int("transB", 1)])
+            }
+            Shape::Sequence { .. } => {
+                let w_t = transpose(weights.get(self.weight), self.out_dim, self.in_dim);
+                let w = graph.constant("dense.weight_t", &[self.in_dim, self.out_dim], &w_t);
+                let y = graph.node("MatMul", &[x, &w], vec![]);
+                graph.node("Add", &[&y, &b], vec![])
+            }
+        })
     }
 }

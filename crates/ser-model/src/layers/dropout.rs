@@ -7,6 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{Activations, Layer, Pass, Saved, Shape, unsave};
+use crate::Result;
+use crate::onnx::Graph;
 use crate::params::{Gradients, Weights};
 
 /// The dropout masks of a training run: a ChaCha stream, reseeded each epoch.
@@ -83,5 +85,10 @@ impl Layer for Dropout {
             }
         }
         Some(d_out)
+    }
+
+    /// Inference keeps every value: nothing to write.
+    fn export_onnx(&self, _graph: &mut Graph, x: &str, _input: Shape, _weights: &Weights) -> Result<String> {
+        Ok(x.to_string())
     }
 }

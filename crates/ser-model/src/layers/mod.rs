@@ -31,6 +31,7 @@ pub use dropout::{Dropout, MaskStream};
 pub use pool::MaxPool;
 pub use relu::Relu;
 
+use crate::onnx::Graph;
 use crate::params::{Gradients, Init, ParamId, ParamSpec, Weights};
 use crate::{Error, Result};
 
@@ -168,6 +169,11 @@ pub trait Layer: std::fmt::Debug + Send + Sync {
         grads: &mut Gradients,
         input_grad: bool,
     ) -> Option<Vec<f32>>;
+
+    /// Writes the layer's inference forward into an ONNX graph: `x` names the input (batch
+    /// first, [`Shape::dims`] of `input`); returns the name of the output. What the graph cannot
+    /// express is an error, never a different computation.
+    fn export_onnx(&self, graph: &mut Graph, x: &str, input: Shape, weights: &Weights) -> Result<String>;
 }
 
 /// Takes back what a layer's training forward saved.

@@ -4,6 +4,7 @@
 use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
+use crate::onnx::{Attr, Graph};
 use crate::params::{Gradients, Weights};
 use crate::{Error, Result};
 
@@ -90,5 +91,17 @@ impl Layer for MaxPool {
             }
         }
         Some(dx)
+    }
+
+    /// ONNX's MaxPool on (B, F, T), floor mode: a last odd step is dropped, as here.
+    fn export_onnx(&self, graph: &mut Graph, x: &str, _input: Shape, _weights: &Weights) -> Result<String> {
+        let channels_first = graph.swap_time_and_features(x);
+        let size = self.size as i64;
+        let y = graph.node(
+            "MaxPool",
+            &[&channels_first],
+            vec![Attr::Ints("kernel_shape", vec![size]), Attr::Ints("strides", vec![size])],
+        );
+        Ok(graph.swap_time_and_features(&y))
     }
 }

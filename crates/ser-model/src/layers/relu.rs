@@ -3,6 +3,8 @@
 use candle_core::Tensor;
 
 use super::{Activations, Layer, Pass, Saved, Shape, unsave};
+use crate::Result;
+use crate::onnx::Graph;
 use crate::params::{Gradients, Weights};
 
 #[derive(Debug)]
@@ -40,5 +42,9 @@ impl Layer for Relu {
             }
         }
         Some(d_out)
+    }
+
+    fn export_onnx(&self, graph: &mut Graph, x: &str, _input: Shape, _weights: &Weights) -> Result<String> {
+        Ok(graph.node("Relu", &[x], vec![]))
     }
 }

@@ -25,6 +25,31 @@ fn ser_features_bin() -> String {
     sibling.to_str().unwrap().to_string()
 }
 
+/// `clip_id` and the `p_<label>` columns of a predictions file.
+fn read_probabilities(path: &Path) -> (Vec<String>, Vec<Vec<f32>>) {
+    use arrow::array::{Float32Array, StringArray};
+    let file = std::fs::File::open(path).unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap();
+    let (mut ids, mut rows) = (Vec::new(), Vec::new());
+    for batch in reader {
+        let batch = batch.unwrap();
+        let schema = batch.schema();
+        let id = batch.column_by_name("clip_id").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+        let probs: Vec<&Float32Array> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.name().starts_with("p_"))
+            .map(|(i, _)| batch.column(i).as_any().downcast_ref::<Float32Array>().unwrap())
+            .collect();
+        for r in 0..batch.num_rows() {
+            ids.push(id.value(r).to_string());
+            rows.push(probs.iter().map(|c| c.value(r)).collect());
+        }
+    }
+    (ids, rows)
+}
+
 #[test]
 fn train_then_predict_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,6 +100,19 @@ kind: mfcc\nn_mfcc: 13\ndeltas: false\nframes: 64\npad: silence\nmax_duration_s:
     );
     assert_eq!(predicted["clips"], 60);
     assert!(Path::new(&d("p.parquet")).exists());
+
+    // The ONNX export, run by tract on the test part's raw features, gives predict's probabilities.
+    let exported = run(model, &["export", "--checkpoint", &d("ckpt"), "--out", &d("onnx/model.onnx")]);
+    assert_eq!(exported["opset"], ser_model::onnx::OPSET);
+    let test = ser_model::io::load_split(Path::new(&d("f.parquet")), Path::new(&d("s.parquet")), 0).unwrap().test;
+    let onnx = std::fs::read(d("onnx/model.onnx")).unwrap();
+    let n = test.clip_ids.len();
+    let from_onnx = crate::onnx::tract_probabilities(&onnx, &test.features, n, test.n_frames, test.n_coeffs);
+    let (clip_ids, from_predict) = read_probabilities(Path::new(&d("p.parquet")));
+    assert_eq!(clip_ids, test.clip_ids);
+    let worst =
+        from_onnx.iter().flatten().zip(from_predict.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1e-4, "ONNX and ser-model predict differ by up to {worst}");
 
     // Unknown keys in model.yaml are named.
     std::fs::write(d("bad.yaml"), format!("{}dropuot: 0.1\n", config.to_yaml())).unwrap();

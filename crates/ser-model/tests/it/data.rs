@@ -35,7 +35,7 @@ fn training_takes_the_copies_of_its_clips_and_nothing_else_does() {
     let config =
         ser_features::FeaturesConfig { n_mfcc: 3, frames: Some(2), ..ser_features::FeaturesConfig::reference() };
     let rows = vec![row("a", None), row("a~aug1", Some("a")), row("b", None), row("b~aug1", Some("b"))];
-    let table = FeatureTable { config, n_coeffs: 3, rows };
+    let table = FeatureTable { config, n_coeffs: 3, labels: vec!["angry".into()], rows };
     let split = |clip_id: &str, part: SplitPart| SplitRow { clip_id: clip_id.into(), fold: 0, part };
     let splits = SplitAssignment {
         config_json: String::new(),

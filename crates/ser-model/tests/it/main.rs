@@ -7,6 +7,7 @@ mod engines;
 mod golden;
 mod inference;
 mod lstm;
+mod onnx;
 mod training;
 
 use ser_model::ModelConfig;
@@ -62,5 +63,6 @@ pub fn toy_dataset(n: usize, offset: usize) -> Dataset {
         labels.push(Some(class));
         clip_ids.push(format!("clip{:03}", i + offset));
     }
-    Dataset { clip_ids, labels, n_frames, n_coeffs, features }
+    let classes = ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect();
+    Dataset { clip_ids, classes, labels, n_frames, n_coeffs, features }
 }

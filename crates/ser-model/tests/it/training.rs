@@ -215,3 +215,28 @@ fn the_sidecar_is_written_once_training_ends() {
     let candle = meta["versions"]["candle"].as_str().unwrap();
     assert!(candle.starts_with("0.") && candle.matches('.').count() == 2, "candle version from the build: {candle}");
 }
+
+#[test]
+fn a_label_set_of_its_own_gives_a_network_of_its_size() {
+    let three = |n: usize, offset: usize| {
+        let mut d = toy_dataset(n, offset);
+        d.classes = vec!["bored".into(), "excited".into(), "frustrated".into()];
+        d.labels = d.labels.iter().map(|l| l.map(|c| c % 3)).collect();
+        d
+    };
+    let (train_set, val_set) = (three(48, 0), three(24, 1000));
+    let features = features_config();
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+    let mut config = small_config(3);
+    config.max_epochs = 2;
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrainOptions { out_dir: Some(dir.path()), ..TrainOptions::in_memory(&Device::Cpu) };
+    train(&data, &config, &options, &Quiet).unwrap();
+    let checkpoint = ser_model::io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
+    assert_eq!(checkpoint.meta.labels, ["bored", "excited", "frustrated"]);
+    let predictions = ser_model::predict::predict(&checkpoint, &three(5, 7)).unwrap();
+    assert!(predictions.probabilities.iter().all(|p| p.len() == 3));
+    assert!(
+        predictions.truth.iter().all(|t| t.as_deref().is_some_and(|t| checkpoint.meta.labels.contains(&t.to_string())))
+    );
+}

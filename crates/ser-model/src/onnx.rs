@@ -1,0 +1,275 @@
+//! ONNX export: a checkpoint as one ONNX model (opset [`OPSET`]). The graph is the checkpoint's
+//! normalisation, then every layer's own [`crate::layers::Layer::export_onnx`] in the network's
+//! order, then a softmax. Input [`INPUT`]: the raw feature-table values, float32 `[batch,
+//! frames, coeffs]`, the batch dynamic; output [`OUTPUT`]: float32 `[batch, n_classes]` in the
+//! checkpoint's label order. `metadata_props` carry what a user needs to feed the graph.
+//!
+//! The protobuf messages are `onnx-protobuf`'s (generated from the official `onnx.proto`); this
+//! module only fills them.
+
+use onnx_protobuf as pb;
+use protobuf::{EnumOrUnknown, Message, MessageField};
+
+use ser_features::FeaturesConfig;
+
+use crate::checkpoint::{ModelJson, Normalization};
+use crate::network::Network;
+use crate::params::Weights;
+use crate::{Error, Result};
+
+/// The default-domain operator set the graph uses (`LSTM` 14, `Softmax` 13, `ReduceSum` 13
+/// with axes as an input).
+pub const OPSET: i64 = 17;
+/// The IR version that goes with opset 17.
+pub const IR_VERSION: i64 = 8;
+/// The graph's input: raw features, float32 `[batch, frames, coeffs]`.
+pub const INPUT: &str = "features";
+/// The graph's output: probabilities, float32 `[batch, n_classes]`.
+pub const OUTPUT: &str = "probabilities";
+/// Bumped when the graph's inputs, outputs or metadata keys change meaning.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The metadata keys of an exported model.
+pub mod keys {
+    /// The label set in output order, a JSON list.
+    pub const LABELS: &str = "ser.labels";
+    /// The feature config the input must be computed with (the JSON of `model.json`).
+    pub const FEATURES_CONFIG: &str = "ser.features_config";
+    pub const FEATURES_CONFIG_HASH: &str = "ser.features_config_hash";
+    /// SHA-256 of the source checkpoint's `model.safetensors`.
+    pub const WEIGHTS_SHA256: &str = "ser.weights_sha256";
+    pub const FORMAT_VERSION: &str = "ser.format_version";
+    pub const N_FRAMES: &str = "ser.n_frames";
+    pub const N_COEFFS: &str = "ser.n_coeffs";
+}
+
+/// A node attribute.
+#[derive(Debug, Clone)]
+pub enum Attr {
+    Int(&'static str, i64),
+    Ints(&'static str, Vec<i64>),
+    Float(&'static str, f32),
+    String(&'static str, String),
+}
+
+impl Attr {
+    fn proto(self) -> pb::AttributeProto {
+        use pb::attribute_proto::AttributeType;
+        let mut a = pb::AttributeProto::new();
+        match self {
+            Attr::Int(name, i) => {
+                a.name = name.into();
+                a.i = i;
+                a.type_ = EnumOrUnknown::new(AttributeType::INT);
+            }
+            Attr::Ints(name, ints) => {
+                a.name = name.into();
+                a.ints = ints;
+                a.type_ = EnumOrUnknown::new(AttributeType::INTS);
+            }
+            Attr::Float(name, f) => {
+                a.name = name.into();
+                a.f = f;
+                a.type_ = EnumOrUnknown::new(AttributeType::FLOAT);
+            }
+            Attr::String(name, s) => {
+                a.name = name.into();
+                a.s = s.into_bytes();
+                a.type_ = EnumOrUnknown::new(AttributeType::STRING);
+            }
+        }
+        a
+    }
+}
+
+/// The graph as the layers write it: nodes in order, weights as initializers, unique names.
+#[derive(Debug, Default)]
+pub struct Graph {
+    nodes: Vec<pb::NodeProto>,
+    initializers: Vec<pb::TensorProto>,
+    counter: usize,
+}
+
+impl Graph {
+    /// A name not used before, from `stem`.
+    fn fresh(&mut self, stem: &str) -> String {
+        self.counter += 1;
+        format!("{stem}_{}", self.counter)
+    }
+
+    fn tensor(&mut self, stem: &str, dims: &[usize], data_type: pb::tensor_proto::DataType, raw: Vec<u8>) -> String {
+        let name = self.fresh(stem);
+        let mut t = pb::TensorProto::new();
+        t.name = name.clone();
+        t.dims = dims.iter().map(|&d| d as i64).collect();
+        t.data_type = data_type as i32;
+        t.raw_data = raw;
+        self.initializers.push(t);
+        name
+    }
+
+    /// A float32 constant of `dims` (row-major `values`); returns its name.
+    pub fn constant(&mut self, stem: &str, dims: &[usize], values: &[f32]) -> String {
+        assert_eq!(dims.iter().product::<usize>(), values.len(), "{stem}: {dims:?}");
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensor(stem, dims, pb::tensor_proto::DataType::FLOAT, raw)
+    }
+
+    /// An int64 vector constant (shapes, axes); returns its name.
+    pub fn constant_i64(&mut self, stem: &str, values: &[i64]) -> String {
+        let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.tensor(stem, &[values.len()], pb::tensor_proto::DataType::INT64, raw)
+    }
+
+    /// A node of `op` with one output; returns the output's name.
+    pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<Attr>) -> String {
+        self.node_outputs(op, inputs, 1, attrs).remove(0)
+    }
+
+    /// A node of `op` with `n_outputs` outputs (the leading ones of the operator's); returns
+    /// their names.
+    pub fn node_outputs(&mut self, op: &str, inputs: &[&str], n_outputs: usize, attrs: Vec<Attr>) -> Vec<String> {
+        let stem = op.to_ascii_lowercase();
+        let outputs: Vec<String> = (0..n_outputs).map(|_| self.fresh(&stem)).collect();
+        self.push(op, inputs, outputs.clone(), attrs);
+        outputs
+    }
+
+    fn push(&mut self, op: &str, inputs: &[&str], outputs: Vec<String>, attrs: Vec<Attr>) {
+        let mut node = pb::NodeProto::new();
+        node.name = format!("{}_{}", op.to_ascii_lowercase(), self.nodes.len());
+        node.op_type = op.into();
+        node.input = inputs.iter().map(|s| s.to_string()).collect();
+        node.output = outputs;
+        node.attribute = attrs.into_iter().map(Attr::proto).collect();
+        self.nodes.push(node);
+    }
+
+    /// `(B, T, F)` to `(B, F, T)` and back (the two are the same permutation).
+    pub fn swap_time_and_features(&mut self, x: &str) -> String {
+        self.node("Transpose", &[x], vec![Attr::Ints("perm", vec![0, 2, 1])])
+    }
+}
+
+/// The transpose of a row-major `rows x cols` matrix.
+pub fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(values.len(), rows * cols);
+    (0..cols).flat_map(|c| (0..rows).map(move |r| values[r * cols + c])).collect()
+}
+
+/// A float32 value with its dimensions (`None`: dynamic, named `batch`).
+fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{Dimension, dimension};
+    let shape = pb::TensorShapeProto {
+        dim: dims
+            .iter()
+            .map(|d| Dimension {
+                value: Some(match d {
+                    Some(n) => dimension::Value::DimValue(*n as i64),
+                    None => dimension::Value::DimParam("batch".into()),
+                }),
+                ..Dimension::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let tensor = pb::type_proto::Tensor {
+        elem_type: pb::tensor_proto::DataType::FLOAT as i32,
+        shape: MessageField::some(shape),
+        ..Default::default()
+    };
+    let mut info = pb::ValueInfoProto::new();
+    info.name = name.into();
+    info.type_ = MessageField::some(pb::TypeProto {
+        value: Some(pb::type_proto::Value::TensorType(tensor)),
+        ..Default::default()
+    });
+    info
+}
+
+/// What the graph needs besides the network and its weights: from a checkpoint's `model.json`
+/// ([`ExportMeta::of`]) and the SHA-256 of its weights file.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportMeta<'a> {
+    pub labels: &'a [String],
+    pub features_config: &'a FeaturesConfig,
+    pub features_config_hash: &'a str,
+    pub normalization: &'a Normalization,
+    pub weights_sha256: &'a str,
+}
+
+impl<'a> ExportMeta<'a> {
+    pub fn of(meta: &'a ModelJson, weights_sha256: &'a str) -> ExportMeta<'a> {
+        ExportMeta {
+            labels: &meta.labels,
+            features_config: &meta.features_config,
+            features_config_hash: &meta.features_config_hash,
+            normalization: &meta.normalization,
+            weights_sha256,
+        }
+    }
+}
+
+/// The network with its weights and `meta` as the bytes of an ONNX model.
+pub fn export(network: &Network, weights: &Weights, meta: ExportMeta) -> Result<Vec<u8>> {
+    let input = network.input();
+    let (n_frames, n_coeffs) = (input.steps(), input.features());
+    let norm = meta.normalization;
+    if norm.mean.len() != n_coeffs || norm.std.len() != n_coeffs {
+        return Err(Error::Config(format!(
+            "the normalisation has {} means and {} deviations for {n_coeffs} coefficients",
+            norm.mean.len(),
+            norm.std.len()
+        )));
+    }
+    let mut graph = Graph::default();
+    // Standardisation as `Normalization::apply`: (x - mean) / std, per coefficient.
+    let mean = graph.constant("norm.mean", &[n_coeffs], &norm.mean);
+    let std = graph.constant("norm.std", &[n_coeffs], &norm.std);
+    let centred = graph.node("Sub", &[INPUT, &mean], vec![]);
+    let standardised = graph.node("Div", &[&centred, &std], vec![]);
+    let logits = network.export_onnx(&mut graph, &standardised, weights)?;
+    graph.push("Softmax", &[&logits], vec![OUTPUT.to_string()], vec![Attr::Int("axis", -1)]);
+
+    let n_classes = network.n_classes();
+    if n_classes != meta.labels.len() {
+        return Err(Error::Config(format!("{n_classes} outputs for {} labels", meta.labels.len())));
+    }
+    let mut g = pb::GraphProto::new();
+    g.name = "ser".into();
+    g.node = graph.nodes;
+    g.initializer = graph.initializers;
+    g.input = vec![value_info(INPUT, &[None, Some(n_frames), Some(n_coeffs)])];
+    g.output = vec![value_info(OUTPUT, &[None, Some(n_classes)])];
+
+    let json = |v: serde_json::Result<String>| v.map_err(|e| Error::Config(format!("metadata: {e}")));
+    let metadata = [
+        (keys::LABELS, json(serde_json::to_string(&meta.labels))?),
+        (keys::FEATURES_CONFIG, json(serde_json::to_string(&meta.features_config))?),
+        (keys::FEATURES_CONFIG_HASH, meta.features_config_hash.to_string()),
+        (keys::WEIGHTS_SHA256, meta.weights_sha256.to_string()),
+        (keys::FORMAT_VERSION, FORMAT_VERSION.to_string()),
+        (keys::N_FRAMES, n_frames.to_string()),
+        (keys::N_COEFFS, n_coeffs.to_string()),
+    ];
+    let mut model = pb::ModelProto::new();
+    model.ir_version = IR_VERSION;
+    model.opset_import = vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET, ..Default::default() }];
+    model.producer_name = "ser-model".into();
+    model.producer_version = env!("CARGO_PKG_VERSION").into();
+    model.doc_string = format!(
+        "Speech emotion classifier. Input `{INPUT}`: float32 [batch, {}, {}], the raw features of `{}` \
+         (before standardisation, which the graph does). Output `{OUTPUT}`: float32 [batch, {n_classes}] in \
+         the order of `{}`.",
+        n_frames,
+        n_coeffs,
+        keys::FEATURES_CONFIG,
+        keys::LABELS
+    );
+    model.graph = MessageField::some(g);
+    model.metadata_props = metadata
+        .into_iter()
+        .map(|(key, value)| pb::StringStringEntryProto { key: key.into(), value, ..Default::default() })
+        .collect();
+    model.write_to_bytes().map_err(|e| Error::Config(format!("encoding the ONNX model: {e}")))
+}
