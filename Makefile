@@ -60,7 +60,7 @@ $(error SCHEDULER=$(SCHEDULER): use local or slurm)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: help build test test-cargo test-pipeline test-slurm demo ravdess features split tune tuned train predict eval infer onnx data clean clean-all bench bench-features bench-train bench-infer
+.PHONY: help build test test-cargo test-pipeline test-slurm test-browser demo ravdess features split tune tuned train predict eval infer onnx data clean clean-all bench bench-features bench-train bench-infer
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -82,10 +82,13 @@ $(BIN)/ser-%: $$(call sources,$$(CRATES_$$*))
 	$(CARGO) build --profile $(PROFILE) --quiet -p ser-$* --bin ser-$*
 	@touch $@
 
-test: test-cargo test-pipeline test-slurm ## run all tests: cargo's, the pipeline's make rules, Slurm array jobs
+test: test-cargo test-pipeline test-slurm test-browser ## run all tests: cargo's, the pipeline's make rules, Slurm array jobs, the live page in Chromium
 
 test-cargo: ## the crates' tests (optimised profile: training is involved)
 	$(CARGO) test --workspace --profile test-release
+
+test-browser: ## the live page in headless Chromium (fake microphone) vs ser-infer stream (installs chromium when it can)
+	tests/browser.sh
 
 test-pipeline: ## make-level tests on a tiny pipeline: re-run rules, two runs identical, Python-written features
 	tests/pipeline.sh

@@ -68,21 +68,21 @@ impl Drop for AtomicFile {
     }
 }
 
-/// A float32 array in NumPy's `.npy` format (version 1.0, little-endian, C order): what
+/// A float32 array in NumPy's `.npy` format (little-endian, C order; written by npyz): what
 /// `numpy.load` reads.
 pub fn npy_bytes(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    use npyz::WriterBuilder;
     assert_eq!(shape.iter().product::<usize>(), values.len(), "shape {shape:?} holds the values");
-    let shape_text = shape.iter().map(|d| format!("{d},")).collect::<String>();
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({shape_text}), }}");
-    // The magic, version and length take 10 bytes; the header ends with a newline at a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut bytes = Vec::new();
+    let mut writer = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(&shape)
+        .writer(&mut bytes)
+        .begin_nd()
+        .expect("writing to memory");
+    writer.extend(values.iter().copied()).expect("writing to memory");
+    writer.finish().expect("writing to memory");
     bytes
 }
 
@@ -563,18 +563,7 @@ pub fn read_manifest_splits(path: &Path) -> Result<BTreeMap<String, SplitPart>> 
 /// Writes one clip's features (frames x coefficients, row-major) as a float32 `.npy` array of
 /// shape `(frames, coeffs)`, atomically.
 pub fn write_features_npy(path: &Path, features: &FeatureMatrix) -> Result<()> {
-    use npyz::WriterBuilder;
-    let mut bytes = Vec::new();
-    let shape = [features.n_frames as u64, features.n_coeffs as u64];
-    let mut writer = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(&shape)
-        .writer(&mut bytes)
-        .begin_nd()
-        .map_err(|e| Error::io(path, e))?;
-    writer.extend(features.values.iter().copied()).map_err(|e| Error::io(path, e))?;
-    writer.finish().map_err(|e| Error::io(path, e))?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &npy_bytes(&[features.n_frames, features.n_coeffs], &features.values))
 }
 
 /// Writes one clip's features as JSON, `{"frames", "coeffs", "features": [[...], ...]}` (one

@@ -8,7 +8,8 @@
 //! - one clip end to end (read the file, decode, resample, MFCC, forward) on one core, ser vs the
 //!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`), with the ratio of medians;
 //! - the real-time factor of the timeline/stream windows over a long recording;
-//! - a bounded load test of the HTTP service on loopback (2,000 requests, 16 concurrent).
+//! - a bounded load test of the HTTP service on loopback (2,000 requests, 16 concurrent);
+//! - how many live streams (`/v1/stream`) at once the machine holds in real time.
 //!
 //! The weights do not change the amount of work, so both sides use a reference-size network
 //! trained for one epoch here (ser) or freshly built (Keras). Settings: RAVDESS_DIR (default
@@ -181,6 +182,53 @@ fn http_predict(addr: std::net::SocketAddr, body: &[u8]) -> (u16, Duration) {
     (status, t0.elapsed())
 }
 
+/// Concurrent live streams tried, and seconds of audio each sends.
+const STREAM_COUNTS: [usize; 6] = [1, 2, 4, 8, 16, 32];
+const STREAM_SECONDS: usize = 30;
+
+/// Serves `classifier` on a loopback port from a thread of its own; send on the channel to stop.
+fn start_server(
+    classifier: Arc<Classifier>,
+    config: ServeConfig,
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ready, addr_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            ready.send(listener.local_addr().unwrap()).unwrap();
+            serve(listener, classifier, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+    });
+    (addr_rx.recv().unwrap(), stop, server)
+}
+
+/// One live stream of `pcm` (float32 at `rate`): the time from connecting to its last message.
+async fn live_stream(addr: std::net::SocketAddr, rate: u32, pcm: Arc<Vec<u8>>) -> Duration {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let t0 = Instant::now();
+    let url = format!("ws://{addr}/v1/stream?sample_rate={rate}");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    for chunk in pcm.chunks(4 * rate as usize / 10) {
+        socket.send(Message::Binary(chunk.to_vec().into())).await.unwrap();
+    }
+    socket.send(Message::Text("end".into())).await.unwrap();
+    while let Some(message) = socket.next().await {
+        match message.unwrap() {
+            Message::Text(text) if text.contains("\"done\"") => break,
+            Message::Close(frame) => panic!("stream closed before its end: {frame:?}"),
+            _ => {}
+        }
+    }
+    t0.elapsed()
+}
+
 fn main() {
     // As the binaries do (see the function); SAFETY: no other thread runs yet.
     unsafe { ser_model::use_inline_elementwise_ops() };
@@ -286,23 +334,9 @@ fn main() {
     report["timeline_real_time_factor"] = round(timeline_s / audio_s, 4).into();
 
     // HTTP load test on loopback, all cores.
-    let server_config = ServeConfig { max_concurrent: cores, ..ServeConfig::defaults() };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ready, addr_rx) = std::sync::mpsc::channel();
-    let server_classifier = classifier.clone();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            ready.send(listener.local_addr().unwrap()).unwrap();
-            serve(listener, server_classifier, server_config, async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
-    });
-    let addr = addr_rx.recv().unwrap();
+    let server_config =
+        ServeConfig { max_concurrent: cores, max_streams: *STREAM_COUNTS.last().unwrap(), ..ServeConfig::defaults() };
+    let (addr, stop, server) = start_server(classifier.clone(), server_config);
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(paths.iter().take(16).map(|p| std::fs::read(p).unwrap()).collect());
     let t0 = Instant::now();
     let clients: Vec<_> = (0..16)
@@ -315,8 +349,6 @@ fn main() {
         .collect();
     let answers: Vec<(u16, Duration)> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
     let load_s = t0.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    server.join().unwrap();
     let ok = answers.iter().filter(|(s, _)| *s == 200).count();
     let latencies: Vec<f64> = answers.iter().map(|(_, d)| d.as_secs_f64() * 1000.0).collect();
     report["http_requests"] = answers.len().into();
@@ -325,6 +357,40 @@ fn main() {
     report["http_requests_per_s"] = round(answers.len() as f64 / load_s, 1).into();
     report["http_ms_p50"] = round(quantile(latencies.clone(), 0.5), 1).into();
     report["http_ms_p99"] = round(quantile(latencies, 0.99), 1).into();
+
+    // Live streams (/v1/stream) at once: each sends STREAM_SECONDS of a recording as fast as the
+    // socket takes it, in 100 ms messages, then `end`. A stream's real-time factor is its wall
+    // time to the last window over its audio's length; k streams hold real time when every one
+    // stays under 1 (audio that arrives paced is no more work).
+    let stream_audio: Vec<f32> = long.iter().copied().take(STREAM_SECONDS * rate as usize).collect();
+    let audio_s = stream_audio.len() as f64 / rate as f64;
+    let pcm: Arc<Vec<u8>> = Arc::new(stream_audio.iter().flat_map(|s| s.to_le_bytes()).collect());
+    let client = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut streams = serde_json::Map::new();
+    let mut held = 0;
+    for &k in &STREAM_COUNTS {
+        let rtfs: Vec<f64> = client.block_on(async {
+            let tasks: Vec<_> = (0..k).map(|_| tokio::spawn(live_stream(addr, rate, pcm.clone()))).collect::<Vec<_>>();
+            let mut rtfs = Vec::new();
+            for task in tasks {
+                rtfs.push(task.await.unwrap().as_secs_f64() / audio_s);
+            }
+            rtfs
+        });
+        let worst = rtfs.iter().copied().fold(0.0, f64::max);
+        if worst < 1.0 {
+            held = k;
+        }
+        streams.insert(
+            k.to_string(),
+            serde_json::json!({"rtf_median": round(quantile(rtfs.clone(), 0.5), 3), "rtf_max": round(worst, 3)}),
+        );
+    }
+    report["streams_audio_s"] = round(audio_s, 1).into();
+    report["streams"] = streams.into();
+    report["streams_held_in_real_time"] = held.into();
+    let _ = stop.send(());
+    server.join().unwrap();
 
     // One clip end to end on one core; the Python child inherits the pinning.
     pin_to_cpu0();

@@ -51,6 +51,16 @@ pub struct ServeFileConfig {
     pub timeout_s: f64,
     /// A request body that has not arrived whole after this many seconds gets 408.
     pub body_timeout_s: f64,
+    /// Live streams (`/v1/stream`) open at once.
+    pub max_streams: usize,
+    /// Largest message of a live stream, in bytes.
+    pub max_stream_message_bytes: usize,
+    /// Longest live stream, in seconds of audio.
+    pub max_stream_seconds: f32,
+    /// A live stream without a message for this many seconds is closed.
+    pub stream_idle_timeout_s: f64,
+    /// Origins besides the page's own that may open a live stream (`*`: any).
+    pub allowed_origins: Vec<String>,
 }
 
 /// The address `serve` listens on unless told otherwise: loopback only.
@@ -82,6 +92,11 @@ impl Default for ServeFileConfig {
             max_concurrent: None,
             timeout_s: d.timeout.as_secs_f64(),
             body_timeout_s: d.body_timeout.as_secs_f64(),
+            max_streams: d.max_streams,
+            max_stream_message_bytes: d.max_stream_message_bytes,
+            max_stream_seconds: d.max_stream_s,
+            stream_idle_timeout_s: d.stream_idle_timeout.as_secs_f64(),
+            allowed_origins: d.allowed_origins,
         }
     }
 }

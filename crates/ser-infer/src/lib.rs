@@ -13,7 +13,9 @@
 pub mod config;
 pub mod files;
 pub mod output;
+pub mod page;
 pub mod server;
+pub mod socket;
 pub mod stream;
 pub mod timeline;
 

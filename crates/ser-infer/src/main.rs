@@ -86,6 +86,12 @@ struct ServeArgs {
     /// Seconds a request body may take to arrive before it gets 408 [default: 10]
     #[arg(long)]
     body_timeout: Option<f64>,
+    /// Live streams (/v1/stream) open at once [default: 4]
+    #[arg(long)]
+    max_streams: Option<usize>,
+    /// An origin besides the page's own that may open a live stream (repeat for more; `*`: any)
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -356,6 +362,15 @@ fn run_serve(args: ServeArgs, file: &InferConfig) -> anyhow::Result<()> {
         timeout,
         body_timeout,
         windows: file.windows(),
+        max_streams: args.max_streams.unwrap_or(file.serve.max_streams),
+        max_stream_message_bytes: file.serve.max_stream_message_bytes,
+        max_stream_s: file.serve.max_stream_seconds,
+        stream_idle_timeout: seconds("stream_idle_timeout_s", file.serve.stream_idle_timeout_s)?,
+        allowed_origins: if args.allowed_origins.is_empty() {
+            file.serve.allowed_origins.clone()
+        } else {
+            args.allowed_origins.clone()
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     runtime.block_on(async {

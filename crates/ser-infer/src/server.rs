@@ -1,7 +1,8 @@
 //! The HTTP service: `POST /v1/predict` (an audio file's bytes: WAV, FLAC, MP3, Ogg, AIFF,
-//! M4A), `POST /v1/timeline` (long audio), `GET /v1/model`, `GET /healthz`. Every limit is configurable; a bad request gets a 4xx with a
-//! JSON `{"error": ...}` that says what is wrong; SIGTERM or Ctrl-C shut it down gracefully
-//! (requests in flight finish).
+//! M4A), `POST /v1/timeline` (long audio), `GET /v1/model`, `GET /healthz`, and the live page
+//! (`GET /`, [`crate::page`]) with its WebSocket (`GET /v1/stream`, [`crate::socket`]). Every
+//! limit is configurable; a bad request gets a 4xx with a JSON `{"error": ...}` that says what is
+//! wrong; SIGTERM or Ctrl-C shut it down gracefully (requests in flight finish).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,9 +39,19 @@ pub struct ServeConfig {
     pub timeout: Duration,
     /// A request body that has not arrived whole after this long gets 408.
     pub body_timeout: Duration,
-    /// The window and silence defaults of `/v1/predict` and `/v1/timeline` (a query's values
-    /// win).
+    /// The window and silence defaults of `/v1/predict`, `/v1/timeline` and `/v1/stream` (a
+    /// query's values win).
     pub windows: WindowSettings,
+    /// Live streams (`/v1/stream`) open at once; one more is closed with 1013.
+    pub max_streams: usize,
+    /// Largest WebSocket message of a stream, in bytes; a larger one closes it with 1009.
+    pub max_stream_message_bytes: usize,
+    /// Longest stream, in seconds of audio; past it the stream is closed with 1008.
+    pub max_stream_s: f32,
+    /// A stream with no message for this long is closed with 1008.
+    pub stream_idle_timeout: Duration,
+    /// Origins besides the page's own that may open a stream (`*`: any).
+    pub allowed_origins: Vec<String>,
 }
 
 impl ServeConfig {
@@ -53,17 +64,24 @@ impl ServeConfig {
             timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(10),
             windows: WindowSettings::default(),
+            max_streams: 4,
+            max_stream_message_bytes: 1 << 20,
+            max_stream_s: 4.0 * 3600.0,
+            stream_idle_timeout: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
         }
     }
 }
 
-struct AppState {
-    classifier: Arc<Classifier>,
-    config: ServeConfig,
+pub(crate) struct AppState {
+    pub(crate) classifier: Arc<Classifier>,
+    pub(crate) config: ServeConfig,
     permits: Arc<Semaphore>,
+    /// One per open live stream.
+    pub(crate) streams: Arc<Semaphore>,
 }
 
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -288,7 +306,9 @@ async fn model(State(state): State<Arc<AppState>>) -> Response {
 async fn not_found() -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
-        "no such route; see GET /healthz, GET /v1/model, POST /v1/predict, POST /v1/timeline".into(),
+        "no such route; see GET / (the page), GET /healthz, GET /v1/model, POST /v1/predict, POST /v1/timeline, \
+         GET /v1/stream (WebSocket)"
+            .into(),
     )
 }
 
@@ -297,13 +317,16 @@ pub fn router(classifier: Arc<Classifier>, config: ServeConfig) -> Router {
     let state = Arc::new(AppState {
         classifier,
         permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+        streams: Arc::new(Semaphore::new(config.max_streams)),
         config: config.clone(),
     });
     Router::new()
+        .route("/", get(crate::page::index))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/v1/model", get(model))
         .route("/v1/predict", post(predict))
         .route("/v1/timeline", post(timeline_handler))
+        .route("/v1/stream", get(crate::socket::stream_handler))
         .fallback(not_found)
         .with_state(state)
 }

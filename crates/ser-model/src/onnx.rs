@@ -56,28 +56,26 @@ impl Attr {
     fn proto(self) -> pb::AttributeProto {
         use pb::attribute_proto::AttributeType;
         let mut a = pb::AttributeProto::new();
-        match self {
+        let (name, kind) = match self {
             Attr::Int(name, i) => {
-                a.name = name.into();
                 a.i = i;
-                a.type_ = EnumOrUnknown::new(AttributeType::INT);
+                (name, AttributeType::INT)
             }
             Attr::Ints(name, ints) => {
-                a.name = name.into();
                 a.ints = ints;
-                a.type_ = EnumOrUnknown::new(AttributeType::INTS);
+                (name, AttributeType::INTS)
             }
             Attr::Float(name, f) => {
-                a.name = name.into();
                 a.f = f;
-                a.type_ = EnumOrUnknown::new(AttributeType::FLOAT);
+                (name, AttributeType::FLOAT)
             }
             Attr::String(name, s) => {
-                a.name = name.into();
                 a.s = s.into_bytes();
-                a.type_ = EnumOrUnknown::new(AttributeType::STRING);
+                (name, AttributeType::STRING)
             }
-        }
+        };
+        a.name = name.into();
+        a.type_ = EnumOrUnknown::new(kind);
         a
     }
 }

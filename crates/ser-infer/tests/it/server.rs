@@ -280,3 +280,183 @@ fn arbitrary_and_mutated_bodies_get_a_client_error_never_a_server_error() {
         .unwrap();
     assert_eq!(server.request("GET", "/healthz", None, b""), (200, serde_json::json!({"status": "ok"})));
 }
+
+/// A WebSocket client of `/v1/stream`.
+mod live {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+    pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+    pub async fn open(addr: std::net::SocketAddr, query: &str, origin: Option<&str>) -> Result<Socket, WsError> {
+        let mut request = format!("ws://{addr}/v1/stream?{query}").into_client_request().unwrap();
+        if let Some(origin) = origin {
+            request.headers_mut().insert("origin", origin.parse().unwrap());
+        }
+        tokio_tungstenite::connect_async(request).await.map(|(socket, _)| socket)
+    }
+
+    pub fn pcm(samples: &[f32]) -> Vec<u8> {
+        samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+    }
+
+    /// Sends `bytes` in messages of `chunk` bytes; false when the server closed first.
+    pub async fn send(socket: &mut Socket, bytes: &[u8], chunk: usize) -> bool {
+        for part in bytes.chunks(chunk) {
+            if socket.send(Message::Binary(part.to_vec().into())).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub async fn end(socket: &mut Socket) {
+        let _ = socket.send(Message::Text("end".into())).await;
+    }
+
+    /// The JSON messages until the server closes, and its close code and reason.
+    pub async fn receive(socket: &mut Socket) -> (Vec<serde_json::Value>, Option<(u16, String)>) {
+        let mut messages = Vec::new();
+        while let Some(message) = socket.next().await {
+            match message {
+                Ok(Message::Text(text)) => messages.push(serde_json::from_str(&text).unwrap()),
+                Ok(Message::Close(frame)) => {
+                    return (messages, frame.map(|f| (u16::from(f.code), f.reason.to_string())));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        (messages, None)
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn a_live_stream_answers_the_windows_of_ser_infer_stream() {
+    let server = Server::start(small_limits());
+    let mut samples = clip(9, 6, 1);
+    samples.extend(vec![0.0; 2 * SYNTH_SAMPLE_RATE as usize]);
+    samples.extend(clip(9, 2, 1));
+    let bytes = live::pcm(&samples);
+    // The library's stream on the same bytes.
+    let classifier = Classifier::load(checkpoint(), &Device::Cpu).unwrap();
+    let config = TimelineConfig::for_classifier(&classifier);
+    let format = ser_infer::stream::StreamFormat::Raw {
+        encoding: ser_infer::stream::RawEncoding::F32Le,
+        sample_rate: SYNTH_SAMPLE_RATE,
+        channels: 1,
+    };
+    let mut expected = Vec::new();
+    ser_infer::stream::stream(&classifier, &bytes[..], format, &config, |s| {
+        expected.push(ser_infer::output::segment_json(&s, classifier.labels()));
+        Ok(())
+    })
+    .unwrap();
+    let (messages, close) = runtime().block_on(async {
+        let mut socket = live::open(server.addr, &format!("sample_rate={SYNTH_SAMPLE_RATE}"), None).await.unwrap();
+        // 100 ms messages, as the page sends.
+        assert!(live::send(&mut socket, &bytes, 4 * SYNTH_SAMPLE_RATE as usize / 10).await);
+        live::end(&mut socket).await;
+        live::receive(&mut socket).await
+    });
+    assert_eq!(close.map(|c| c.0), Some(1000));
+    let (done, windows) = messages.split_last().unwrap();
+    assert_eq!((done["done"].as_bool(), done["windows"].as_u64()), (Some(true), Some(expected.len() as u64)));
+    assert_eq!(windows, &expected[..]);
+    assert!(windows.iter().any(|w| w["silent"] == true) && windows.iter().any(|w| w["silent"] == false));
+}
+
+#[test]
+fn live_stream_limits_close_with_a_reason_and_the_service_stays_up() {
+    let config = ServeConfig {
+        max_streams: 1,
+        max_stream_message_bytes: 64 << 10,
+        max_stream_s: 2.0,
+        stream_idle_timeout: Duration::from_millis(500),
+        allowed_origins: vec!["https://app.example".into()],
+        ..small_limits()
+    };
+    let server = Server::start(config);
+    let addr = server.addr;
+    let query = "sample_rate=16000";
+    runtime().block_on(async {
+        // A message over max_stream_message_bytes: 1009.
+        let mut socket = live::open(addr, query, None).await.unwrap();
+        let _ = live::send(&mut socket, &vec![0u8; 100 << 10], 100 << 10).await;
+        let (_, close) = live::receive(&mut socket).await;
+        let (code, reason) = close.expect("a close frame");
+        assert_eq!(code, 1009, "{reason}");
+        assert!(reason.contains("max_stream_message_bytes"), "{reason}");
+
+        // More than max_streams at once: 1013, the first stream unharmed.
+        let mut first = live::open(addr, query, Some(&format!("http://{addr}"))).await.unwrap();
+        assert!(live::send(&mut first, &live::pcm(&[0.01; 1600]), 6400).await);
+        let mut second = live::open(addr, query, None).await.unwrap();
+        let (_, close) = live::receive(&mut second).await;
+        let (code, reason) = close.expect("a close frame");
+        assert_eq!(code, 1013, "{reason}");
+        assert!(reason.contains("max_streams is 1"), "{reason}");
+        live::end(&mut first).await;
+        let (messages, close) = live::receive(&mut first).await;
+        assert_eq!(close.map(|c| c.0), Some(1000));
+        assert_eq!(messages.last().unwrap()["done"], true);
+
+        // An origin that is neither the page's nor listed: refused before the upgrade.
+        let refused = live::open(addr, query, Some("http://evil.example")).await.expect_err("refused");
+        assert!(refused.to_string().contains("403"), "{refused}");
+        live::open(addr, query, Some("https://app.example")).await.expect("a listed origin");
+        // (That stream stays open and idle; the idle check below waits for it to go.)
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+
+        // No message within stream_idle_timeout: 1008.
+        let mut idle = live::open(addr, query, None).await.unwrap();
+        let started = std::time::Instant::now();
+        let (_, close) = live::receive(&mut idle).await;
+        let (code, reason) = close.expect("a close frame");
+        assert_eq!(code, 1008, "{reason}");
+        assert!(reason.contains("no audio"), "{reason}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+
+        // Longer than max_stream_seconds (2 s of 16 kHz float32): 1008.
+        let mut long = live::open(addr, query, None).await.unwrap();
+        let _ = live::send(&mut long, &live::pcm(&vec![0.01; 3 * 16_000]), 6400).await;
+        let (_, close) = live::receive(&mut long).await;
+        let (code, reason) = close.expect("a close frame");
+        assert_eq!(code, 1008, "{reason}");
+        assert!(reason.contains("max_stream_seconds"), "{reason}");
+
+        // Text that is not `end`: 1003. A bad query: 400 before the upgrade.
+        let mut chatty = live::open(addr, query, None).await.unwrap();
+        futures_util::SinkExt::send(&mut chatty, tokio_tungstenite::tungstenite::Message::Text("hello".into()))
+            .await
+            .unwrap();
+        let (_, close) = live::receive(&mut chatty).await;
+        assert_eq!(close.map(|c| c.0), Some(1003));
+        let bad = live::open(addr, "sample_rate=7", None).await.expect_err("refused");
+        assert!(bad.to_string().contains("400"), "{bad}");
+    });
+    assert_eq!(server.request("GET", "/healthz", None, b"").0, 200);
+}
+
+#[test]
+fn the_page_is_served_whole_and_self_contained() {
+    let server = Server::start(small_limits());
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{}", &response[..200.min(response.len())]);
+    assert!(response.to_ascii_lowercase().contains("content-type: text/html"));
+    for contract in ["id=\"ser-start\"", "id=\"ser-file\"", "id=\"ser-timeline\"", "/v1/stream", "dataset.state"] {
+        assert!(response.contains(contract), "the page lacks {contract}");
+    }
+    // Nothing fetched from elsewhere: no absolute URLs to other hosts in src/href/import.
+    for pattern in ["src=\"http", "href=\"http", "import(\"http", "@import"] {
+        assert!(!response.contains(pattern), "the page loads {pattern}...");
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The live page in a real browser: trains a small demo checkpoint, starts `ser-infer serve` on
+# it, and runs tests/browser_check.py (headless Chromium through chromedriver, a fake microphone
+# playing a generated recording). Installs Debian's chromium and chromium-driver, and selenium,
+# when missing and it can (root, apt); otherwise SKIPPED, or FAILS under SER_REQUIRE_BROWSER.
+# Screenshots land in artifacts/browser/.
+# PROFILE picks the binaries (default test-release, which `make test-cargo` has built).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PROFILE=${PROFILE:-test-release}
+PY=${SER_PYTHON:-python3}
+BIN=target/$PROFILE
+skip() {
+    if [ -n "${SER_REQUIRE_BROWSER:-}" ]; then echo "FAIL $*"; exit 1; fi
+    echo "SKIPPED: $*"
+    exit 0
+}
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing chromium and chromium-driver (apt)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+            || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } \
+            || skip "could not install chromium and chromium-driver"
+    else
+        skip "the browser test needs chromium and chromedriver (apt install chromium chromium-driver)"
+    fi
+fi
+if ! "$PY" -c 'import selenium' 2>/dev/null; then
+    "$PY" -m pip install --quiet --disable-pip-version-check selenium >/dev/null 2>&1 || skip "could not install selenium"
+fi
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/ser-browser-test.XXXXXX")
+serve_pid=
+cleanup() { [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null; rm -rf "$W"; }
+trap cleanup EXIT
+mkdir -p "$W/pipelines"
+cp -r pipelines/demo "$W/pipelines/demo"
+sed -i -e 's/^max_epochs: .*/max_epochs: 3/' -e 's/^patience: .*/patience: 3/' "$W/pipelines/demo/model.yaml"
+make -s --no-print-directory PROFILE="$PROFILE" PIPELINES="$W/pipelines" DATA="$W/data" ARTIFACTS="$W/artifacts" P=demo train \
+    >"$W/train.log" 2>&1 || { cat "$W/train.log"; echo "FAIL training the demo checkpoint"; exit 1; }
+CKPT=$W/artifacts/demo/model
+# The microphone's recording: three utterances of a held-out speaker, 1.5 s of silence after the
+# first and 6.5 s (more than a window and a hop: at least one silent window) after the second.
+RAW=$W/data/raw/demo/Actor_08
+"$PY" - "$W/mic.wav" "$RAW/03-01-05-02-01-01-08.wav" "$RAW/03-01-03-02-01-01-08.wav" "$RAW/03-01-04-02-01-01-08.wav" <<'PY'
+import sys, wave
+out = wave.open(sys.argv[1], "wb")
+for i, path in enumerate(sys.argv[2:]):
+    clip = wave.open(path)
+    if i == 0:
+        out.setparams(clip.getparams())
+    else:
+        gap = [1.5, 6.5][i - 1]
+        out.writeframes(b"\0" * clip.getsampwidth() * clip.getnchannels() * int(gap * clip.getframerate()))
+    out.writeframes(clip.readframes(clip.getnframes()))
+out.close()
+PY
+"$BIN/ser-infer" serve --checkpoint "$CKPT" --addr 127.0.0.1:0 >"$W/serve.out" 2>"$W/serve.err" &
+serve_pid=$!
+for _ in $(seq 50); do grep -q '^http://' "$W/serve.out" && break; sleep 0.2; done
+URL=$(sed -n 1p "$W/serve.out")
+[ -n "$URL" ] || { cat "$W/serve.err"; echo "FAIL ser-infer serve did not start"; exit 1; }
+mkdir -p artifacts/browser
+"$PY" tests/browser_check.py "$URL" "$CKPT" "$BIN/ser-infer" "$W/mic.wav" "$RAW/03-01-06-02-01-01-08.wav" artifacts/browser \
+    || { tail -n 20 "$W/serve.err"; echo "FAIL the live page in Chromium"; exit 1; }
+curl -sf "$URL/healthz" >/dev/null 2>&1 || "$PY" -c "import urllib.request; urllib.request.urlopen('$URL/healthz')" \
+    || { echo "FAIL /healthz after the browser test"; exit 1; }
+echo "tests/browser.sh: all passed"
