@@ -4,7 +4,7 @@
 //! answers one JSON message per window in the shape of `/v1/timeline`'s segments (silent ones
 //! included), then `{"done": true, ...}`. Limits close the socket with a code and a reason:
 //! 1009 a message over `max_stream_message_bytes`, 1008 a stream over `max_stream_seconds` or
-//! silent (no message) for `stream_idle_timeout`, 1013 more than `max_streams` at once, 1003 a
+//! idle (no message) for `stream_idle_timeout`, 1013 more than `max_streams` at once, 1003 a
 //! message that is not PCM or `end`. A wrong `Origin` is refused (403) before the upgrade.
 
 use std::io::Read;
@@ -105,10 +105,12 @@ pub(crate) async fn stream_handler(
         .into_response())
 }
 
-/// Bytes handed from the socket to the blocking stream reader; `None` ends the stream.
+/// Bytes handed from the socket to the blocking stream reader; a closed channel ends the stream.
+/// The channel is bounded: a client faster than classification waits for room (the socket's
+/// task awaits, no runtime thread blocks).
 struct ChannelReader {
     /// In a mutex only to be `Sync`, as the stream reader must be; reads take it by `&mut`.
-    rx: std::sync::Mutex<std::sync::mpsc::Receiver<Vec<u8>>>,
+    rx: std::sync::Mutex<tokio::sync::mpsc::Receiver<Vec<u8>>>,
     pending: Vec<u8>,
     at: usize,
 }
@@ -117,12 +119,12 @@ impl Read for ChannelReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.at == self.pending.len() {
             let rx = self.rx.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner());
-            match rx.recv() {
-                Ok(bytes) => {
+            match rx.blocking_recv() {
+                Some(bytes) => {
                     self.pending = bytes;
                     self.at = 0;
                 }
-                Err(_) => return Ok(0),
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.pending.len() - self.at);
@@ -154,7 +156,7 @@ async fn live(
         RawEncoding::S16Le => 2,
     } * channels as usize;
     let max_bytes = (limits.max_stream_s as f64 * sample_rate as f64) as u64 * frame_bytes as u64;
-    let (bytes_tx, bytes_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(64);
+    let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let (segments_tx, mut segments_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();
     let classifier = state.classifier.clone();
     let worker = tokio::task::spawn_blocking(move || {
@@ -189,7 +191,8 @@ async fn live(
                     Ok(None) | Ok(Some(Ok(Message::Close(_)))) => { bytes_tx = None; }
                     Ok(Some(Err(e))) => {
                         let text = e.to_string();
-                        break Some(if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                        // tungstenite says "Space limit exceeded: Message too long" (or "Frame too long").
+                        break Some(if text.contains("Space limit") || text.contains("too long") {
                             (close::TOO_BIG, format!("a message is larger than max_stream_message_bytes ({})", limits.max_stream_message_bytes))
                         } else {
                             (close::POLICY, format!("reading the stream: {text}"))
@@ -200,7 +203,11 @@ async fn live(
                         if received > max_bytes {
                             break Some((close::POLICY, format!("the stream is longer than max_stream_seconds ({} s)", limits.max_stream_s)));
                         }
-                        if bytes_tx.as_ref().is_some_and(|tx| tx.send(bytes.to_vec()).is_err()) {
+                        let gone = match &bytes_tx {
+                            Some(tx) => tx.send(bytes.to_vec()).await.is_err(),
+                            None => false,
+                        };
+                        if gone {
                             bytes_tx = None;
                         }
                     }
