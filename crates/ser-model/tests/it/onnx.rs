@@ -15,14 +15,14 @@ use ser_model::params::Weights;
 use ser_model::predict::Model;
 use tract_onnx::prelude::*;
 
-/// Every parameter drawn at random (running variances positive), so each one reaches the
-/// output: trained weights are as arbitrary.
+/// Every parameter drawn at random (the state ones, BatchNorm's running statistics, positive:
+/// a variance must be), so each one reaches the output: trained weights are as arbitrary.
 fn random_weights(network: &Network, seed: u64) -> Weights {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut weights = network.init(seed);
     for (id, spec) in network.param_ids().zip(network.params()) {
         let n: usize = spec.dims.iter().product();
-        let values = if spec.name.ends_with("running_var") {
+        let values = if !spec.trained {
             (0..n).map(|_| rng.random_range(0.3..2.0)).collect()
         } else {
             (0..n).map(|_| rng.random_range(-0.6..0.6)).collect()
