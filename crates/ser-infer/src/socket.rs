@@ -146,7 +146,9 @@ async fn live(
     config: crate::timeline::TimelineConfig,
 ) {
     let limits = state.config.clone();
-    let Ok(_permit) = state.streams.clone().try_acquire_owned() else {
+    // The stream's slot; given back before the close frame goes out, so a client that has seen
+    // the close can open the next stream at once.
+    let Ok(permit) = state.streams.clone().try_acquire_owned() else {
         let reason = format!("too many streams: max_streams is {}; retry later", limits.max_streams);
         return close_with(&mut socket, close::TRY_AGAIN_LATER, reason).await;
     };
@@ -221,19 +223,27 @@ async fn live(
         }
     };
     drop(bytes_tx);
-    if let Some((code, reason)) = failure {
+    let (code, reason) = match failure {
         // The worker ends when its input does; its windows so far are sent, nothing more.
-        return close_with(&mut socket, code, reason).await;
-    }
-    let summary = match worker.await {
-        Ok(Ok(summary)) => summary,
-        Ok(Err(e)) => return close_with(&mut socket, close::UNSUPPORTED, format!("audio: {e}")).await,
-        Err(e) => return close_with(&mut socket, close::SERVER_ERROR, format!("stream failed: {e}")).await,
+        Some(failure) => failure,
+        None => match worker.await {
+            Ok(Ok(summary)) => {
+                while let Ok(value) = segments_rx.try_recv() {
+                    let _ = socket.send(Message::Text(value.to_string().into())).await;
+                }
+                let done = json!({
+                    "done": true,
+                    "windows": summary.windows,
+                    "samples": summary.samples,
+                    "sample_rate": summary.sample_rate,
+                });
+                let _ = socket.send(Message::Text(done.to_string().into())).await;
+                (close::NORMAL, "end of stream".into())
+            }
+            Ok(Err(e)) => (close::UNSUPPORTED, format!("audio: {e}")),
+            Err(e) => (close::SERVER_ERROR, format!("stream failed: {e}")),
+        },
     };
-    while let Ok(value) = segments_rx.try_recv() {
-        let _ = socket.send(Message::Text(value.to_string().into())).await;
-    }
-    let done = json!({"done": true, "windows": summary.windows, "samples": summary.samples, "sample_rate": summary.sample_rate});
-    let _ = socket.send(Message::Text(done.to_string().into())).await;
-    close_with(&mut socket, close::NORMAL, "end of stream".into()).await;
+    drop(permit);
+    close_with(&mut socket, code, reason).await;
 }
