@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::audio::{AudioError, load_for_analysis};
+use crate::audio::{Audio, AudioError, load_for_analysis};
 use crate::augment::augmented_copy;
 use crate::config::FeaturesConfig;
 use crate::dsp::{Analyzer, FeatureMatrix};
@@ -215,18 +215,26 @@ pub fn discover(source: &Source, config: &FeaturesConfig) -> Result<Discovery> {
     Ok(discovery)
 }
 
-/// The features of one file's bytes, exactly as a feature-table row holds them (the input of a
-/// checkpoint or its ONNX export, before standardisation). Pure: the caller reads the file.
-pub fn file_features(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<FeatureMatrix, AudioError> {
+/// `TooShort` for `seconds` of audio: less than one analysis frame of `analyzer`.
+fn too_short(analyzer: &Analyzer, seconds: f64) -> AudioError {
+    AudioError::TooShort { seconds, min_seconds: analyzer.min_samples() as f64 / analyzer.config().sample_rate as f64 }
+}
+
+/// A file's bytes decoded (the source audio) and resampled for `analyzer`, at least one
+/// analysis frame long.
+fn analysis_samples(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<(Audio, Vec<f32>), AudioError> {
     let config = analyzer.config();
     let (audio, samples) = load_for_analysis(bytes, config.sample_rate, analyzer.min_samples(), config.max_duration_s)?;
     if samples.len() < analyzer.min_samples() {
-        return Err(AudioError::TooShort {
-            seconds: audio.duration_s(),
-            min_seconds: analyzer.min_samples() as f64 / config.sample_rate as f64,
-        });
+        return Err(too_short(analyzer, audio.duration_s()));
     }
-    Ok(analyzer.features(&samples).matrix)
+    Ok((audio, samples))
+}
+
+/// The features of one file's bytes, exactly as a feature-table row holds them (the input of a
+/// checkpoint or its ONNX export, before standardisation). Pure: the caller reads the file.
+pub fn file_features(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<FeatureMatrix, AudioError> {
+    Ok(analyzer.features(&analysis_samples(bytes, analyzer)?.1).matrix)
 }
 
 /// The feature rows of one clip from its file bytes: the clip's, then those of its augmented
@@ -237,14 +245,7 @@ pub fn extract_clip(
     analyzer: &Analyzer,
 ) -> std::result::Result<Vec<FeatureRow>, AudioError> {
     let config = analyzer.config();
-    let (audio, samples) = load_for_analysis(bytes, config.sample_rate, analyzer.min_samples(), config.max_duration_s)?;
-    let too_short = |seconds: f64| AudioError::TooShort {
-        seconds,
-        min_seconds: analyzer.min_samples() as f64 / config.sample_rate as f64,
-    };
-    if samples.len() < analyzer.min_samples() {
-        return Err(too_short(audio.duration_s()));
-    }
+    let (audio, samples) = analysis_samples(bytes, analyzer)?;
     let meta = &clip.meta;
     let sha256 = hex::encode(Sha256::digest(bytes));
     let row = |clip_id: String, samples: &[f32], source: Option<(String, String)>| {
@@ -280,7 +281,7 @@ pub fn extract_clip(
         for copy in 1..=spec.copies {
             let (y, what) = augmented_copy(&samples, config.sample_rate, spec, &meta.clip_id, copy)?;
             if y.len() < analyzer.min_samples() {
-                return Err(too_short(y.len() as f64 / config.sample_rate as f64));
+                return Err(too_short(analyzer, y.len() as f64 / config.sample_rate as f64));
             }
             rows.push(row(format!("{}{AUGMENTED_SUFFIX}{copy}", meta.clip_id), &y, Some((meta.clip_id.clone(), what))));
         }

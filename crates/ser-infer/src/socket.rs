@@ -153,10 +153,7 @@ async fn live(
         return close_with(&mut socket, close::TRY_AGAIN_LATER, reason).await;
     };
     let StreamFormat::Raw { encoding, sample_rate, channels } = format else { unreachable!("raw PCM only") };
-    let frame_bytes = match encoding {
-        RawEncoding::F32Le => 4,
-        RawEncoding::S16Le => 2,
-    } * channels as usize;
+    let frame_bytes = encoding.bytes() * channels as usize;
     let max_bytes = (limits.max_stream_s as f64 * sample_rate as f64) as u64 * frame_bytes as u64;
     let (bytes_tx, bytes_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     let (segments_tx, mut segments_rx) = tokio::sync::mpsc::unbounded_channel::<serde_json::Value>();

@@ -21,7 +21,8 @@ pub enum RawEncoding {
 }
 
 impl RawEncoding {
-    fn bytes(self) -> usize {
+    /// Bytes per sample.
+    pub fn bytes(self) -> usize {
         match self {
             RawEncoding::S16Le => 2,
             RawEncoding::F32Le => 4,
