@@ -131,6 +131,14 @@ impl<'s> AudioDecoder<'s> {
     /// The next decoded mono samples, or `None` at the end of the stream. A container that
     /// announced more frames than it held is [`AudioError::Truncated`].
     pub fn next_chunk(&mut self) -> Result<Option<Vec<f32>>, AudioError> {
+        let mut chunk = Vec::new();
+        Ok(self.append_next(&mut chunk)?.then_some(chunk))
+    }
+
+    /// Decodes the next packet that holds samples and appends them, in mono, to `out`; `false`
+    /// at the end of the stream. What [`AudioDecoder::next_chunk`] does, without a buffer per
+    /// packet: a mono stream is copied once, straight from the decoder into `out`.
+    pub fn append_next(&mut self, out: &mut Vec<f32>) -> Result<bool, AudioError> {
         loop {
             let packet = match self.format.next_packet() {
                 Ok(Some(packet)) => packet,
@@ -149,26 +157,35 @@ impl<'s> AudioDecoder<'s> {
                 Err(e) => return Err(AudioError::Read(e.to_string())),
             };
             let channels = buffer.spec().channels().count().max(1);
-            self.interleaved.resize(buffer.samples_interleaved(), 0.0);
-            buffer.copy_to_slice_interleaved(&mut self.interleaved[..]);
-            let mono = downmix(&self.interleaved, channels);
-            if let Some(i) = mono.iter().position(|s| !s.is_finite()) {
+            let start = out.len();
+            if channels == 1 {
+                out.resize(start + buffer.samples_interleaved(), 0.0);
+                buffer.copy_to_slice_interleaved(&mut out[start..]);
+            } else {
+                self.interleaved.resize(buffer.samples_interleaved(), 0.0);
+                buffer.copy_to_slice_interleaved(&mut self.interleaved[..]);
+                downmix(&self.interleaved, channels, out);
+            }
+            // A branch-free pass first (it vectorises); the position only when one is found.
+            let fresh = &out[start..];
+            if !fresh.iter().fold(true, |finite, s| finite & s.is_finite()) {
+                let i = fresh.iter().position(|s| !s.is_finite()).expect("the pass above found one");
                 return Err(AudioError::NonFinite { frame: self.frames_read as usize + i });
             }
-            self.frames_read += mono.len() as u64;
-            if !mono.is_empty() {
-                return Ok(Some(mono));
+            self.frames_read += (out.len() - start) as u64;
+            if out.len() > start {
+                return Ok(true);
             }
         }
     }
 
-    fn end(&self) -> Result<Option<Vec<f32>>, AudioError> {
+    fn end(&self) -> Result<bool, AudioError> {
         match self.n_frames {
             Some(expected) if self.frames_read < expected => Err(AudioError::Truncated {
                 expected: expected * self.n_channels as u64,
                 got: self.frames_read * self.n_channels as u64,
             }),
-            _ => Ok(None),
+            _ => Ok(false),
         }
     }
 }
@@ -181,7 +198,7 @@ pub fn decode_audio(bytes: &[u8], max_duration_s: f32) -> Result<Audio, AudioErr
     if bytes.is_empty() {
         return Err(AudioError::Empty);
     }
-    let mut decoder = AudioDecoder::open(Box::new(Cursor::new(bytes.to_vec())))?;
+    let mut decoder = AudioDecoder::open(Box::new(Cursor::new(bytes)))?;
     let too_long = |seconds: f64| AudioError::TooLong { seconds, max_seconds: max_duration_s };
     if let Some(n) = decoder.n_frames
         && decoder.seconds(n) > max_duration_s as f64
@@ -189,8 +206,7 @@ pub fn decode_audio(bytes: &[u8], max_duration_s: f32) -> Result<Audio, AudioErr
         return Err(too_long(decoder.seconds(n)));
     }
     let mut samples = Vec::with_capacity(decoder.n_frames.unwrap_or(0).min(1 << 28) as usize);
-    while let Some(chunk) = decoder.next_chunk()? {
-        samples.extend_from_slice(&chunk);
+    while decoder.append_next(&mut samples)? {
         if decoder.seconds(samples.len() as u64) > max_duration_s as f64 {
             return Err(too_long(decoder.seconds(samples.len() as u64)));
         }
@@ -201,13 +217,15 @@ pub fn decode_audio(bytes: &[u8], max_duration_s: f32) -> Result<Audio, AudioErr
     Ok(Audio { samples, sample_rate: decoder.sample_rate, n_channels: decoder.n_channels })
 }
 
-/// Averages interleaved channels to mono. A trailing partial frame is dropped.
-pub fn downmix(interleaved: &[f32], n_channels: usize) -> Vec<f32> {
+/// Averages interleaved channels to mono, appending to `out`. A trailing partial frame is
+/// dropped.
+pub fn downmix(interleaved: &[f32], n_channels: usize, out: &mut Vec<f32>) {
     if n_channels == 1 {
-        return interleaved.to_vec();
+        out.extend_from_slice(interleaved);
+        return;
     }
     let inv = 1.0 / n_channels as f32;
-    interleaved.chunks_exact(n_channels).map(|frame| frame.iter().sum::<f32>() * inv).collect()
+    out.extend(interleaved.chunks_exact(n_channels).map(|frame| frame.iter().sum::<f32>() * inv));
 }
 
 /// Resamples mono audio with rubato's FFT resampler (band-limited, delay-compensated, output

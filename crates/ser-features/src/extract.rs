@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::audio::{Audio, AudioError, load_for_analysis};
@@ -16,8 +15,10 @@ use crate::labels::{ClipMeta, Corpus, NameError, label_set, map_label, parse_nam
 use crate::table::FeatureRow;
 use crate::{Error, Result};
 
-/// Files decoded at once. Bounds memory: at most this many clips' features wait to be written.
-pub const CHUNK_SIZE: usize = 64;
+/// Clips in flight at once: being extracted, or done and waiting for an earlier clip to be
+/// written. Bounds memory, and keeps every core busy (a slow clip holds up the writing, not the
+/// cores).
+pub const IN_FLIGHT: usize = 64;
 
 /// Where the clips come from.
 #[derive(Debug, Clone, PartialEq)]
@@ -323,9 +324,14 @@ pub struct Summary {
     pub features_config_hash: String,
 }
 
-/// Extracts `clips` into the feature table at `out`, streaming in chunks of [`CHUNK_SIZE`].
-/// Bad files become rejects (or, with `strict`, fail the run). Returns the rows' rejects too.
-/// With `part_of`, the table is that shard's part file and records it (see [`merge_tables`]).
+/// Extracts `clips` into the feature table at `out`, in table order, with at most
+/// [`IN_FLIGHT`] clips held in memory. Bad files become rejects (or, with `strict`, fail the
+/// run). Returns the rows' rejects too. With `part_of`, the table is that shard's part file and
+/// records it (see [`merge_tables`]).
+///
+/// The clips are extracted on rayon's pool, each as its own task, while this thread takes the
+/// results in order and writes them: a clip starts as soon as an earlier one is written, so no
+/// core waits for a batch's slowest clip or for Parquet.
 #[allow(clippy::too_many_arguments)]
 pub fn extract_to_table(
     clips: &[ClipInput],
@@ -346,39 +352,74 @@ pub fn extract_to_table(
         Summary { output: out.display().to_string(), features_config_hash: config.hash(), ..Summary::default() };
     let mut speakers = HashSet::new();
     reporter.on_start(clips.len());
-    let mut done = 0;
-    for chunk in clips.chunks(CHUNK_SIZE) {
-        let results: Vec<std::result::Result<Vec<FeatureRow>, String>> = chunk
-            .par_iter()
-            .map(|clip| {
-                let bytes = io::read_audio_file(&clip.path, config.max_duration_s)?;
-                extract_clip(&bytes, clip, analyzer).map_err(|e| e.to_string())
-            })
-            .collect();
-        let mut rows = Vec::with_capacity(chunk.len());
-        for (clip, result) in chunk.iter().zip(results) {
-            match result {
-                Ok(clip_rows) => {
-                    let row = &clip_rows[0];
-                    *summary.labels.entry(row.label.clone().unwrap_or_else(|| "(none)".into())).or_default() += 1;
-                    speakers.insert(row.speaker.clone());
-                    summary.augmented += clip_rows.len() - 1;
-                    rows.extend(clip_rows);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    // `in_place_scope` runs this closure on the calling thread, not on a pool thread, so waiting
+    // for results here takes no worker away.
+    rayon::in_place_scope(|scope| -> Result<()> {
+        // A panic comes back as its payload, to be raised here: a task that died silently would
+        // leave this thread waiting for its result forever.
+        type Extracted = (usize, std::thread::Result<std::result::Result<Vec<FeatureRow>, String>>);
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<Extracted>();
+        let (stop, done_tx) = (&stop, &done_tx);
+        let start = |index: usize| {
+            let done_tx = done_tx.clone();
+            scope.spawn(move |_| {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
                 }
-                Err(reason) => {
-                    tracing::warn!(path = %clip.path.display(), %reason, "rejected");
-                    if strict {
-                        return Err(Error::Rejected { path: clip.path.clone(), reason });
+                let clip = &clips[index];
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    io::read_audio_file(&clip.path, config.max_duration_s)
+                        .and_then(|bytes| extract_clip(&bytes, clip, analyzer).map_err(|e| e.to_string()))
+                }));
+                // The receiver is gone only once the run has failed.
+                let _ = done_tx.send((index, result));
+            });
+        };
+        let mut started = clips.len().min(IN_FLIGHT);
+        (0..started).for_each(start);
+        let mut waiting = BTreeMap::new();
+        let mut written = 0;
+        let result = (|| -> Result<()> {
+            while written < clips.len() {
+                let (index, result) = done_rx.recv().expect("a started clip always reports");
+                waiting.insert(index, result);
+                while let Some(result) = waiting.remove(&written) {
+                    let clip = &clips[written];
+                    match result.unwrap_or_else(|panic| std::panic::resume_unwind(panic)) {
+                        Ok(clip_rows) => {
+                            let row = &clip_rows[0];
+                            *summary.labels.entry(row.label.clone().unwrap_or_else(|| "(none)".into())).or_default() +=
+                                1;
+                            speakers.insert(row.speaker.clone());
+                            summary.augmented += clip_rows.len() - 1;
+                            summary.rows += clip_rows.len();
+                            writer.write(clip_rows)?;
+                        }
+                        Err(reason) => {
+                            tracing::warn!(path = %clip.path.display(), %reason, "rejected");
+                            if strict {
+                                return Err(Error::Rejected { path: clip.path.clone(), reason });
+                            }
+                            rejects.push(Reject { path: clip.table_path.clone(), reason });
+                        }
                     }
-                    rejects.push(Reject { path: clip.table_path.clone(), reason });
+                    written += 1;
+                    reporter.on_progress(written);
+                    if started < clips.len() {
+                        start(started);
+                        started += 1;
+                    }
                 }
             }
+            Ok(())
+        })();
+        if result.is_err() {
+            // Clips not begun are skipped; the scope still waits for those under way.
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        summary.rows += rows.len();
-        writer.write(rows)?;
-        done += chunk.len();
-        reporter.on_progress(done);
-    }
+        result
+    })?;
     writer.finish()?;
     reporter.on_complete();
     summary.rejects = rejects.len();

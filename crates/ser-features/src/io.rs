@@ -14,6 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use crate::config::FeaturesConfig;
 use crate::dsp::FeatureMatrix;
@@ -100,8 +101,11 @@ fn key_values(schema: &Schema) -> Vec<KeyValue> {
 }
 
 fn writer_properties(schema: &Schema) -> WriterProperties {
+    // Feature values hardly repeat: a dictionary of them costs time and saves nothing.
+    let features = ColumnPath::from(vec![table::COL_FEATURES.to_string(), "list".into(), "item".into()]);
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_column_dictionary_enabled(features, false)
         .set_max_row_group_row_count(Some(ROWS_PER_BATCH))
         .set_key_value_metadata(Some(key_values(schema)))
         .set_created_by(format!("ser-features {}", env!("CARGO_PKG_VERSION")))
