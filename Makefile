@@ -60,7 +60,7 @@ $(error SCHEDULER=$(SCHEDULER): use local or slurm)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: help build test test-cargo test-pipeline test-slurm test-browser demo ravdess features split tune tuned train predict eval infer onnx data clean clean-all bench bench-features bench-train bench-infer
+.PHONY: help build test test-cargo test-pipeline test-slurm test-browser demo ravdess features split tune tuned train predict eval infer onnx data clean clean-all bench bench-features bench-train bench-infer robustness
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>/, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -158,6 +158,28 @@ $(TUNED)/eval/metrics.json: $(CONF)/eval.yaml $(TUNED)/predictions/predictions.p
 	$(BIN)/ser-eval report --config $< --predictions $(TUNED)/predictions/predictions.parquet --checkpoint $(TUNED)/model \
 	  --out $(@D) --title "Speech emotion recognition: pipeline $(P), searched hyperparameters, test part" \
 	  --summary $(TUNED)/summary.json --pipeline $(P)
+
+# The robustness suite: the test part heard through each channel change of CHANNELS (extract
+# --channel: the same clips, no augmented copies), predicted by the same checkpoints (each fold's
+# by its own), scored as eval, and one table beside the clean evaluation.
+CHANNELS ?= telephone lowpass_5500hz noise_20db noise_10db noise_5db gain_-20db reverb_0.5s
+ROBUST := $(OUT)/robustness
+ROBUST_FOLDS := $(or $(FOLDS),0)
+checkpoint_of = $(if $(FOLDS),$(OUT)/folds/$(1)/model,$(MODEL))
+robust_preds = $(foreach f,$(ROBUST_FOLDS),$(ROBUST)/$(1)/folds/$(f)/predictions.parquet)
+
+robustness: $(ROBUST)/robustness.md ## the test part through channel changes (CHANNELS: telephone, noise, gain, reverb...), one table
+$(FEAT_DIR)/channels/%/features.parquet: $(CONF)/features.yaml $(BIN)/ser-features $(SOURCE_DEP)
+	$(BIN)/ser-features extract --quiet --config $< $(SOURCE) --channel $* --out $@
+
+$(ROBUST)/%/eval/metrics.json: $(FEAT_DIR)/channels/%/features.parquet $(SPLITS) $(MODELS) $(CONF)/eval.yaml $(BIN)/ser-model $(BIN)/ser-eval
+	$(foreach f,$(ROBUST_FOLDS),$(BIN)/ser-model predict --checkpoint $(call checkpoint_of,$(f)) --features $< --splits $(SPLITS) \
+	  --fold $(f) --part test --out $(ROBUST)/$*/folds/$(f)/predictions.parquet &&) true
+	$(BIN)/ser-eval report --config $(CONF)/eval.yaml --predictions $(call robust_preds,$*) --out $(@D) \
+	  --title "Speech emotion recognition: pipeline $(P), test part through $*"
+
+$(ROBUST)/robustness.md: $(EVAL)/metrics.json $(foreach c,$(CHANNELS),$(ROBUST)/$(c)/eval/metrics.json) $(BIN)/ser-eval
+	$(BIN)/ser-eval robustness --clean $(EVAL) --out $(ROBUST) $(foreach c,$(CHANNELS),$(c)=$(ROBUST)/$(c)/eval)
 
 infer: $(BIN)/ser-infer ## emotions for new audio: make infer P=ravdess IN="clip.wav folder/" (infer.yaml's defaults)
 	@test -n "$(IN)" || { echo "give the audio: make infer P=$(P) IN=\"file.wav folder/ 'glob/*.wav'\""; exit 2; }

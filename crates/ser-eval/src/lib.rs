@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod plot;
 pub mod predictions;
 pub mod report;
+pub mod robustness;
 
 use std::path::{Path, PathBuf};
 

@@ -47,6 +47,9 @@ enum Command {
     Report(ReportArgs),
     /// Two evaluations side by side: a diff table of their metrics.json (files or eval dirs).
     Compare(CompareArgs),
+    /// The clean test part's evaluation and one per channel change side by side (make
+    /// robustness): robustness.md and robustness.json in --out.
+    Robustness(RobustnessArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +97,26 @@ struct CompareArgs {
     out: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct RobustnessArgs {
+    /// The clean test part's evaluation: a metrics.json or the directory holding it.
+    #[arg(long)]
+    clean: PathBuf,
+    /// One evaluation per condition, as NAME=PATH (a metrics.json or its directory), in table order.
+    #[arg(required = true, value_parser = parse_condition)]
+    conditions: Vec<(String, PathBuf)>,
+    /// The directory to write robustness.md and robustness.json to.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_condition(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => Ok((name.to_string(), PathBuf::from(path))),
+        _ => Err(format!("`{text}`: give NAME=PATH, e.g. noise_10db=artifacts/ravdess/robustness/noise_10db/eval")),
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
@@ -126,6 +149,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Report(args) => run_report(args),
         Command::Compare(args) => run_compare(args),
+        Command::Robustness(args) => run_robustness(args),
     }
 }
 
@@ -209,5 +233,27 @@ fn run_compare(args: CompareArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
         write_atomic(out, table.as_bytes())?;
     }
+    Ok(())
+}
+
+fn run_robustness(args: RobustnessArgs) -> anyhow::Result<()> {
+    let clean_path = metrics_path(&args.clean);
+    let clean = read_json(&clean_path)?;
+    let mut conditions = Vec::new();
+    for (name, path) in &args.conditions {
+        let path = metrics_path(path);
+        conditions.push((name.clone(), read_json(&path)?, path.display().to_string()));
+    }
+    let rows = ser_eval::robustness::table((&clean, &clean_path.display().to_string()), &conditions)?;
+    let table = ser_eval::robustness::markdown(&rows);
+    let md = format!(
+        "# Robustness: the test part through channel changes\n\nEach condition is the same test clips through one \
+         channel change, scored by the same checkpoints ({} clips; clean: {}).\n\n{table}",
+        rows[0].clips,
+        clean_path.display()
+    );
+    write_atomic(&args.out.join("robustness.md"), md.as_bytes())?;
+    ser_eval::io::write_json(&args.out.join("robustness.json"), &serde_json::json!({ "conditions": rows }))?;
+    print!("{table}");
     Ok(())
 }

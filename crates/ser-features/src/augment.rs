@@ -1,18 +1,16 @@
 //! Audio-level augmentation for training copies of a clip (`augment` in `features.yaml`): speed
 //! perturbation, random gain, white noise at a random SNR and band-limiting to telephone
-//! bandwidth, each copy drawn from a generator seeded by `(seed, clip id, copy)`, so a copy is the
-//! same on every machine and shard. Functions of values: no IO.
+//! bandwidth (the transforms of [`crate::channel`]), each copy drawn from a generator seeded by
+//! `(seed, clip id, copy)`, so a copy is the same on every machine and shard. Functions of
+//! values: no IO.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 use sha2::{Digest, Sha256};
 
 use crate::audio::{AudioError, resample};
+use crate::channel::{TELEPHONE_BAND_HZ, add_noise, apply_gain, band_limit};
 use crate::config::AudioAugment;
-
-/// The pass band of the telephone channel, in Hz.
-pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
 
 /// Copy `copy` (1-based) of a clip: its samples at `sample_rate` and what was done, in words
 /// (`speed=0.9 gain=-3.2dB snr=17.5dB telephone`).
@@ -43,48 +41,15 @@ pub fn augmented_copy(
     }
     if let Some([lo, hi]) = spec.snr_db {
         let snr = rng.random_range(lo..=hi);
-        let power = y.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() / y.len().max(1) as f64;
-        if power > 0.0 {
-            let std = (power / 10f64.powf(snr as f64 / 10.0)).sqrt() as f32;
-            let normal = Normal::new(0.0f32, std).expect("a finite, non-negative std");
-            for v in &mut y {
-                *v += normal.sample(&mut rng);
-            }
-        }
+        add_noise(&mut y, snr, &mut rng);
         done.push(format!("snr={snr:.1}dB"));
     }
     if let Some([lo, hi]) = spec.gain_db {
         let gain_db = rng.random_range(lo..=hi);
-        let gain = 10f32.powf(gain_db / 20.0);
-        for v in &mut y {
-            *v *= gain;
-        }
+        apply_gain(&mut y, gain_db);
         done.push(format!("gain={gain_db:.1}dB"));
     }
     Ok((y, done.join(" ")))
-}
-
-/// Keeps `band` (Hz): a low-pass through resampling to twice the upper edge and back (the
-/// resampler's anti-aliasing filter) and a first-order high-pass at the lower edge.
-fn band_limit(y: &mut Vec<f32>, sample_rate: u32, (low, high): (f32, f32)) -> Result<(), AudioError> {
-    let narrow = (2.0 * high).round() as u32;
-    if narrow < sample_rate {
-        let n = y.len();
-        let mut back = resample(&resample(y, sample_rate, narrow)?, narrow, sample_rate)?;
-        back.resize(n, 0.0);
-        *y = back;
-    }
-    let rc = 1.0 / (2.0 * std::f32::consts::PI * low);
-    let dt = 1.0 / sample_rate as f32;
-    let alpha = rc / (rc + dt);
-    let (mut prev_x, mut prev_y) = (0f32, 0f32);
-    for v in y.iter_mut() {
-        let out = alpha * (prev_y + *v - prev_x);
-        prev_x = *v;
-        prev_y = out;
-        *v = out;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

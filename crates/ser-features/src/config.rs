@@ -55,6 +55,11 @@ pub struct FeaturesConfig {
     /// Augmented training copies of every clip (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment: Option<AudioAugment>,
+    /// A channel change applied to every clip before its features ([`crate::channel::Channel`]:
+    /// `telephone`, `lowpass_5500hz`, `noise_10db`, `gain_-20db`, `reverb_0.5s`), as the
+    /// robustness suite hears the test clips; absent: the audio as recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<crate::channel::Channel>,
     /// The label set, in class order. Absent: the corpus convention's eight emotions, or a
     /// manifest's own labels in sorted order, after `label_map`. A clip whose label is not in the
     /// set is left out (counted as excluded).
@@ -171,6 +176,7 @@ impl FeaturesConfig {
             loudness_dbfs: None,
             max_duration_s: 600.0,
             augment: None,
+            channel: None,
             labels: None,
             label_map: Default::default(),
         }
@@ -241,12 +247,15 @@ impl FeaturesConfig {
         }
         if let Some(augment) = &self.augment {
             augment.validate()?;
-            if augment.telephone > 0.0 && self.sample_rate as f32 <= 2.0 * crate::augment::TELEPHONE_BAND_HZ.1 {
+            if augment.telephone > 0.0 && self.sample_rate as f32 <= 2.0 * crate::channel::TELEPHONE_BAND_HZ.1 {
                 return fail(format!(
                     "augment.telephone: sample_rate {} Hz is already telephone bandwidth",
                     self.sample_rate
                 ));
             }
+        }
+        if let Some(channel) = &self.channel {
+            channel.validate(self.sample_rate).map_err(|m| Error::Config(format!("channel: {m}")))?;
         }
         Ok(())
     }
@@ -274,11 +283,17 @@ impl FeaturesConfig {
     }
 
     /// sha256 of the canonical JSON of what computes a clip's features (the config without
-    /// `labels`, `label_map` and `augment`): two tables with the same hash hold comparable
-    /// features, so a checkpoint predicts any corpus extracted with its hash, whatever its labels.
+    /// `labels`, `label_map`, `augment` and `channel`): two tables with the same hash hold
+    /// comparable features, so a checkpoint predicts any corpus extracted with its hash, whatever
+    /// its labels or the channel its audio came through.
     pub fn hash(&self) -> String {
-        let features_only =
-            FeaturesConfig { labels: None, label_map: Default::default(), augment: None, ..self.clone() };
+        let features_only = FeaturesConfig {
+            labels: None,
+            label_map: Default::default(),
+            augment: None,
+            channel: None,
+            ..self.clone()
+        };
         hex::encode(Sha256::digest(features_only.to_json().as_bytes()))
     }
 }

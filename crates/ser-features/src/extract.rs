@@ -221,13 +221,22 @@ fn too_short(analyzer: &Analyzer, seconds: f64) -> AudioError {
     AudioError::TooShort { seconds, min_seconds: analyzer.min_samples() as f64 / analyzer.config().sample_rate as f64 }
 }
 
-/// A file's bytes decoded (the source audio) and resampled for `analyzer`, at least one
-/// analysis frame long.
-fn analysis_samples(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<(Audio, Vec<f32>), AudioError> {
+/// A file's bytes decoded (the source audio), resampled for `analyzer`, at least one analysis
+/// frame long, and through the config's `channel` if it has one (its noise seeded by the file's
+/// `digest`).
+fn analysis_samples(
+    bytes: &[u8],
+    digest: &[u8],
+    analyzer: &Analyzer,
+) -> std::result::Result<(Audio, Vec<f32>), AudioError> {
     let config = analyzer.config();
-    let (audio, samples) = load_for_analysis(bytes, config.sample_rate, analyzer.min_samples(), config.max_duration_s)?;
+    let (audio, mut samples) =
+        load_for_analysis(bytes, config.sample_rate, analyzer.min_samples(), config.max_duration_s)?;
     if samples.len() < analyzer.min_samples() {
         return Err(too_short(analyzer, audio.duration_s()));
+    }
+    if let Some(channel) = &config.channel {
+        samples = channel.apply(&samples, config.sample_rate, crate::channel::clip_seed(channel, digest))?;
     }
     Ok((audio, samples))
 }
@@ -235,7 +244,8 @@ fn analysis_samples(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<(A
 /// The features of one file's bytes, exactly as a feature-table row holds them (the input of a
 /// checkpoint or its ONNX export, before standardisation). Pure: the caller reads the file.
 pub fn file_features(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<FeatureMatrix, AudioError> {
-    Ok(analyzer.features(&analysis_samples(bytes, analyzer)?.1).matrix)
+    let digest = Sha256::digest(bytes);
+    Ok(analyzer.features(&analysis_samples(bytes, &digest, analyzer)?.1).matrix)
 }
 
 /// The feature rows of one clip from its file bytes: the clip's, then those of its augmented
@@ -246,9 +256,10 @@ pub fn extract_clip(
     analyzer: &Analyzer,
 ) -> std::result::Result<Vec<FeatureRow>, AudioError> {
     let config = analyzer.config();
-    let (audio, samples) = analysis_samples(bytes, analyzer)?;
+    let digest = Sha256::digest(bytes);
+    let (audio, samples) = analysis_samples(bytes, &digest, analyzer)?;
     let meta = &clip.meta;
-    let sha256 = hex::encode(Sha256::digest(bytes));
+    let sha256 = hex::encode(digest);
     let row = |clip_id: String, samples: &[f32], source: Option<(String, String)>| {
         let features = analyzer.features(samples);
         let (source_clip_id, augmentation) = source.unzip();

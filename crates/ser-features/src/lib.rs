@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub mod audio;
 pub mod augment;
+pub mod channel;
 pub mod config;
 pub mod dsp;
 pub mod extract;

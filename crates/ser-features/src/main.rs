@@ -19,6 +19,7 @@ const EXAMPLES: &str = "\
 Examples:
   ser-features synth --out data/raw/demo --speakers 8 --seed 7
   ser-features extract --config pipelines/ravdess/features.yaml --in data/raw/ravdess --out data/features/ravdess/features.parquet
+  ser-features extract --config pipelines/ravdess/features.yaml --in data/raw/ravdess --channel noise_10db --out /tmp/noisy.parquet
   ser-features split --config pipelines/ravdess/split.yaml --features data/features/ravdess/features.parquet --out data/features/ravdess/splits.parquet
   ser-features features --config pipelines/ravdess/features.yaml clip.wav --out clip.npy
 
@@ -106,6 +107,11 @@ struct ExtractArgs {
     /// Worker threads [default: SLURM_CPUS_PER_TASK inside a Slurm job that sets it, else all cores].
     #[arg(long)]
     jobs: Option<usize>,
+    /// Every clip through this channel change before its features, and no augmented copies: a
+    /// table for scoring under other recording conditions (telephone, lowpass_5500hz,
+    /// noise_10db, gain_-20db, reverb_0.5s). Overrides the config's `channel`.
+    #[arg(long)]
+    channel: Option<ser_features::channel::Channel>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -243,7 +249,14 @@ fn parse_shard(text: &str) -> anyhow::Result<Shard> {
 }
 
 fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
-    let config = ser_features::read_features_config(&args.config).context("reading the feature config")?;
+    let mut config = ser_features::read_features_config(&args.config).context("reading the feature config")?;
+    if let Some(channel) = args.channel {
+        channel.validate(config.sample_rate).map_err(|m| anyhow::anyhow!("--channel {m}"))?;
+        if config.augment.take().is_some() {
+            tracing::info!("--channel {channel}: no augmented copies (the table is for scoring)");
+        }
+        config.channel = Some(channel);
+    }
     let jobs = args.jobs.or_else(extract::slurm_cpus_per_task);
     if let Some(jobs) = jobs {
         if jobs == 0 {

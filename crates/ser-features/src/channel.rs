@@ -1,0 +1,308 @@
+//! Channel changes: what a recording chain does to speech before ser hears it (a telephone line,
+//! a low-bitrate codec's band, background noise, a quiet microphone, a room). Each is defined
+//! once here; training copies (`augment`) draw from the same transforms, and `channel:` in
+//! `features.yaml` (or `ser-features extract --channel`) applies one to every clip, for the
+//! robustness suite (`make robustness`). Functions of values: no IO.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use realfft::RealFftPlanner;
+use sha2::{Digest, Sha256};
+
+use crate::audio::{AudioError, resample};
+
+/// The pass band of the telephone channel, in Hz.
+pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
+
+/// One channel change, written (in `features.yaml`, on the command line and in file names) as
+/// `telephone`, `lowpass_<hz>hz`, `noise_<snr>db`, `gain_<db>db` or `reverb_<rt60>s`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Channel {
+    /// A telephone line: 300-3400 Hz.
+    Telephone,
+    /// Everything above `hz` removed, as a low-bitrate codec does (LAME keeps about 5.5 kHz at
+    /// 32 kb/s).
+    Lowpass { hz: f32 },
+    /// White noise at this signal-to-noise ratio, in dB.
+    Noise { snr_db: f32 },
+    /// The level moved by this many dB (-20: a quiet or distant microphone).
+    Gain { db: f32 },
+    /// A room: a generated impulse response whose tail decays 60 dB in `rt60_s` seconds, with as
+    /// much energy as the direct sound; the result keeps the clip's RMS level.
+    Reverb { rt60_s: f32 },
+}
+
+/// A channel name that does not parse, with what would.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "channel `{0}`: expected telephone, lowpass_<hz>hz (e.g. lowpass_5500hz), noise_<snr>db (noise_10db), \
+     gain_<db>db (gain_-20db) or reverb_<rt60>s (reverb_0.5s)"
+)]
+pub struct ChannelParseError(pub String);
+
+impl FromStr for Channel {
+    type Err = ChannelParseError;
+
+    fn from_str(text: &str) -> Result<Channel, ChannelParseError> {
+        let bad = || ChannelParseError(text.to_string());
+        if text == "telephone" {
+            return Ok(Channel::Telephone);
+        }
+        let (kind, value) = text.split_once('_').ok_or_else(bad)?;
+        let number = |unit: &str| -> Result<f32, ChannelParseError> {
+            let v: f32 = value.strip_suffix(unit).ok_or_else(bad)?.parse().map_err(|_| bad())?;
+            if v.is_finite() { Ok(v) } else { Err(bad()) }
+        };
+        let channel = match kind {
+            "lowpass" => Channel::Lowpass { hz: number("hz")? },
+            "noise" => Channel::Noise { snr_db: number("db")? },
+            "gain" => Channel::Gain { db: number("db")? },
+            "reverb" => Channel::Reverb { rt60_s: number("s")? },
+            _ => return Err(bad()),
+        };
+        match channel {
+            Channel::Lowpass { hz } if hz < 100.0 => Err(bad()),
+            Channel::Reverb { rt60_s } if !(0.01..=10.0).contains(&rt60_s) => Err(bad()),
+            Channel::Gain { db } if db.abs() > 120.0 => Err(bad()),
+            _ => Ok(channel),
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Channel::Telephone => write!(f, "telephone"),
+            Channel::Lowpass { hz } => write!(f, "lowpass_{hz}hz"),
+            Channel::Noise { snr_db } => write!(f, "noise_{snr_db}db"),
+            Channel::Gain { db } => write!(f, "gain_{db}db"),
+            Channel::Reverb { rt60_s } => write!(f, "reverb_{rt60_s}s"),
+        }
+    }
+}
+
+impl serde::Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Channel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Channel, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Channel {
+    /// `samples` (mono, at `sample_rate`) through this channel. `seed` draws the noise (the
+    /// caller derives it from the clip, so a clip sounds the same on every run); the room of
+    /// `reverb` is the same for every clip.
+    pub fn apply(&self, samples: &[f32], sample_rate: u32, seed: u64) -> Result<Vec<f32>, AudioError> {
+        let mut y = samples.to_vec();
+        match *self {
+            Channel::Telephone => band_limit(&mut y, sample_rate, TELEPHONE_BAND_HZ)?,
+            Channel::Lowpass { hz } => low_pass(&mut y, sample_rate, hz)?,
+            Channel::Noise { snr_db } => add_noise(&mut y, snr_db, &mut ChaCha8Rng::seed_from_u64(seed)),
+            Channel::Gain { db } => apply_gain(&mut y, db),
+            Channel::Reverb { rt60_s } => y = reverberate(&y, sample_rate, rt60_s),
+        }
+        Ok(y)
+    }
+
+    /// Whether this channel changes nothing at `sample_rate` (a low-pass at or above Nyquist).
+    pub fn validate(&self, sample_rate: u32) -> Result<(), String> {
+        match *self {
+            Channel::Telephone if sample_rate as f32 <= 2.0 * TELEPHONE_BAND_HZ.1 => {
+                Err(format!("telephone: sample_rate {sample_rate} Hz is already telephone bandwidth"))
+            }
+            Channel::Lowpass { hz } if 2.0 * hz >= sample_rate as f32 => {
+                Err(format!("{self}: at sample_rate {sample_rate} Hz nothing lies above {hz} Hz"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The seed of a clip's noise under `channel`: from the channel and the clip's file digest, so
+/// the same file gets the same noise wherever it is extracted.
+pub fn clip_seed(channel: &Channel, file_sha256: &[u8]) -> u64 {
+    let mut hasher = Sha256::new();
+    hasher.update(channel.to_string().as_bytes());
+    hasher.update(b"/");
+    hasher.update(file_sha256);
+    u64::from_le_bytes(hasher.finalize()[..8].try_into().expect("8 bytes"))
+}
+
+/// Removes what lies above `hz`: resampling to `2 * hz` and back (the resampler's anti-aliasing
+/// filter). Keeps the length.
+pub fn low_pass(y: &mut Vec<f32>, sample_rate: u32, hz: f32) -> Result<(), AudioError> {
+    let narrow = (2.0 * hz).round() as u32;
+    if narrow < sample_rate {
+        let n = y.len();
+        let mut back = resample(&resample(y, sample_rate, narrow)?, narrow, sample_rate)?;
+        back.resize(n, 0.0);
+        *y = back;
+    }
+    Ok(())
+}
+
+/// Keeps `band` (Hz): [`low_pass`] at the upper edge and a first-order high-pass at the lower.
+pub fn band_limit(y: &mut Vec<f32>, sample_rate: u32, (low, high): (f32, f32)) -> Result<(), AudioError> {
+    low_pass(y, sample_rate, high)?;
+    let rc = 1.0 / (2.0 * std::f32::consts::PI * low);
+    let dt = 1.0 / sample_rate as f32;
+    let alpha = rc / (rc + dt);
+    let (mut prev_x, mut prev_y) = (0f32, 0f32);
+    for v in y.iter_mut() {
+        let out = alpha * (prev_y + *v - prev_x);
+        prev_x = *v;
+        prev_y = out;
+        *v = out;
+    }
+    Ok(())
+}
+
+/// Adds white Gaussian noise `snr_db` below the signal's mean power (nothing to a silent one).
+pub fn add_noise(y: &mut [f32], snr_db: f32, rng: &mut impl Rng) {
+    let power = y.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>() / y.len().max(1) as f64;
+    if power > 0.0 {
+        let std = (power / 10f64.powf(snr_db as f64 / 10.0)).sqrt() as f32;
+        let normal = Normal::new(0.0f32, std).expect("a finite, non-negative std");
+        for v in y.iter_mut() {
+            *v += normal.sample(rng);
+        }
+    }
+}
+
+/// Scales by `db` decibels.
+pub fn apply_gain(y: &mut [f32], db: f32) {
+    let gain = 10f32.powf(db / 20.0);
+    for v in y.iter_mut() {
+        *v *= gain;
+    }
+}
+
+/// The room of [`Channel::Reverb`]: a unit direct path, then 5 ms later a tail of Gaussian
+/// noise under an exponential decay of 60 dB over `rt60_s`, scaled to the direct path's energy.
+/// Drawn from a fixed seed: one room.
+pub fn room_impulse_response(sample_rate: u32, rt60_s: f32) -> Vec<f32> {
+    let n = ((rt60_s * sample_rate as f32) as usize).max(2);
+    let onset = ((0.005 * sample_rate as f32) as usize).clamp(1, n - 1);
+    let mut rng = ChaCha8Rng::seed_from_u64(0x5e7_7007);
+    let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
+    let mut ir = vec![0f32; n];
+    ir[0] = 1.0;
+    for (i, v) in ir.iter_mut().enumerate().skip(onset) {
+        let t = i as f32 / sample_rate as f32;
+        *v = normal.sample(&mut rng) * 10f32.powf(-3.0 * t / rt60_s);
+    }
+    let tail_energy: f64 = ir[onset..].iter().map(|v| (*v as f64).powi(2)).sum();
+    let scale = (1.0 / tail_energy.max(f64::MIN_POSITIVE)).sqrt() as f32;
+    ir[onset..].iter_mut().for_each(|v| *v *= scale);
+    ir
+}
+
+/// `y` through the room of [`room_impulse_response`] (FFT convolution, cut to `y`'s length),
+/// rescaled to `y`'s RMS level.
+fn reverberate(y: &[f32], sample_rate: u32, rt60_s: f32) -> Vec<f32> {
+    let ir = room_impulse_response(sample_rate, rt60_s);
+    let n = (y.len() + ir.len() - 1).next_power_of_two();
+    let mut planner = RealFftPlanner::<f32>::new();
+    let (forward, inverse) = (planner.plan_fft_forward(n), planner.plan_fft_inverse(n));
+    let spectrum = |x: &[f32]| {
+        let mut padded = vec![0f32; n];
+        padded[..x.len()].copy_from_slice(x);
+        let mut out = forward.make_output_vec();
+        forward.process(&mut padded, &mut out).expect("buffer sizes come from the plan");
+        out
+    };
+    let (mut a, b) = (spectrum(y), spectrum(&ir));
+    a.iter_mut().zip(&b).for_each(|(x, h)| *x *= h / n as f32);
+    let mut wet = inverse.make_output_vec();
+    inverse.process(&mut a, &mut wet).expect("buffer sizes come from the plan");
+    wet.truncate(y.len());
+    let rms = |x: &[f32]| (x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x.len().max(1) as f64).sqrt();
+    let (dry_rms, wet_rms) = (rms(y), rms(&wet));
+    if wet_rms > 0.0 {
+        let g = (dry_rms / wet_rms) as f32;
+        wet.iter_mut().for_each(|v| *v *= g);
+    }
+    wet
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tone(freq: f32, n: usize, sr: u32) -> Vec<f32> {
+        (0..n).map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin()).collect()
+    }
+
+    fn rms(y: &[f32]) -> f32 {
+        (y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32).sqrt()
+    }
+
+    #[test]
+    fn names_round_trip_and_bad_ones_say_what_would_do() {
+        for name in ["telephone", "lowpass_5500hz", "noise_10db", "noise_2.5db", "gain_-20db", "reverb_0.5s"] {
+            let channel: Channel = name.parse().unwrap();
+            assert_eq!(channel.to_string(), name);
+        }
+        for bad in ["", "noise", "noise_10", "noise_tendb", "lowpass_50hz", "reverb_0s", "echo_1s", "gain_infdb"] {
+            let err = bad.parse::<Channel>().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{bad}`")) && err.contains("noise_10db"), "{err}");
+        }
+    }
+
+    #[test]
+    fn each_channel_does_what_it_says() {
+        let sr = 22_050;
+        let speech_band = tone(1000.0, sr as usize, sr);
+        let apply = |name: &str, y: &[f32]| name.parse::<Channel>().unwrap().apply(y, sr, 1).unwrap();
+
+        let high = tone(6000.0, sr as usize, sr);
+        assert!(rms(&apply("telephone", &high)) < 0.05 * rms(&high));
+        assert!(rms(&apply("telephone", &speech_band)) > 0.8 * rms(&speech_band));
+        assert!(rms(&apply("lowpass_4000hz", &high)) < 0.05 * rms(&high));
+        assert!(rms(&apply("lowpass_8000hz", &high)) > 0.9 * rms(&high));
+
+        let quiet = apply("gain_-20db", &speech_band);
+        assert!((rms(&quiet) / rms(&speech_band) - 0.1).abs() < 1e-4);
+
+        let noisy = apply("noise_10db", &speech_band);
+        let noise: Vec<f32> = noisy.iter().zip(&speech_band).map(|(a, b)| a - b).collect();
+        let snr = 20.0 * (rms(&speech_band) / rms(&noise)).log10();
+        assert!((snr - 10.0).abs() < 0.2, "snr {snr}");
+        assert_eq!(noisy, apply("noise_10db", &speech_band), "the same seed, the same noise");
+        let other = "noise_10db".parse::<Channel>().unwrap().apply(&speech_band, sr, 2).unwrap();
+        assert_ne!(noisy, other, "another clip, other noise");
+        assert_eq!(apply("noise_10db", &vec![0.0; 100]), vec![0.0; 100], "silence stays silent");
+
+        // A click through the room rings on; a tone keeps its level.
+        let mut click = vec![0f32; sr as usize];
+        click[100] = 1.0;
+        let ring = apply("reverb_0.5s", &click);
+        let late: f32 = ring[100 + sr as usize / 10..].iter().map(|v| v * v).sum();
+        assert!(late > 0.01 * ring.iter().map(|v| v * v).sum::<f32>(), "a tail 100 ms on");
+        assert!((rms(&apply("reverb_0.5s", &speech_band)) / rms(&speech_band) - 1.0).abs() < 1e-3);
+        assert_eq!(apply("reverb_0.5s", &speech_band).len(), speech_band.len());
+    }
+
+    #[test]
+    fn a_room_decays_sixty_db_over_its_rt60() {
+        let sr = 16_000;
+        let ir = room_impulse_response(sr, 0.4);
+        assert_eq!(ir.len(), 6400);
+        let energy = |r: std::ops::Range<usize>| ir[r].iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
+        let tail = energy(80..ir.len());
+        assert!((tail - 1.0).abs() < 1e-3, "tail energy {tail}: as much as the direct path");
+        // Energy 50 ms wide, at 100 ms and at 300 ms: 200 ms apart is 30 dB of a 60 dB/0.4 s decay.
+        let drop_db = 10.0 * (energy(1600..2400) / energy(4800..5600)).log10();
+        assert!((drop_db - 30.0).abs() < 4.0, "{drop_db} dB");
+    }
+}
