@@ -55,6 +55,16 @@ PREDS := $(PRED)
 ONNX := $(OUT)/model.onnx
 endif
 
+# A deployment pipeline (split.yaml `kind: all`): every clip trains, a fixed number of epochs
+# (model.yaml `early_stopping_on: none`), so it has no test part of its own. Its eval reports the
+# cross-validated figure it stands on: the folds of the pipeline `cross_validation:` names (made
+# there first, by that pipeline's own rules), with this checkpoint's curves and provenance.
+CV_OF := $(shell sed -n 's/^cross_validation: *\([A-Za-z0-9_.-]*\).*/\1/p' $(CONF)/split.yaml 2>/dev/null)
+ifneq ($(CV_OF),)
+CV_EVAL := $(ARTIFACTS)/$(CV_OF)/eval/metrics.json
+PREDS := $(CV_EVAL)
+endif
+
 ifeq ($(filter $(SCHEDULER),local slurm),)
 $(error SCHEDULER=$(SCHEDULER): use local or slurm)
 endif
@@ -202,9 +212,19 @@ $(OUT)/folds/%/predictions/predictions.parquet: $(OUT)/folds/%/model/model.json 
 eval: $(EVAL)/metrics.json ## metrics, confusion matrix, curves and report of the predictions (of every fold)
 # metrics.json is written last: its presence means the whole report is there. The curves and
 # provenance come from the first (or only) checkpoint.
+ifeq ($(CV_OF),)
 $(EVAL)/metrics.json: $(CONF)/eval.yaml $(PREDS) $(MODELS) $(BIN)/ser-eval
 	$(BIN)/ser-eval report --config $< --predictions $(PREDS) --checkpoint $(dir $(firstword $(MODELS))) --out $(EVAL) \
 	  --title "Speech emotion recognition: pipeline $(P), test part" --summary $(OUT)/summary.json --pipeline $(P)
+else
+$(CV_EVAL): $(wildcard $(PIPELINES)/$(CV_OF)/*.yaml)
+	$(MAKE) P=$(CV_OF) eval
+
+$(EVAL)/metrics.json: $(CONF)/eval.yaml $(CV_EVAL) $(MODELS) $(BIN)/ser-eval
+	$(BIN)/ser-eval report --config $< --checkpoint $(MODEL) --out $(EVAL) --summary $(OUT)/summary.json --pipeline $(P) \
+	  --predictions $$(ls $(ARTIFACTS)/$(CV_OF)/folds/*/predictions/predictions.parquet 2>/dev/null || echo $(ARTIFACTS)/$(CV_OF)/predictions/predictions.parquet) \
+	  --title "Speech emotion recognition: pipeline $(P), trained on every clip; the figures are the cross-validation of $(CV_OF) it stands on"
+endif
 
 bench: bench-features bench-train bench-infer ## all side-by-side benchmarks against the Python reference
 

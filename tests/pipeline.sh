@@ -9,6 +9,8 @@
 #      extraction, and split, train, predict and eval run on it
 #   4. a manifest with three labels of its own (make MANIFEST=...) trains, predicts, reports and
 #      serves with them
+#   4a. make robustness on the 4-fold pipeline; a deployment pipeline (kind: all, fixed epochs)
+#      trains on every clip and its eval reports the 4-fold figure
 #   5. make data: an offline download stops with advice; a damaged download is refused
 #   6. make clean P=demo removes the demo's outputs alone; make clean-all removes every pipeline's
 # PROFILE picks the binaries (default test-release, which `make test-cargo` has built).
@@ -155,6 +157,26 @@ n_models=$(find "$W/artifacts/kfold/folds" -name model.json | wc -l)
 n_runs=$(grep -o 'folds/[0-9]/predictions/predictions.parquet' "$W/artifacts/kfold/summary.json" 2>/dev/null | sort -u | wc -l)
 [ "$n_models" = 4 ] && [ "$n_runs" = 4 ] && pass "4 folds trained, predicted and reported (per fold and pooled)" \
     || fail "k-fold: $n_models checkpoints, $n_runs fold predictions in summary.json, expected 4 and 4"
+
+echo "== robustness suite and a deployment pipeline"
+mk P=kfold robustness CHANNELS="noise_10db gain_-20db" >"$W/robust.log" 2>&1 || { tail -n 30 "$W/robust.log"; fail "make robustness"; }
+R=$W/artifacts/kfold/robustness/robustness.md
+[ -s "$R" ] && grep -q '^| clean |' "$R" && grep -q '^| noise_10db |' "$R" && grep -q '^| gain_-20db |' "$R" \
+    && [ "$(find "$W/artifacts/kfold/robustness/noise_10db/folds" -name predictions.parquet | wc -l)" = 4 ] \
+    && pass "make robustness scores every fold's test part through each channel, one table" || fail "make robustness: $(cat "$R" 2>/dev/null)"
+# Trained on every clip for a fixed number of epochs; its eval is the 4-fold figure it stands on.
+mkdir -p "$W/pipelines/kfold-deploy"
+cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-deploy/"
+printf 'kind: all\ncross_validation: kfold\n' >"$W/pipelines/kfold-deploy/split.yaml"
+sed -i 's/^early_stopping_on: .*/early_stopping_on: none/' "$W/pipelines/kfold-deploy/model.yaml"
+mk P=kfold-deploy eval >"$W/deploy.log" 2>&1 || { tail -n 30 "$W/deploy.log"; fail "make eval P=kfold-deploy"; }
+D=$W/artifacts/kfold-deploy
+grep -q 'fixed 3 epochs' "$D/model/model.json" && grep -q '^1,[0-9.]*,[0-9.]*,,,,,' "$D/model/history.csv" \
+    && pass "the deployment model trained 3 fixed epochs with no validation part" || fail "deployment training: $(head -c 400 "$D/model/model.json")"
+cv_n=$(grep -o '"n": *[0-9]*' "$W/artifacts/kfold/eval/metrics.json" | sed -n 1p)
+grep -q 'cross-validation of kfold' "$D/eval/report.md" && [ "$(grep -o '"n": *[0-9]*' "$D/eval/metrics.json" | sed -n 1p)" = "$cv_n" ] \
+    && pass "make eval of the deployment pipeline reports kfold's cross-validated figure" || fail "deployment eval: $(head -n 5 "$D/eval/report.md")"
+mk -q P=kfold-deploy eval && pass "make -q: the deployment pipeline is up to date after its eval" || fail "make -q P=kfold-deploy eval: out of date"
 
 echo "== labels of your own, end to end"
 # A manifest gives three made-up labels to part of the synthetic corpus; make extracts, splits,

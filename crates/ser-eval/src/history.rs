@@ -1,4 +1,5 @@
-//! A checkpoint's `history.csv`: one row per epoch.
+//! A checkpoint's `history.csv`: one row per epoch; the validation cells are empty in a run
+//! without a validation part.
 
 use std::path::Path;
 
@@ -28,11 +29,14 @@ pub fn parse_history(path: &Path, text: &str) -> Result<History> {
     for (row, record) in reader.records().enumerate() {
         let record = record.map_err(|e| Error::file(path, e.to_string()))?;
         for (column, (&i, name)) in columns.iter_mut().zip(index.iter().zip(wanted)) {
-            let text = record.get(i).unwrap_or("");
-            let value: f64 = text
-                .trim()
-                .parse()
-                .map_err(|_| Error::file(path, format!("row {}: {name} `{text}` is not a number", row + 1)))?;
+            let text = record.get(i).unwrap_or("").trim();
+            // An empty validation cell: a run without a validation part (NaN, drawn as a gap).
+            let value: f64 = if text.is_empty() && name.starts_with("val_") {
+                f64::NAN
+            } else {
+                text.parse()
+                    .map_err(|_| Error::file(path, format!("row {}: {name} `{text}` is not a number", row + 1)))?
+            };
             column.push(value);
         }
     }
@@ -41,4 +45,19 @@ pub fn parse_history(path: &Path, text: &str) -> Result<History> {
     }
     let [epoch, train_loss, val_loss, train_accuracy, val_accuracy] = columns;
     Ok(History { epoch, train_loss, val_loss, train_accuracy, val_accuracy })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_validation_cells_are_gaps_and_other_gaps_are_errors() {
+        let head = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,val_uar,learning_rate\n";
+        let h = parse_history(Path::new("h.csv"), &format!("{head}1,1.5,0.4,,,,,1e-3\n2,1.2,0.5,,,,,1e-3\n")).unwrap();
+        assert_eq!(h.train_loss, vec![1.5, 1.2]);
+        assert!(h.val_loss.iter().chain(&h.val_accuracy).all(|v| v.is_nan()));
+        let err = parse_history(Path::new("h.csv"), &format!("{head}1,,0.4,,,,,1e-3\n")).unwrap_err().to_string();
+        assert!(err.contains("h.csv") && err.contains("row 1: train_loss"), "{err}");
+    }
 }

@@ -320,6 +320,10 @@ pub enum SplitConfig {
     Corpus { test_corpora: Vec<String>, val_speakers: usize, seed: u64 },
     /// The `split` column of a manifest CSV (`path,label,speaker,split`), matched by file stem.
     Manifest { manifest: std::path::PathBuf },
+    /// Every clip trains, none validates or tests: a deployment model (train it a fixed number
+    /// of epochs, `early_stopping_on: none`). `cross_validation` names the pipeline whose folds
+    /// chose its recipe and epoch count; `make eval` of this pipeline reports their figure.
+    All { cross_validation: String },
 }
 
 impl SplitConfig {
@@ -375,6 +379,13 @@ impl SplitConfig {
                 }
             }
             SplitConfig::Manifest { .. } => {}
+            SplitConfig::All { cross_validation } => {
+                if cross_validation.trim().is_empty() {
+                    return fail(
+                        "cross_validation: name the pipeline whose folds chose this model's recipe and epochs".into(),
+                    );
+                }
+            }
         }
         Ok(())
     }

@@ -139,6 +139,14 @@ pub fn make_splits(
     let known: BTreeSet<&str> = speakers.iter().map(String::as_str).collect();
     let mut rows = Vec::with_capacity(clips.len());
     let n_folds = match config {
+        SplitConfig::All { .. } => {
+            rows.extend(clips.iter().map(|c| SplitRow {
+                clip_id: c.clip_id.to_string(),
+                fold: 0,
+                part: SplitPart::Train,
+            }));
+            1
+        }
         SplitConfig::Random { test_fraction, val_fraction, seed } => {
             let mut rng = ChaCha8Rng::seed_from_u64(*seed);
             let mut by_label: BTreeMap<&str, Vec<usize>> = BTreeMap::new();

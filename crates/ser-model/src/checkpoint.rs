@@ -107,16 +107,17 @@ pub struct ModelJson {
     pub versions: BTreeMap<String, String>,
 }
 
-/// One row of `history.csv`.
+/// One row of `history.csv`. The validation figures are `None` (empty cells) in a run with no
+/// validation part (`early_stopping_on: none`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
     pub train_loss: f64,
     pub train_accuracy: f64,
-    pub val_loss: f64,
-    pub val_accuracy: f64,
-    pub val_macro_f1: f64,
-    pub val_uar: f64,
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+    pub val_macro_f1: Option<f64>,
+    pub val_uar: Option<f64>,
     pub learning_rate: f64,
     /// Wall-clock seconds of the epoch: reported on stderr, never written to artifacts.
     #[serde(skip)]

@@ -116,6 +116,10 @@ pub enum Monitor {
 pub enum StoppingPart {
     Val,
     TestOptimistic,
+    /// No validation: exactly `max_epochs` epochs at `learning_rate`, the last epoch's weights
+    /// kept (a deployment model trained on every clip, its epoch count taken from
+    /// cross-validation). `patience`, `monitor` and the learning-rate schedule do not apply.
+    None,
 }
 
 impl ModelConfig {

@@ -299,16 +299,17 @@ pub fn read_epoch(dir: &Path, network: &Network, learning_rate: f64) -> Result<O
 pub fn write_history(path: &Path, history: &[EpochRecord]) -> Result<()> {
     let mut text = HISTORY_COLUMNS.join(",");
     text.push('\n');
+    let cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
     for r in history {
         text.push_str(&format!(
-            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.3e}\n",
+            "{},{:.6},{:.6},{},{},{},{},{:.3e}\n",
             r.epoch,
             r.train_loss,
             r.train_accuracy,
-            r.val_loss,
-            r.val_accuracy,
-            r.val_macro_f1,
-            r.val_uar,
+            cell(r.val_loss),
+            cell(r.val_accuracy),
+            cell(r.val_macro_f1),
+            cell(r.val_uar),
             r.learning_rate
         ));
     }

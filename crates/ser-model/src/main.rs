@@ -202,15 +202,17 @@ struct EpochLog;
 
 impl EpochReporter for EpochLog {
     fn on_epoch(&self, r: &EpochRecord, max_epochs: usize, is_best: bool) {
+        let val = match (r.val_loss, r.val_accuracy, r.val_macro_f1, r.val_uar) {
+            (Some(loss), Some(acc), Some(f1), Some(uar)) => {
+                format!("  val_loss {loss:.4}  val_acc {acc:.3}  val_f1 {f1:.3}  val_uar {uar:.3}")
+            }
+            _ => String::new(),
+        };
         tracing::info!(
-            "epoch {:>3}/{max_epochs}  loss {:.4}  acc {:.3}  val_loss {:.4}  val_acc {:.3}  val_f1 {:.3}  val_uar {:.3}  lr {:.1e}  {:.1}s{}",
+            "epoch {:>3}/{max_epochs}  loss {:.4}  acc {:.3}{val}  lr {:.1e}  {:.1}s{}",
             r.epoch,
             r.train_loss,
             r.train_accuracy,
-            r.val_loss,
-            r.val_accuracy,
-            r.val_macro_f1,
-            r.val_uar,
             r.learning_rate,
             r.seconds,
             if is_best { "  *best" } else { "" }
@@ -238,6 +240,16 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
                 "early_stopping_on: test_optimistic: the test part drives early stopping; its figures will be optimistic"
             );
             test
+        }
+        ser_model::config::StoppingPart::None => {
+            if !val.is_empty() || !test.is_empty() {
+                tracing::warn!(
+                    "early_stopping_on: none trains on the train part alone; its {} val and {} test clips go unused",
+                    val.len(),
+                    test.len()
+                );
+            }
+            val
         }
     };
     provenance.n_val = val.len();

@@ -145,7 +145,8 @@ pub fn train(
     let device = &options.device;
     options.engine.check(device)?;
     let labels = data.train.classes.clone();
-    if data.val.classes != labels {
+    let fixed_epochs = config.early_stopping_on == StoppingPart::None;
+    if !fixed_epochs && data.val.classes != labels {
         return Err(Error::Data(format!(
             "the training part's labels [{}] and the validation part's [{}] differ",
             labels.join(", "),
@@ -156,13 +157,15 @@ pub fn train(
     if data.train.is_empty() {
         return Err(Error::Data("the training part is empty".into()));
     }
-    if data.val.is_empty() {
+    if data.val.is_empty() && !fixed_epochs {
         return Err(Error::Data(
-            "the validation part is empty: early stopping needs one (set val_fraction or val_speakers)".into(),
+            "the validation part is empty: early stopping needs one (set val_fraction or val_speakers), or train a \
+             fixed number of epochs with early_stopping_on: none"
+                .into(),
         ));
     }
     let train_targets = data.train.targets("train")?;
-    let val_targets = data.val.targets("validation")?;
+    let val_targets = if fixed_epochs { Vec::new() } else { data.val.targets("validation")? };
     let normalization = Normalization::fit(&data.train.features, data.train.n_coeffs);
     let mut train_set = data.train.clone();
     normalization.apply(&mut train_set.features);
@@ -228,6 +231,9 @@ pub fn train(
             "OPTIMISTIC: early stopping on the test part, as the reference did; test figures are biased upwards"
                 .to_string()
         }
+        StoppingPart::None => {
+            format!("fixed {} epochs on the train part, no validation; the last epoch's weights", config.max_epochs)
+        }
     };
     tracing::debug!("training with engine {:?} on {device:?}", options.engine);
 
@@ -280,21 +286,40 @@ pub fn train(
                 .filter(|(logits, i)| argmax(logits) as u32 == train_targets[**i])
                 .count();
         }
-        let (val_loss, val) = evaluate(&network, &point.weights, device, &val_set, &val_targets)?;
+        let validated =
+            if fixed_epochs { None } else { Some(evaluate(&network, &point.weights, device, &val_set, &val_targets)?) };
         let state = &mut point.meta.state;
         let record = EpochRecord {
             epoch: epoch + 1,
             train_loss: loss_sum / train_set.len() as f64,
             train_accuracy: correct as f64 / train_set.len() as f64,
-            val_loss,
-            val_accuracy: val.accuracy,
-            val_macro_f1: val.macro_f1,
-            val_uar: val.uar,
+            val_loss: validated.as_ref().map(|(loss, _)| *loss),
+            val_accuracy: validated.as_ref().map(|(_, s)| s.accuracy),
+            val_macro_f1: validated.as_ref().map(|(_, s)| s.macro_f1),
+            val_uar: validated.as_ref().map(|(_, s)| s.uar),
             learning_rate: point.adam.learning_rate,
             seconds: started.elapsed().as_secs_f64(),
         };
         point.meta.history.push(record.clone());
 
+        let Some((val_loss, val)) = validated else {
+            // Fixed epochs: every epoch is the latest, and the last one is the checkpoint.
+            state.best_epoch = epoch + 1;
+            state.epochs_done = epoch + 1;
+            state.adam_step = point.adam.step;
+            state.learning_rate = point.adam.learning_rate;
+            point.best = point.weights.clone();
+            reporter.on_epoch(&record, config.max_epochs, true);
+            if let Some(dir) = options.out_dir {
+                io::write_epoch(dir, &network, &point)?;
+            }
+            if reporter.should_stop(&record) {
+                tracing::info!("stopped after epoch {} at the caller's request", epoch + 1);
+                stopped_early = true;
+                break;
+            }
+            continue;
+        };
         let score = monitor_score(config.monitor, val_loss, &val);
         let is_best = score > state.best_score;
         if is_best {

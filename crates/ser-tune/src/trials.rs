@@ -106,12 +106,15 @@ struct TrialWatch<'a> {
 }
 
 impl TrialWatch<'_> {
+    /// The objective's value after an epoch. Trials validate every epoch (a search refuses
+    /// `early_stopping_on` other than `val`); a record without the figure counts as the worst.
     fn value(&self, record: &EpochRecord) -> f64 {
         match self.objective {
             Objective::ValAccuracy => record.val_accuracy,
             Objective::ValMacroF1 => record.val_macro_f1,
             Objective::ValUar => record.val_uar,
         }
+        .unwrap_or(f64::NEG_INFINITY)
     }
 }
 

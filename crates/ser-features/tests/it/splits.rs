@@ -232,3 +232,14 @@ fn in_a_table_of_several_corpora_a_speaker_is_named_with_its_corpus() {
     let tested: usize = (0..7).map(|f| s.clip_ids(f, SplitPart::Test).len()).sum();
     assert_eq!(tested, clips.len());
 }
+
+#[test]
+fn split_all_trains_every_clip_and_names_its_cross_validation() {
+    let clips = clips();
+    let config = SplitConfig::from_yaml("kind: all\ncross_validation: ravdess-emobox\n").unwrap();
+    let s = make_splits(&keys(&clips), &config, "h", None).unwrap();
+    assert_eq!((s.n_folds, s.rows.len()), (1, clips.len()));
+    assert!(s.rows.iter().all(|r| r.part == SplitPart::Train));
+    let err = SplitConfig::from_yaml("kind: all\ncross_validation: ''\n").unwrap_err().to_string();
+    assert!(err.contains("cross_validation"), "{err}");
+}

@@ -110,7 +110,7 @@ fn early_stopping_restores_the_best_epoch() {
     let outcome = run(&config, None, false);
     assert!(outcome.epochs_run <= 30);
     let best = &outcome.history[outcome.best_epoch - 1];
-    assert_eq!(outcome.metrics["val_accuracy"], best.val_accuracy);
+    assert_eq!(Some(outcome.metrics["val_accuracy"]), best.val_accuracy);
     if outcome.stopped_early {
         assert_eq!(outcome.epochs_run, outcome.best_epoch + 3);
     }
@@ -176,7 +176,9 @@ fn the_candle_engine_trains_along_the_same_curve() {
     let fused = run(&config, None, false);
     assert_eq!(candle.epochs_run, fused.epochs_run);
     for (c, f) in candle.history.iter().zip(&fused.history) {
-        for (what, a, b) in [("train_loss", c.train_loss, f.train_loss), ("val_loss", c.val_loss, f.val_loss)] {
+        for (what, a, b) in
+            [("train_loss", c.train_loss, f.train_loss), ("val_loss", c.val_loss.unwrap(), f.val_loss.unwrap())]
+        {
             assert!((a - b).abs() <= 1e-3 * b.abs().max(1.0), "epoch {}: {what} candle {a} vs fused {b}", c.epoch);
         }
     }
@@ -239,4 +241,40 @@ fn a_label_set_of_its_own_gives_a_network_of_its_size() {
     assert!(
         predictions.truth.iter().all(|t| t.as_deref().is_some_and(|t| checkpoint.meta.labels.contains(&t.to_string())))
     );
+}
+
+#[test]
+fn fixed_epochs_train_without_a_validation_part() {
+    use ser_model::config::StoppingPart;
+    let mut config = small_config(7);
+    config.max_epochs = 6;
+    config.patience = 1; // does not apply: no validation, no early stop
+    config.early_stopping_on = StoppingPart::None;
+    let train_set = toy_dataset(96, 0);
+    let empty = toy_dataset(0, 1000);
+    let features = features_config();
+    let dir = tempfile::tempdir().unwrap();
+    let data = TrainData { train: &train_set, val: &empty, features_config: &features, provenance: provenance() };
+    let options = TrainOptions { device: Device::Cpu, engine: Engine::Fused, out_dir: Some(dir.path()), resume: false };
+    let outcome = train(&data, &config, &options, &Quiet).unwrap();
+    assert_eq!((outcome.epochs_run, outcome.best_epoch, outcome.stopped_early), (6, 6, false));
+    assert!(outcome.history.iter().all(|r| r.val_loss.is_none() && r.val_uar.is_none()));
+    assert!(outcome.meta.protocol.contains("fixed 6 epochs"), "{}", outcome.meta.protocol);
+    let history = std::fs::read_to_string(dir.path().join("history.csv")).unwrap();
+    assert!(history.lines().nth(1).unwrap().contains(",,,,"), "empty validation cells:\n{history}");
+    // The same config trains the same weights again.
+    let again = train(&data, &config, &TrainOptions { out_dir: None, ..options }, &Quiet).unwrap();
+    assert_eq!(weights(&outcome), weights(&again));
+
+    // Without `none`, an empty validation part is an error that names the way out.
+    config.early_stopping_on = StoppingPart::Val;
+    let err = train(
+        &data,
+        &config,
+        &TrainOptions { device: Device::Cpu, engine: Engine::Fused, out_dir: None, resume: false },
+        &Quiet,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("early_stopping_on: none"), "{err}");
 }
