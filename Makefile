@@ -178,7 +178,12 @@ ROBUST_FOLDS := $(or $(FOLDS),0)
 checkpoint_of = $(if $(FOLDS),$(OUT)/folds/$(1)/model,$(MODEL))
 robust_preds = $(foreach f,$(ROBUST_FOLDS),$(ROBUST)/$(1)/folds/$(f)/predictions.parquet)
 
+ifeq ($(CV_OF),)
 robustness: $(ROBUST)/robustness.md ## the test part through channel changes (CHANNELS: telephone, noise, gain, reverb...), one table
+else
+robustness:
+	@echo "$(P) trains on every clip and has no test part; its robustness is that of its folds: make robustness P=$(CV_OF)"; exit 2
+endif
 $(FEAT_DIR)/channels/%/features.parquet: $(CONF)/features.yaml $(BIN)/ser-features $(SOURCE_DEP)
 	$(BIN)/ser-features extract --quiet --config $< $(SOURCE) --channel $* --out $@
 

@@ -55,14 +55,7 @@ pub fn augmented_copy(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tone(freq: f32, n: usize, sr: u32) -> Vec<f32> {
-        (0..n).map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin()).collect()
-    }
-
-    fn rms(y: &[f32]) -> f32 {
-        (y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32).sqrt()
-    }
+    use crate::channel::signals::{rms, tone};
 
     #[test]
     fn copies_are_seeded_by_clip_and_copy() {

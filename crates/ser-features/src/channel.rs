@@ -235,17 +235,23 @@ fn reverberate(y: &[f32], sample_rate: u32, rt60_s: f32) -> Vec<f32> {
     wet
 }
 
+/// Test signals for this module's tests and `augment`'s.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tone(freq: f32, n: usize, sr: u32) -> Vec<f32> {
+pub(crate) mod signals {
+    /// A sine of amplitude 0.3.
+    pub fn tone(freq: f32, n: usize, sr: u32) -> Vec<f32> {
         (0..n).map(|i| 0.3 * (2.0 * std::f32::consts::PI * freq * i as f32 / sr as f32).sin()).collect()
     }
 
-    fn rms(y: &[f32]) -> f32 {
+    pub fn rms(y: &[f32]) -> f32 {
         (y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32).sqrt()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::signals::{rms, tone};
+    use super::*;
 
     #[test]
     fn names_round_trip_and_bad_ones_say_what_would_do() {

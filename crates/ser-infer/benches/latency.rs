@@ -6,7 +6,8 @@
 //! - batch throughput from files (all cores): ser reading, decoding, resampling, computing MFCC
 //!   and classifying the same files as the reference's librosa load + MFCC + `model.predict`;
 //! - one clip end to end (read the file, decode, resample, MFCC, forward) on one core, ser vs the
-//!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`), with the ratio of medians;
+//!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`), with the ratio of medians,
+//!   and the same for the deployment checkpoint when it exists (`BENCH_DEPLOY_CHECKPOINT`);
 //! - the real-time factor of the timeline/stream windows over a long recording;
 //! - a bounded load test of the HTTP service on loopback (2,000 requests, 16 concurrent);
 //! - how many live streams (`/v1/stream`) at once the machine holds in real time.
@@ -409,6 +410,26 @@ fn main() {
     report["ser_clip_ms_median"] = round(ser_median, 2).into();
     report["ser_clip_ms_p90"] = round(quantile(single.clone(), 0.9), 2).into();
     report["ser_clip_ms_p99"] = round(quantile(single, 0.99), 2).into();
+
+    // The same, with the checkpoint an application would ship (its network, attention pooling
+    // included), when it has been trained: BENCH_DEPLOY_CHECKPOINT, default
+    // artifacts/ravdess-deploy/model. Its budget is absolute (10 ms a clip on one core).
+    let deploy = env_path("BENCH_DEPLOY_CHECKPOINT", &root.join("artifacts/ravdess-deploy/model"));
+    if deploy.join("model.json").is_file() {
+        let shipped = Classifier::load(&deploy, &Device::Cpu).unwrap();
+        let _ = shipped.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap(); // warm-up
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            for p in &paths {
+                let t0 = Instant::now();
+                shipped.predict_wav(&std::fs::read(p).unwrap()).unwrap();
+                times.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        report["deploy_checkpoint"] = deploy.display().to_string().into();
+        report["deploy_clip_ms_median"] = round(quantile(times.clone(), 0.5), 2).into();
+        report["deploy_clip_ms_p99"] = round(quantile(times, 0.99), 2).into();
+    }
 
     if has_keras {
         let keras_dir = work.path().join("keras");

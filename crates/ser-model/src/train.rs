@@ -302,52 +302,47 @@ pub fn train(
         };
         point.meta.history.push(record.clone());
 
-        let Some((val_loss, val)) = validated else {
+        let is_best = match validated {
             // Fixed epochs: every epoch is the latest, and the last one is the checkpoint.
-            state.best_epoch = epoch + 1;
-            state.epochs_done = epoch + 1;
-            state.adam_step = point.adam.step;
-            state.learning_rate = point.adam.learning_rate;
-            point.best = point.weights.clone();
-            reporter.on_epoch(&record, config.max_epochs, true);
-            if let Some(dir) = options.out_dir {
-                io::write_epoch(dir, &network, &point)?;
+            None => {
+                state.best_epoch = epoch + 1;
+                point.best = point.weights.clone();
+                true
             }
-            if reporter.should_stop(&record) {
-                tracing::info!("stopped after epoch {} at the caller's request", epoch + 1);
-                stopped_early = true;
-                break;
+            Some((val_loss, val)) => {
+                let score = monitor_score(config.monitor, val_loss, &val);
+                let is_best = score > state.best_score;
+                if is_best {
+                    state.best_score = score;
+                    state.best_epoch = epoch + 1;
+                    state.epochs_since_best = 0;
+                    state.best_metrics = BTreeMap::from([
+                        ("val_loss".to_string(), val_loss),
+                        ("val_accuracy".to_string(), val.accuracy),
+                        ("val_macro_f1".to_string(), val.macro_f1),
+                        ("val_uar".to_string(), val.uar),
+                    ]);
+                    point.best = point.weights.clone();
+                } else {
+                    state.epochs_since_best += 1;
+                }
+                // Reduce on plateau of the validation loss.
+                if val_loss < state.best_val_loss - 1e-4 {
+                    state.best_val_loss = val_loss;
+                    state.epochs_since_lr_improvement = 0;
+                } else {
+                    state.epochs_since_lr_improvement += 1;
+                    if state.epochs_since_lr_improvement >= config.lr_patience
+                        && point.adam.learning_rate > config.min_lr
+                    {
+                        point.adam.learning_rate = (point.adam.learning_rate * config.lr_factor).max(config.min_lr);
+                        state.epochs_since_lr_improvement = 0;
+                        tracing::info!("learning rate reduced to {:.2e}", point.adam.learning_rate);
+                    }
+                }
+                is_best
             }
-            continue;
         };
-        let score = monitor_score(config.monitor, val_loss, &val);
-        let is_best = score > state.best_score;
-        if is_best {
-            state.best_score = score;
-            state.best_epoch = epoch + 1;
-            state.epochs_since_best = 0;
-            state.best_metrics = BTreeMap::from([
-                ("val_loss".to_string(), val_loss),
-                ("val_accuracy".to_string(), val.accuracy),
-                ("val_macro_f1".to_string(), val.macro_f1),
-                ("val_uar".to_string(), val.uar),
-            ]);
-            point.best = point.weights.clone();
-        } else {
-            state.epochs_since_best += 1;
-        }
-        // Reduce on plateau of the validation loss.
-        if val_loss < state.best_val_loss - 1e-4 {
-            state.best_val_loss = val_loss;
-            state.epochs_since_lr_improvement = 0;
-        } else {
-            state.epochs_since_lr_improvement += 1;
-            if state.epochs_since_lr_improvement >= config.lr_patience && point.adam.learning_rate > config.min_lr {
-                point.adam.learning_rate = (point.adam.learning_rate * config.lr_factor).max(config.min_lr);
-                state.epochs_since_lr_improvement = 0;
-                tracing::info!("learning rate reduced to {:.2e}", point.adam.learning_rate);
-            }
-        }
         state.epochs_done = epoch + 1;
         state.adam_step = point.adam.step;
         state.learning_rate = point.adam.learning_rate;
@@ -361,7 +356,7 @@ pub fn train(
             stopped_early = true;
             break;
         }
-        if epochs_since_best >= config.patience {
+        if !fixed_epochs && epochs_since_best >= config.patience {
             tracing::info!(
                 "early stop after epoch {}: no better {:?} for {} epochs",
                 epoch + 1,
