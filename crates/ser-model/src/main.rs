@@ -215,7 +215,8 @@ impl EpochReporter for EpochLog {
             r.train_accuracy,
             r.learning_rate,
             r.seconds,
-            if is_best { "  *best" } else { "" }
+            // Without validation every epoch is the latest: nothing to mark.
+            if is_best && !val.is_empty() { "  *best" } else { "" }
         );
     }
 }
