@@ -393,7 +393,7 @@ pub fn extract_to_table(
         let mut written = 0;
         let result = (|| -> Result<()> {
             while written < clips.len() {
-                let (index, result) = done_rx.recv().expect("a started clip always reports");
+                let (index, result) = next_result(&done_rx);
                 waiting.insert(index, result);
                 while let Some(result) = waiting.remove(&written) {
                     let clip = &clips[written];
@@ -436,6 +436,27 @@ pub fn extract_to_table(
     summary.rejects = rejects.len();
     summary.speakers = speakers.len();
     Ok((summary, rejects))
+}
+
+/// The next finished clip. Outside the pool this blocks; called from one of the pool's own
+/// threads (a caller inside `ThreadPool::install`), it runs the pool's waiting tasks meanwhile, so
+/// a pool of one thread cannot wait on itself.
+fn next_result<T>(done: &std::sync::mpsc::Receiver<T>) -> T {
+    use std::sync::mpsc::RecvTimeoutError;
+    loop {
+        if let Ok(item) = done.try_recv() {
+            return item;
+        }
+        match rayon::yield_now() {
+            None => return done.recv().expect("a started clip always reports"),
+            Some(rayon::Yield::Executed) => {}
+            Some(rayon::Yield::Idle) => match done.recv_timeout(std::time::Duration::from_millis(1)) {
+                Ok(item) => return item,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => panic!("a started clip always reports"),
+            },
+        }
+    }
 }
 
 /// The rejects file that goes with a feature table: `features.parquet` -> `features.rejects.csv`.

@@ -128,6 +128,35 @@ fn one_thread_or_many_write_the_same_bytes() {
 }
 
 #[test]
+fn extraction_inside_a_one_thread_pool_does_not_wait_on_itself() {
+    use ser_features::extract::{Silent, Source, discover, extract_to_table};
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "2");
+    let config = ser_features::read_features_config(&dir.path().join("features.yaml")).unwrap();
+    let source = Source::Folder { root: raw.into(), corpus: ser_features::labels::Corpus::Ravdess };
+    let found = discover(&source, &config).unwrap();
+    let analyzer = ser_features::dsp::Analyzer::new(&config);
+    let out = dir.path().join("pool.parquet");
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let (summary, _) =
+        pool.install(|| extract_to_table(&found.clips, &found.labels, &analyzer, &out, false, None, &Silent)).unwrap();
+    assert_eq!(summary.rows, 120);
+    let whole = dir.path().join("whole.parquet");
+    let config_path = dir.path().join("features.yaml");
+    let raw = dir.path().join("raw");
+    ok(&[
+        "extract",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--in",
+        raw.to_str().unwrap(),
+        "--out",
+        whole.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(&out).unwrap() == std::fs::read(&whole).unwrap(), "the same table as the binary's");
+}
+
+#[test]
 fn shards_merge_to_the_same_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let raw = corpus(dir.path(), "2");
