@@ -24,8 +24,7 @@ pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
 pub enum Channel {
     /// A telephone line: 300-3400 Hz.
     Telephone,
-    /// Everything above `hz` removed, as a low-bitrate codec does (LAME keeps about 5.5 kHz at
-    /// 32 kb/s).
+    /// Everything above `hz` removed, as a low-bitrate codec's encoder does.
     Lowpass { hz: f32 },
     /// White noise at this signal-to-noise ratio, in dB.
     Noise { snr_db: f32 },
