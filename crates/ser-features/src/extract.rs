@@ -364,8 +364,8 @@ pub fn extract_to_table(
     let mut speakers = HashSet::new();
     reporter.on_start(clips.len());
     let stop = std::sync::atomic::AtomicBool::new(false);
-    // `in_place_scope` runs this closure on the calling thread, not on a pool thread, so waiting
-    // for results here takes no worker away.
+    // `in_place_scope` runs this closure on the calling thread: outside the pool, waiting for
+    // results here takes no worker away; on one of its threads, `next_result` works while it waits.
     rayon::in_place_scope(|scope| -> Result<()> {
         // A panic comes back as its payload, to be raised here: a task that died silently would
         // leave this thread waiting for its result forever.
