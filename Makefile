@@ -176,7 +176,8 @@ CHANNELS ?= telephone lowpass_5500hz noise_20db noise_10db noise_5db gain_-20db 
 ROBUST := $(OUT)/robustness
 ROBUST_FOLDS := $(or $(FOLDS),0)
 checkpoint_of = $(if $(FOLDS),$(OUT)/folds/$(1)/model,$(MODEL))
-robust_preds = $(foreach f,$(ROBUST_FOLDS),$(ROBUST)/$(1)/folds/$(f)/predictions.parquet)
+robust_pred = $(ROBUST)/$(1)/folds/$(2)/predictions.parquet
+robust_preds = $(foreach f,$(ROBUST_FOLDS),$(call robust_pred,$(1),$(f)))
 
 ifeq ($(CV_OF),)
 robustness: $(ROBUST)/robustness.md ## the test part through channel changes (CHANNELS: telephone, noise, gain, reverb...), one table
@@ -189,7 +190,7 @@ $(FEAT_DIR)/channels/%/features.parquet: $(CONF)/features.yaml $(BIN)/ser-featur
 
 $(ROBUST)/%/eval/metrics.json: $(FEAT_DIR)/channels/%/features.parquet $(SPLITS) $(MODELS) $(CONF)/eval.yaml $(BIN)/ser-model $(BIN)/ser-eval
 	$(foreach f,$(ROBUST_FOLDS),$(BIN)/ser-model predict --checkpoint $(call checkpoint_of,$(f)) --features $< --splits $(SPLITS) \
-	  --fold $(f) --part test --out $(ROBUST)/$*/folds/$(f)/predictions.parquet &&) true
+	  --fold $(f) --part test --out $(call robust_pred,$*,$(f)) &&) true
 	$(BIN)/ser-eval report --config $(CONF)/eval.yaml --predictions $(call robust_preds,$*) --out $(@D) \
 	  --title "Speech emotion recognition: pipeline $(P), test part through $*"
 

@@ -299,6 +299,19 @@ mod tests {
     }
 
     #[test]
+    fn a_config_refuses_a_channel_its_sample_rate_cannot_carry() {
+        let base = "sample_rate: 6000\nn_fft: 512\nhop_length: 128\nn_mels: 40\nfmin: 0.0\nfmax: null\n\
+                    top_db: 80.0\nkind: mfcc\nn_mfcc: 20\ndeltas: false\nframes: 100\npad: zeros\nmax_duration_s: 60.0\n";
+        let augment = "augment:\n  copies: 1\n  seed: 1\n  telephone: 0.5\n";
+        let err = crate::FeaturesConfig::from_yaml(&format!("{base}{augment}")).unwrap_err().to_string();
+        assert!(err.contains("augment.telephone: sample_rate 6000 Hz is already telephone bandwidth"), "{err}");
+        let err =
+            crate::FeaturesConfig::from_yaml(&format!("{base}channel: lowpass_3500hz\n")).unwrap_err().to_string();
+        assert!(err.contains("channel: lowpass_3500hz: at sample_rate 6000 Hz nothing lies above 3500 Hz"), "{err}");
+        assert!(crate::FeaturesConfig::from_yaml(&format!("{base}channel: lowpass_2000hz\n")).is_ok());
+    }
+
+    #[test]
     fn a_room_decays_sixty_db_over_its_rt60() {
         let sr = 16_000;
         let ir = room_impulse_response(sr, 0.4);

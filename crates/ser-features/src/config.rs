@@ -247,11 +247,10 @@ impl FeaturesConfig {
         }
         if let Some(augment) = &self.augment {
             augment.validate()?;
-            if augment.telephone > 0.0 && self.sample_rate as f32 <= 2.0 * crate::channel::TELEPHONE_BAND_HZ.1 {
-                return fail(format!(
-                    "augment.telephone: sample_rate {} Hz is already telephone bandwidth",
-                    self.sample_rate
-                ));
+            if augment.telephone > 0.0 {
+                crate::channel::Channel::Telephone
+                    .validate(self.sample_rate)
+                    .map_err(|m| Error::Config(format!("augment.{m}")))?;
             }
         }
         if let Some(channel) = &self.channel {

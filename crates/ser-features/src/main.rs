@@ -251,11 +251,11 @@ fn parse_shard(text: &str) -> anyhow::Result<Shard> {
 fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
     let mut config = ser_features::read_features_config(&args.config).context("reading the feature config")?;
     if let Some(channel) = args.channel {
-        channel.validate(config.sample_rate).map_err(|m| anyhow::anyhow!("--channel {m}"))?;
         if config.augment.take().is_some() {
             tracing::info!("--channel {channel}: no augmented copies (the table is for scoring)");
         }
         config.channel = Some(channel);
+        config.validate().with_context(|| format!("--channel {channel} with {}", args.config.display()))?;
     }
     let jobs = args.jobs.or_else(extract::slurm_cpus_per_task);
     if let Some(jobs) = jobs {
