@@ -577,3 +577,15 @@ pub fn write_features_json(path: &Path, features: &FeatureMatrix) -> Result<()> 
     let json = serde_json::json!({"frames": features.n_frames, "coeffs": features.n_coeffs, "features": rows});
     write_atomic(path, format!("{json}\n").as_bytes())
 }
+
+/// Reads and validates a feature config file.
+pub fn read_features_config(path: &Path) -> Result<crate::FeaturesConfig> {
+    let text = fs_err::read_to_string(path)?;
+    crate::FeaturesConfig::from_yaml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
+
+/// Reads and validates a split config file.
+pub fn read_split_config(path: &Path) -> Result<crate::SplitConfig> {
+    let text = fs_err::read_to_string(path)?;
+    crate::SplitConfig::from_yaml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}

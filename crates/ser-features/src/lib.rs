@@ -61,14 +61,4 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Reads and validates a feature config file.
-pub fn read_features_config(path: &Path) -> Result<FeaturesConfig> {
-    let text = fs_err::read_to_string(path)?;
-    FeaturesConfig::from_yaml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
-}
-
-/// Reads and validates a split config file.
-pub fn read_split_config(path: &Path) -> Result<SplitConfig> {
-    let text = fs_err::read_to_string(path)?;
-    SplitConfig::from_yaml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
-}
+pub use io::{read_features_config, read_split_config};

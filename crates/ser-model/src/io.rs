@@ -189,9 +189,10 @@ pub fn write_checkpoint(dir: &Path, network: &Network, weights: &Weights, meta: 
     write_json(&dir.join(SIDECAR_FILE), meta)
 }
 
-/// Removes `model.json` from a directory training is about to write, so that a run that stops
-/// early leaves no sidecar of an older run beside newer weights.
+/// Creates the directory training is about to write and removes its `model.json`, so that a run
+/// that stops early leaves no sidecar of an older run beside newer weights.
 pub fn retire_sidecar(dir: &Path) -> Result<()> {
+    fs_err::create_dir_all(dir)?;
     match std::fs::remove_file(dir.join(SIDECAR_FILE)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             Err(ser_features::Error::io(&dir.join(SIDECAR_FILE), e).into())

@@ -199,7 +199,6 @@ pub fn train(
         adam: Adam::new(specs, config.learning_rate),
     };
     if let Some(dir) = options.out_dir {
-        fs_err::create_dir_all(dir)?;
         io::retire_sidecar(dir)?;
         if options.resume
             && let Some(mut saved) = io::read_epoch(dir, &network, config.learning_rate)?
