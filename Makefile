@@ -65,6 +65,9 @@ CV_EVAL := $(ARTIFACTS)/$(CV_OF)/eval/metrics.json
 PREDS := $(CV_EVAL)
 endif
 
+# An ensemble pipeline names its members' seeds in ensemble.yaml, one line: `seeds: [42, 43, 44]`.
+SEEDS := $(shell sed -n 's/^seeds: *\[\([0-9, ]*\)\].*/\1/p' $(CONF)/ensemble.yaml 2>/dev/null | tr ',' ' ')
+
 ifeq ($(filter $(SCHEDULER),local slurm),)
 $(error SCHEDULER=$(SCHEDULER): use local or slurm)
 endif
@@ -150,8 +153,31 @@ endif
 
 train: $(MODELS) ## train the network (checkpoint in artifacts/P/model, or artifacts/P/folds/<i>/model)
 # model.json is written after the weights: it stands for the whole checkpoint.
+ifeq ($(SEEDS),)
 $(MODEL)/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --out $(MODEL)
+
+$(OUT)/folds/%/model/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
+	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D)
+else
+# An ensemble (ensemble.yaml): model.yaml trained once per seed into members/seed-<s>, then
+# joined into the checkpoint every later rule reads.
+member_dir = $(if $(FOLDS),$(OUT)/folds/$(1)/members/seed-$(2),$(OUT)/members/seed-$(2))
+members_of = $(foreach s,$(SEEDS),$(call member_dir,$(1),$(s)))
+define member_rule
+$(call member_dir,$(1),$(2))/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
+	$(BIN)/ser-model train --config $$< --features $(FEAT) --splits $(SPLITS) --fold $(1) --seed $(2) --out $$(@D)
+endef
+$(foreach f,$(or $(FOLDS),0),$(foreach s,$(SEEDS),$(eval $(call member_rule,$(f),$(s)))))
+
+ifeq ($(FOLDS),)
+$(MODEL)/model.json: $(CONF)/ensemble.yaml $(addsuffix /model.json,$(call members_of,0)) $(BIN)/ser-model
+	$(BIN)/ser-model ensemble --config $< --out $(MODEL) $(call members_of,0)
+else
+$(OUT)/folds/%/model/model.json: $(CONF)/ensemble.yaml $$(addsuffix /model.json,$$(call members_of,$$*)) $(BIN)/ser-model
+	$(BIN)/ser-model ensemble --config $< --out $(@D) $(call members_of,$*)
+endif
+endif
 
 predict: $(PREDS) ## predict the test part with the checkpoint (each fold's with its own)
 $(PRED): $(MODEL)/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
@@ -209,8 +235,6 @@ $(OUT)/model.onnx: $(MODEL)/model.json $(BIN)/ser-model
 $(OUT)/folds/%/model.onnx: $(OUT)/folds/%/model/model.json $(BIN)/ser-model
 	$(BIN)/ser-model export --checkpoint $(<D) --out $@
 
-$(OUT)/folds/%/model/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
-	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D)
 
 $(OUT)/folds/%/predictions/predictions.parquet: $(OUT)/folds/%/model/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model predict --checkpoint $(<D) --features $(FEAT) --splits $(SPLITS) --fold $* --part test --out $@

@@ -10,7 +10,8 @@
 #   4. a manifest with three labels of its own (make MANIFEST=...) trains, predicts, reports and
 #      serves with them
 #   4a. make robustness on the 4-fold pipeline; a deployment pipeline (kind: all, fixed epochs)
-#      trains on every clip and its eval reports the 4-fold figure
+#      trains on every clip and its eval reports the 4-fold figure; ensemble.yaml makes each
+#      checkpoint (a fold's, the deployment one) the mean of members of several seeds
 #   5. make data: an offline download stops with advice; a damaged download is refused
 #   6. make clean P=demo removes the demo's outputs alone; make clean-all removes every pipeline's
 # PROFILE picks the binaries (default test-release, which `make test-cargo` has built).
@@ -177,6 +178,47 @@ cv_n=$(grep -o '"n": *[0-9]*' "$W/artifacts/kfold/eval/metrics.json" | sed -n 1p
 grep -q 'cross-validation of kfold' "$D/eval/report.md" && [ "$(grep -o '"n": *[0-9]*' "$D/eval/metrics.json" | sed -n 1p)" = "$cv_n" ] \
     && pass "make eval of the deployment pipeline reports kfold's cross-validated figure" || fail "deployment eval: $(head -n 5 "$D/eval/report.md")"
 mk -q P=kfold-deploy eval && pass "make -q: the deployment pipeline is up to date after its eval" || fail "make -q P=kfold-deploy eval: out of date"
+
+echo "== ensembles"
+# ensemble.yaml: each fold's checkpoint is the mean of members trained with each seed.
+mkdir -p "$W/pipelines/kfold-ens"
+cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-ens/"
+echo 'seeds: [1, 2]' >"$W/pipelines/kfold-ens/ensemble.yaml"
+mk P=kfold-ens eval >"$W/ens.log" 2>&1 || { tail -n 30 "$W/ens.log"; fail "make eval P=kfold-ens"; }
+E=$W/artifacts/kfold-ens
+n_members=$(find "$E/folds" -path '*/members/seed-*/model.json' | wc -l)
+n_ens=$(grep -l '"combine": "mean_probabilities"' "$E"/folds/*/model/model.json 2>/dev/null | wc -l)
+[ "$n_members" = 8 ] && [ "$n_ens" = 4 ] && [ -s "$E/eval/metrics.json" ] \
+    && pass "a 4-fold ensemble pipeline: 8 members trained, 4 ensembles predicted and reported" \
+    || fail "kfold-ens: $n_members members, $n_ens ensembles (expected 8 and 4)"
+# The deployment pipeline as an ensemble: members on every clip, one checkpoint for predict,
+# export and ser-infer.
+cp -r "$W/pipelines/kfold-deploy" "$W/pipelines/deploy-ens"
+echo 'seeds: [1, 2]' >"$W/pipelines/deploy-ens/ensemble.yaml"
+mk P=deploy-ens eval onnx >"$W/deploy-ens.log" 2>&1 || { tail -n 30 "$W/deploy-ens.log"; fail "make eval onnx P=deploy-ens"; }
+DE=$W/artifacts/deploy-ens
+[ -s "$DE/members/seed-1/model.json" ] && [ -s "$DE/members/seed-2/model.json" ] \
+    && grep -q '"seed": 2' "$DE/model/model.json" && [ -s "$DE/model.onnx" ] \
+    && pass "the deployment ensemble: two members joined, evaluated on kfold's folds, exported to ONNX" \
+    || fail "deploy-ens: $(ls -R "$DE" | head -n 20)"
+if out=$("target/$PROFILE/ser-infer" predict --format jsonl --checkpoint "$DE/model" "$clip" 2>&1) && grep -q '"label"' <<<"$out"; then
+    pass "ser-infer predict answers with the ensemble"
+else
+    fail "ser-infer on the ensemble: $out"
+fi
+if "$PY" -c 'import onnx, onnxruntime, pyarrow, numpy' 2>/dev/null; then
+    "target/$PROFILE/ser-model" --quiet predict --checkpoint "$DE/model" --features "$W/data/features/deploy-ens/features.parquet" \
+        --out "$W/deploy-ens-all.parquet" >/dev/null \
+        && "$PY" tests/onnx_check.py "$DE/model.onnx" "$W/data/features/deploy-ens/features.parquet" "$W/deploy-ens-all.parquet" \
+        || fail "the ensemble's ONNX model in onnx.checker and onnxruntime"
+fi
+echo 'seeds: [1, 2, 3]' >"$W/pipelines/deploy-ens/ensemble.yaml"
+plan=$(mk -n P=deploy-ens eval)
+trains=$(grep 'ser-model train' <<<"$plan" || true)
+[ "$(wc -l <<<"$trains")" = 1 ] && grep -q -- '--seed 3 .*members/seed-3' <<<"$trains" \
+    && [ "$(grep -c 'ser-model ensemble' <<<"$plan")" = 1 ] \
+    && pass "a seed added to ensemble.yaml trains that member alone, then joins the ensemble" \
+    || fail "make -n after adding a seed: $plan"
 
 echo "== labels of your own, end to end"
 # A manifest gives three made-up labels to part of the synthetic corpus; make extracts, splits,

@@ -1,8 +1,8 @@
 //! Side-by-side inference benchmark on RAVDESS, in one run, each figure the same work on both
 //! sides:
-//! - batch throughput of ready features (clips per second, all cores): ser's network on the
-//!   standardised feature matrices of `BENCH_BATCH_CLIPS` clips in batches of 64, vs Keras
-//!   `model.predict(X, batch_size=64)` on the same matrices;
+//! - batch throughput of ready features (clips per second, all cores): ser's checkpoint
+//!   (standardisation, then the network) on the feature matrices of `BENCH_BATCH_CLIPS` clips in
+//!   batches of 64, vs Keras `model.predict(X, batch_size=64)` on the same matrices;
 //! - batch throughput from files (all cores): ser reading, decoding, resampling, computing MFCC
 //!   and classifying the same files as the reference's librosa load + MFCC + `model.predict`;
 //! - one clip end to end (read the file, decode, resample, MFCC, forward) on one core, ser vs the
@@ -254,7 +254,8 @@ fn main() {
     let has_keras =
         Command::new(&python).args(["-c", "import tensorflow, librosa"]).output().is_ok_and(|o| o.status.success());
 
-    // Batch throughput, all cores, ready features: the standardised matrices of the batch clips.
+    // Batch throughput, all cores, ready features: the raw matrices of the batch clips (the
+    // checkpoint standardises them, as a feature table's rows).
     let batch_paths: Vec<PathBuf> = all.iter().take(n_batch).cloned().collect();
     let audio: Vec<ser_features::audio::Audio> =
         batch_paths.iter().map(|p| ser_features::io::read_audio(p, 600.0).unwrap()).collect();
@@ -262,14 +263,13 @@ fn main() {
     for a in &audio {
         ready.extend(classifier.features(&a.samples, a.sample_rate).unwrap());
     }
-    classifier.meta().normalization.apply(&mut ready);
-    let checkpoint = ser_model::io::read_checkpoint(&ckpt, &Device::Cpu).unwrap();
+    let checkpoint = classifier.checkpoint();
     let per_clip = 174 * 40;
     let mut times = Vec::new();
     for _ in 0..reps {
         let t0 = Instant::now();
         for batch in ready.chunks(64 * per_clip) {
-            let p = checkpoint.model.probabilities(batch, batch.len() / per_clip).unwrap();
+            let p = checkpoint.probabilities(batch, batch.len() / per_clip).unwrap();
             assert_eq!(p.len(), batch.len() / per_clip);
         }
         times.push(t0.elapsed().as_secs_f64());

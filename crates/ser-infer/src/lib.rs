@@ -26,7 +26,6 @@ use rayon::prelude::*;
 use ser_features::FeaturesConfig;
 use ser_features::audio::{AudioError, check_sample_rate, decode_audio, resample};
 use ser_features::dsp::Analyzer;
-use ser_model::checkpoint::ModelJson;
 use ser_model::data::Dataset;
 use ser_model::predict::Checkpoint;
 use serde::Serialize;
@@ -102,24 +101,26 @@ impl std::fmt::Debug for Classifier {
 pub const DEFAULT_MAX_DURATION_S: f32 = 4.0 * 3600.0;
 
 impl Classifier {
-    /// Loads `model.json` and `model.safetensors` from a checkpoint directory.
+    /// Loads `model.json` and `model.safetensors` from a checkpoint directory (a trained one or
+    /// an ensemble).
     pub fn load(dir: &Path, device: &Device) -> Result<Classifier> {
         let checkpoint = ser_model::io::read_checkpoint(dir, device)?;
-        let analyzer = Analyzer::new(&checkpoint.meta.features_config);
+        let analyzer = Analyzer::new(checkpoint.features_config());
         Ok(Classifier { checkpoint, analyzer })
     }
 
     pub fn labels(&self) -> &[String] {
-        &self.checkpoint.meta.labels
+        self.checkpoint.labels()
     }
 
     pub fn features_config(&self) -> &FeaturesConfig {
-        &self.checkpoint.meta.features_config
+        self.checkpoint.features_config()
     }
 
-    /// The sidecar: labels, feature config, normalisation, provenance.
-    pub fn meta(&self) -> &ModelJson {
-        &self.checkpoint.meta
+    /// The loaded checkpoint: its members' sidecars (labels, feature config, normalisation,
+    /// provenance) and networks.
+    pub fn checkpoint(&self) -> &Checkpoint {
+        &self.checkpoint
     }
 
     pub fn dir(&self) -> &Path {
@@ -150,11 +151,11 @@ impl Classifier {
             .into());
         }
         let features = self.analyzer.features(&resampled);
-        let meta = &self.checkpoint.meta;
-        if features.matrix.n_frames != meta.n_frames || features.matrix.n_coeffs != meta.n_coeffs {
+        let (n_frames, n_coeffs) = (self.checkpoint.n_frames(), self.checkpoint.n_coeffs());
+        if features.matrix.n_frames != n_frames || features.matrix.n_coeffs != n_coeffs {
             return Err(Error::Invalid(format!(
-                "features are {}x{}, the checkpoint expects {}x{}",
-                features.matrix.n_frames, features.matrix.n_coeffs, meta.n_frames, meta.n_coeffs
+                "features are {}x{}, the checkpoint expects {n_frames}x{n_coeffs}",
+                features.matrix.n_frames, features.matrix.n_coeffs
             )));
         }
         Ok(features.matrix.values)
@@ -165,14 +166,13 @@ impl Classifier {
         if features.is_empty() {
             return Ok(Vec::new());
         }
-        let meta = &self.checkpoint.meta;
         let n = features.len();
         let data = Dataset {
             clip_ids: (0..n).map(|i| i.to_string()).collect(),
             classes: self.labels().to_vec(),
             labels: vec![None; n],
-            n_frames: meta.n_frames,
-            n_coeffs: meta.n_coeffs,
+            n_frames: self.checkpoint.n_frames(),
+            n_coeffs: self.checkpoint.n_coeffs(),
             features: features.concat(),
         };
         let predictions = ser_model::predict::predict(&self.checkpoint, &data)?;

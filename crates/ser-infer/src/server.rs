@@ -283,21 +283,33 @@ async fn timeline_handler(
 }
 
 async fn model(State(state): State<Arc<AppState>>) -> Response {
-    let meta = state.classifier.meta();
+    let checkpoint = state.classifier.checkpoint();
+    // One entry per network whose probabilities are averaged: one for a trained checkpoint.
+    let members: Vec<serde_json::Value> = checkpoint
+        .members
+        .iter()
+        .map(|m| {
+            let meta = &m.meta;
+            json!({
+                "model_config": meta.model_config,
+                "seed": meta.seed,
+                "protocol": meta.protocol,
+                "best_epoch": meta.best_epoch,
+                "metrics": meta.metrics,
+                "data": meta.data,
+                "versions": meta.versions,
+            })
+        })
+        .collect();
     axum::Json(json!({
-        "labels": meta.labels,
-        "features_config": meta.features_config,
-        "features_config_hash": meta.features_config_hash,
-        "n_frames": meta.n_frames,
-        "n_coeffs": meta.n_coeffs,
+        "labels": checkpoint.labels(),
+        "features_config": checkpoint.features_config(),
+        "features_config_hash": checkpoint.features_config_hash(),
+        "n_frames": checkpoint.n_frames(),
+        "n_coeffs": checkpoint.n_coeffs(),
         "window_s": state.classifier.window_seconds(),
-        "model_config": meta.model_config,
-        "seed": meta.seed,
-        "protocol": meta.protocol,
-        "best_epoch": meta.best_epoch,
-        "metrics": meta.metrics,
-        "data": meta.data,
-        "versions": meta.versions,
+        "protocol": checkpoint.protocol(),
+        "members": members,
         "limits": state.config,
     }))
     .into_response()

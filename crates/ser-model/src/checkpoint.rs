@@ -9,6 +9,12 @@
 //!   as one file: the weights after the last finished epoch, the best epoch's weights (names
 //!   prefixed `best.`), Adam's moments (`adam.m.`, `adam.v.`), and in its metadata
 //!   (`ser.resume`) the loop state ([`TrainState`]) and the epoch history.
+//!
+//! An ensemble (`ser-model ensemble`) is a checkpoint directory too, with the same two files:
+//! `model.safetensors` holds member i's tensors under [`member_prefix`]`(i)`, and `model.json` is
+//! an [`EnsembleJson`] (told from a [`ModelJson`] by its `members` key), each member carrying
+//! its own trained sidecar, so its own normalisation. A clip's probabilities are the mean of the
+//! members' ([`Combine::MeanProbabilities`]), each member standardising the clip its own way.
 
 use std::collections::BTreeMap;
 
@@ -105,6 +111,52 @@ pub struct ModelJson {
     pub metrics: BTreeMap<String, f64>,
     pub device: String,
     pub versions: BTreeMap<String, String>,
+}
+
+/// How an ensemble's members' answers become one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Combine {
+    /// The mean of the members' softmax probabilities, class by class.
+    MeanProbabilities,
+}
+
+/// One member of an ensemble: a trained checkpoint as it was when the ensemble was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleMember {
+    /// The checkpoint directory it was taken from, as given to `ser-model ensemble`.
+    pub source: String,
+    /// SHA-256 of that directory's `model.safetensors`.
+    pub weights_sha256: String,
+    /// Its `model.json`.
+    pub model: ModelJson,
+}
+
+/// `model.json` of an ensemble. The shared fields are the members' own (equal in every member,
+/// checked when it is made and when it is read), so a reader of plain checkpoints finds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleJson {
+    pub format_version: u32,
+    pub labels: Vec<String>,
+    pub features_config: FeaturesConfig,
+    pub features_config_hash: String,
+    pub n_frames: usize,
+    pub n_coeffs: usize,
+    pub combine: Combine,
+    /// The protocol in words: the members', and how they are combined.
+    pub protocol: String,
+    pub members: Vec<EnsembleMember>,
+    pub versions: BTreeMap<String, String>,
+}
+
+/// The key that tells an [`EnsembleJson`] from a [`ModelJson`].
+pub const ENSEMBLE_KEY: &str = "members";
+
+/// The prefix of member `i`'s tensors in an ensemble's `model.safetensors`.
+pub fn member_prefix(i: usize) -> String {
+    format!("member{i}.")
 }
 
 /// One row of `history.csv`. The validation figures are `None` (empty cells) in a run with no

@@ -1,5 +1,6 @@
 //! `pipelines/<name>/model.yaml`: the network's sizes and the training recipe. Unknown keys are
-//! an error. ser-tune writes `best.yaml` in this exact format.
+//! an error. ser-tune writes `best.yaml` in this exact format. Also `ensemble.yaml`
+//! ([`EnsembleConfig`]): the seeds a pipeline trains `model.yaml` with, to average them.
 
 use serde::{Deserialize, Serialize};
 
@@ -206,9 +207,60 @@ impl ModelConfig {
     }
 }
 
+/// `pipelines/<name>/ensemble.yaml`: train `model.yaml` once per seed (its `seed` replaced) and
+/// answer with the mean of the members' probabilities (`ser-model ensemble`). The Makefile reads
+/// `seeds` from its one line, a flow list; `ser-model ensemble --config` checks the members
+/// against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleConfig {
+    pub seeds: Vec<u64>,
+}
+
+impl EnsembleConfig {
+    pub fn from_yaml(text: &str) -> Result<EnsembleConfig> {
+        let config: EnsembleConfig = yaml_serde::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let mut seen = std::collections::BTreeSet::new();
+        if config.seeds.len() < 2 {
+            return Err(Error::Config(format!(
+                "seeds: {:?}: an ensemble needs two or more (remove ensemble.yaml for one model)",
+                config.seeds
+            )));
+        }
+        if let Some(dup) = config.seeds.iter().find(|s| !seen.insert(**s)) {
+            return Err(Error::Config(format!("seeds: {dup} appears twice; members of one seed are one model")));
+        }
+        Ok(config)
+    }
+
+    /// Fails unless `seeds` (the members', in order) are this config's.
+    pub fn check_members(&self, seeds: &[u64]) -> Result<()> {
+        if seeds != self.seeds {
+            return Err(Error::Config(format!(
+                "ensemble.yaml's seeds are {:?}, the members given were trained with {seeds:?}",
+                self.seeds
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ensemble_config_is_checked() {
+        let config = EnsembleConfig::from_yaml("seeds: [42, 43, 44]  # three\n").unwrap();
+        assert_eq!(config.seeds, [42, 43, 44]);
+        assert!(config.check_members(&[42, 43, 44]).is_ok());
+        let err = config.check_members(&[42, 44, 43]).unwrap_err().to_string();
+        assert!(err.contains("[42, 43, 44]") && err.contains("[42, 44, 43]"), "{err}");
+        for (bad, says) in [("seeds: [1]", "two or more"), ("seeds: [1, 2, 1]", "twice"), ("seed: [1, 2]", "seed")] {
+            let err = EnsembleConfig::from_yaml(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn augment_is_optional_and_checked() {

@@ -20,21 +20,28 @@ use ser_features::table::FeatureTable;
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{
-    BEST_PREFIX, DataProvenance, EpochRecord, FORMAT_VERSION, HISTORY_COLUMNS, HISTORY_FILE, LAST_WEIGHTS_FILE,
-    META_RESUME, ModelJson, ResumeMeta, SIDECAR_FILE, WEIGHTS_FILE,
+    BEST_PREFIX, Combine, DataProvenance, ENSEMBLE_KEY, EnsembleJson, EnsembleMember, EpochRecord, FORMAT_VERSION,
+    HISTORY_COLUMNS, HISTORY_FILE, LAST_WEIGHTS_FILE, META_RESUME, ModelJson, ResumeMeta, SIDECAR_FILE, WEIGHTS_FILE,
+    member_prefix,
 };
 use crate::config::ModelConfig;
 use crate::data::{Dataset, part};
 use crate::network::Network;
 use crate::optim::Adam;
 use crate::params::{ParamSpec, Weights};
-use crate::predict::{Checkpoint, Model, Predictions};
+use crate::predict::{Checkpoint, Member, Model, Predictions};
 use crate::{Error, Result};
 
 pub const COL_CLIP_ID: &str = "clip_id";
 pub const COL_LABEL: &str = "label";
 pub const COL_PREDICTED: &str = "predicted";
 pub const PROB_PREFIX: &str = "p_";
+
+/// Reads and validates `ensemble.yaml`.
+pub fn read_ensemble_config(path: &Path) -> Result<crate::config::EnsembleConfig> {
+    let text = fs::read_to_string(path)?;
+    crate::config::EnsembleConfig::from_yaml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+}
 
 /// Reads and validates `model.yaml`.
 pub fn read_model_config(path: &Path) -> Result<ModelConfig> {
@@ -201,7 +208,8 @@ pub fn retire_sidecar(dir: &Path) -> Result<()> {
     }
 }
 
-/// Loads a checkpoint directory for inference on `device`.
+/// Loads a checkpoint directory for inference on `device`: a trained checkpoint, or an ensemble
+/// (`model.json` with [`ENSEMBLE_KEY`]).
 pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
     let sidecar = dir.join(SIDECAR_FILE);
     if !sidecar.is_file() {
@@ -212,31 +220,197 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
             ),
         });
     }
+    let bad = |message: String| Error::Checkpoint { path: sidecar.clone(), message };
     let raw: serde_json::Value = read_json(&sidecar)?;
     let version = raw.get("format_version").and_then(|v| v.as_u64());
     if version != Some(FORMAT_VERSION as u64) {
-        return Err(Error::Checkpoint {
-            path: sidecar,
-            message: format!("format_version {version:?} is not supported (this build reads {FORMAT_VERSION})"),
-        });
+        return Err(bad(format!("format_version {version:?} is not supported (this build reads {FORMAT_VERSION})")));
     }
-    let meta: ModelJson =
-        serde_json::from_value(raw).map_err(|e| Error::Checkpoint { path: sidecar.clone(), message: e.to_string() })?;
-    if meta.features_config.hash() != meta.features_config_hash {
-        return Err(Error::Checkpoint {
-            path: sidecar,
-            message: "features_config does not match features_config_hash".into(),
-        });
-    }
-    let network = Network::new(&meta.model_config, meta.n_frames, meta.n_coeffs, meta.labels.len())
-        .map_err(|e| Error::Checkpoint { path: sidecar.clone(), message: e.to_string() })?;
     let weights_path = dir.join(WEIGHTS_FILE);
     if !weights_path.is_file() {
         return Err(Error::Checkpoint { path: weights_path, message: "missing weights file".into() });
     }
-    let weights = read_weights(&weights_path, &network)?;
+    if raw.get(ENSEMBLE_KEY).is_none() {
+        let meta: ModelJson = serde_json::from_value(raw).map_err(|e| bad(e.to_string()))?;
+        let mut file = read_tensors(&weights_path)?;
+        let member = read_member(meta, &mut file, "", &weights_path, device).map_err(|e| in_sidecar(e, &sidecar))?;
+        return Ok(Checkpoint { dir: dir.to_path_buf(), members: vec![member], ensemble: None });
+    }
+    let ensemble: EnsembleJson = serde_json::from_value(raw).map_err(|e| bad(e.to_string()))?;
+    if ensemble.members.is_empty() {
+        return Err(bad("an ensemble with no members".into()));
+    }
+    let mut file = read_tensors(&weights_path)?;
+    let mut members = Vec::with_capacity(ensemble.members.len());
+    for (i, m) in ensemble.members.iter().enumerate() {
+        let in_member = |message: String| bad(format!("member {i} ({}): {message}", m.source));
+        let member =
+            read_member(m.model.clone(), &mut file, &member_prefix(i), &weights_path, device).map_err(|e| match e {
+                Error::Config(message) => in_member(message),
+                e => e,
+            })?;
+        check_compatible(&ensemble_view(&ensemble), &member.meta).map_err(in_member)?;
+        members.push(member);
+    }
+    Ok(Checkpoint { dir: dir.to_path_buf(), members, ensemble: Some(ensemble) })
+}
+
+/// Whether two paths name one existing directory.
+fn same_dir(a: &Path, b: &Path) -> bool {
+    matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
+}
+
+/// A message about a member's sidecar, said of the file that holds it.
+fn in_sidecar(e: Error, sidecar: &Path) -> Error {
+    match e {
+        Error::Config(message) => Error::Checkpoint { path: sidecar.to_path_buf(), message },
+        e => e,
+    }
+}
+
+/// A member's network built from its sidecar, and its weights (named `prefix` + name) taken
+/// out of `file`.
+fn read_member(meta: ModelJson, file: &mut TensorFile, prefix: &str, path: &Path, device: &Device) -> Result<Member> {
+    if meta.features_config.hash() != meta.features_config_hash {
+        return Err(Error::Config(
+            "features_config does not hash to features_config_hash: written by an older build (whose feature \
+             hash was defined otherwise), or edited; train the checkpoint again with this build"
+                .into(),
+        ));
+    }
+    let network = Network::new(&meta.model_config, meta.n_frames, meta.n_coeffs, meta.labels.len())
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let weights = take_weights(file, network.params(), prefix, path)?;
     let model = Model::new(network, weights, device)?;
-    Ok(Checkpoint { dir: dir.to_path_buf(), meta, model })
+    Ok(Member { meta, model })
+}
+
+/// What every member of an ensemble shares.
+struct Shared<'a> {
+    labels: &'a [String],
+    features_config_hash: &'a str,
+    n_frames: usize,
+    n_coeffs: usize,
+}
+
+fn ensemble_view(e: &EnsembleJson) -> Shared<'_> {
+    Shared {
+        labels: &e.labels,
+        features_config_hash: &e.features_config_hash,
+        n_frames: e.n_frames,
+        n_coeffs: e.n_coeffs,
+    }
+}
+
+fn model_view(m: &ModelJson) -> Shared<'_> {
+    Shared {
+        labels: &m.labels,
+        features_config_hash: &m.features_config_hash,
+        n_frames: m.n_frames,
+        n_coeffs: m.n_coeffs,
+    }
+}
+
+/// Whether `member` answers in `shared`'s labels from the same features; says how it differs.
+fn check_compatible(shared: &Shared, member: &ModelJson) -> std::result::Result<(), String> {
+    if member.labels != shared.labels {
+        return Err(format!("labels {:?}, the ensemble's are {:?}", member.labels, shared.labels));
+    }
+    if member.features_config_hash != shared.features_config_hash {
+        return Err(format!(
+            "feature config hash {}, the ensemble's is {}: its members must read the same feature table",
+            member.features_config_hash, shared.features_config_hash
+        ));
+    }
+    if (member.n_frames, member.n_coeffs) != (shared.n_frames, shared.n_coeffs) {
+        return Err(format!(
+            "input {}x{}, the ensemble's is {}x{}",
+            member.n_frames, member.n_coeffs, shared.n_frames, shared.n_coeffs
+        ));
+    }
+    Ok(())
+}
+
+/// Writes an ensemble of the checkpoints in `sources` (trained ones or ensembles, whose members
+/// join as they are) into `out`: every member's tensors in one `model.safetensors`, then
+/// `model.json`. Fails, naming the source, when the members differ in labels, feature config or
+/// input shape, or when `config` is given and names other seeds (nothing is written then).
+/// Returns what it wrote.
+pub fn write_ensemble(
+    sources: &[std::path::PathBuf],
+    out: &Path,
+    config: Option<&crate::config::EnsembleConfig>,
+) -> Result<EnsembleJson> {
+    let mut members: Vec<EnsembleMember> = Vec::new();
+    let mut loaded: Vec<Member> = Vec::new();
+    for source in sources {
+        if same_dir(source, out) {
+            return Err(Error::Checkpoint {
+                path: out.to_path_buf(),
+                message: "the ensemble would overwrite its member; give another --out".into(),
+            });
+        }
+        let checkpoint = read_checkpoint(source, &Device::Cpu)?;
+        let sha = sha256_file(&source.join(WEIGHTS_FILE))?;
+        let records: Vec<EnsembleMember> = match &checkpoint.ensemble {
+            Some(e) => e.members.clone(),
+            None => vec![EnsembleMember {
+                source: source.display().to_string(),
+                weights_sha256: sha,
+                model: checkpoint.members[0].meta.clone(),
+            }],
+        };
+        for (record, member) in records.into_iter().zip(checkpoint.members) {
+            if let Some(first) = loaded.first() {
+                check_compatible(&model_view(&first.meta), &member.meta).map_err(|message| Error::Checkpoint {
+                    path: source.clone(),
+                    message: format!("cannot join an ensemble with {}: {message}", members[0].source),
+                })?;
+            }
+            members.push(record);
+            loaded.push(member);
+        }
+    }
+    let Some(first) = loaded.first() else {
+        return Err(Error::Config("an ensemble needs at least one member checkpoint".into()));
+    };
+    let meta = &first.meta;
+    if let Some(config) = config {
+        let seeds: Vec<u64> = members.iter().map(|m| m.model.seed).collect();
+        config
+            .check_members(&seeds)
+            .map_err(|e| Error::Checkpoint { path: out.to_path_buf(), message: e.to_string() })?;
+    }
+    let protocols: std::collections::BTreeSet<&str> = members.iter().map(|m| m.model.protocol.as_str()).collect();
+    let seeds: Vec<String> = members.iter().map(|m| m.model.seed.to_string()).collect();
+    let protocol = format!(
+        "the mean of {} members' probabilities (seeds {}); each: {}",
+        members.len(),
+        seeds.join(", "),
+        protocols.into_iter().collect::<Vec<_>>().join(" | ")
+    );
+    let ensemble = EnsembleJson {
+        format_version: FORMAT_VERSION,
+        labels: meta.labels.clone(),
+        features_config: meta.features_config.clone(),
+        features_config_hash: meta.features_config_hash.clone(),
+        n_frames: meta.n_frames,
+        n_coeffs: meta.n_coeffs,
+        combine: Combine::MeanProbabilities,
+        protocol,
+        members,
+        versions: crate::checkpoint::versions(),
+    };
+    let prefixes: Vec<String> = (0..loaded.len()).map(member_prefix).collect();
+    let tensors: Vec<(String, Vec<usize>, &[f32])> = loaded
+        .iter()
+        .zip(&prefixes)
+        .flat_map(|(m, prefix)| named(m.model.network.params(), &m.model.weights, prefix))
+        .collect();
+    retire_sidecar(out)?;
+    write_tensors(&out.join(WEIGHTS_FILE), &tensors, None)?;
+    write_json(&out.join(SIDECAR_FILE), &ensemble)?;
+    Ok(ensemble)
 }
 
 /// Writes the checkpoint in `dir` as one ONNX model at `out` (atomically); returns the model's
@@ -244,8 +418,9 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
 pub fn export_onnx(dir: &Path, out: &Path) -> Result<usize> {
     let checkpoint = read_checkpoint(dir, &Device::Cpu)?;
     let weights_sha256 = sha256_file(&dir.join(WEIGHTS_FILE))?;
-    let meta = crate::onnx::ExportMeta::of(&checkpoint.meta, &weights_sha256);
-    let bytes = crate::onnx::export(&checkpoint.model.network, &checkpoint.model.weights, meta)
+    let meta = crate::onnx::ExportMeta::of(&checkpoint, &weights_sha256);
+    let members: Vec<_> = checkpoint.members.iter().map(crate::onnx::ExportMember::of).collect();
+    let bytes = crate::onnx::export(&members, meta)
         .map_err(|e| Error::Checkpoint { path: dir.to_path_buf(), message: format!("ONNX export: {e}") })?;
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         fs::create_dir_all(parent)?;

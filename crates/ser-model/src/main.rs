@@ -20,6 +20,8 @@ Examples:
   ser-model predict --checkpoint artifacts/ravdess/model --features data/features/ravdess/features.parquet \\
       --splits data/features/ravdess/splits.parquet --part test --out artifacts/ravdess/predictions/predictions.parquet
   ser-model export --checkpoint artifacts/ravdess/model --out artifacts/ravdess/model.onnx
+  ser-model ensemble --config pipelines/ravdess-deploy/ensemble.yaml --out artifacts/ravdess-deploy/model \\
+      artifacts/ravdess-deploy/members/seed-42 artifacts/ravdess-deploy/members/seed-43 artifacts/ravdess-deploy/members/seed-44
 
 Exit status: 0 success, 1 failure, 2 usage error.";
 
@@ -51,6 +53,22 @@ enum Command {
     Predict(PredictArgs),
     /// Write a checkpoint as one ONNX model (opset 17): raw features in, probabilities out.
     Export(ExportArgs),
+    /// Join trained checkpoints into one that answers with the mean of their probabilities.
+    Ensemble(EnsembleArgs),
+}
+
+#[derive(Debug, Args)]
+struct EnsembleArgs {
+    /// The checkpoint directory to write; predict, export and ser-infer load it like any other.
+    #[arg(long)]
+    out: PathBuf,
+    /// A pipeline's ensemble.yaml: the members must have been trained with its seeds, in order.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The member checkpoint directories (same labels and feature config); an ensemble given
+    /// here joins with its members.
+    #[arg(required = true)]
+    members: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -186,7 +204,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => run_train(args),
         Command::Predict(args) => run_predict(args),
         Command::Export(args) => run_export(args),
+        Command::Ensemble(args) => run_ensemble(args),
     }
+}
+
+fn run_ensemble(args: EnsembleArgs) -> anyhow::Result<()> {
+    let config =
+        args.config.as_deref().map(io::read_ensemble_config).transpose().context("reading the ensemble config")?;
+    let ensemble = io::write_ensemble(&args.members, &args.out, config.as_ref())
+        .with_context(|| format!("writing the ensemble {}", args.out.display()))?;
+    tracing::info!("wrote {} ({} members)", args.out.display(), ensemble.members.len());
+    let seeds: Vec<u64> = ensemble.members.iter().map(|m| m.model.seed).collect();
+    println!("{}", serde_json::json!({"checkpoint": args.out, "members": ensemble.members.len(), "seeds": seeds}));
+    Ok(())
 }
 
 fn run_export(args: ExportArgs) -> anyhow::Result<()> {
@@ -298,8 +328,8 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         ("ser.features_sha256", io::sha256_file(&args.features)?),
         ("ser.part", part_name.to_string()),
         ("ser.fold", args.fold.to_string()),
-        ("ser.protocol", checkpoint.meta.protocol.clone()),
-        ("ser.labels", serde_json::to_string(&checkpoint.meta.labels)?),
+        ("ser.protocol", checkpoint.protocol().to_string()),
+        ("ser.labels", serde_json::to_string(checkpoint.labels())?),
     ];
     io::write_predictions(&args.out, &predictions, &provenance)?;
     let correct = (0..predictions.clip_ids.len())

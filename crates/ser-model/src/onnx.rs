@@ -1,6 +1,6 @@
 //! ONNX export: a checkpoint as one ONNX model (opset [`OPSET`]). The graph is the checkpoint's
 //! normalisation, then every layer's own [`crate::layers::Layer::export_onnx`] in the network's
-//! order, then a softmax. Input [`INPUT`]: the raw feature-table values, float32 `[batch,
+//! order, then a softmax; an ensemble's is each member's, then their `Mean`. Input [`INPUT`]: the raw feature-table values, float32 `[batch,
 //! frames, coeffs]`, the batch dynamic; output [`OUTPUT`]: float32 `[batch, n_classes]` in the
 //! checkpoint's label order. `metadata_props` carry what a user needs to feed the graph.
 //!
@@ -12,9 +12,10 @@ use protobuf::{EnumOrUnknown, Message, MessageField};
 
 use ser_features::FeaturesConfig;
 
-use crate::checkpoint::{ModelJson, Normalization};
+use crate::checkpoint::Normalization;
 use crate::network::Network;
 use crate::params::Weights;
+use crate::predict::{Checkpoint, Member};
 use crate::{Error, Result};
 
 /// The default-domain operator set the graph uses (`LSTM` 14, `Softmax` 13, `ReduceSum` 13
@@ -185,51 +186,84 @@ fn value_info(name: &str, dims: &[Option<usize>]) -> pb::ValueInfoProto {
     info
 }
 
-/// What the graph needs besides the network and its weights: from a checkpoint's `model.json`
-/// ([`ExportMeta::of`]) and the SHA-256 of its weights file.
+/// One network of the graph: its layers, its weights and the standardisation its input gets.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportMember<'a> {
+    pub network: &'a Network,
+    pub weights: &'a Weights,
+    pub normalization: &'a Normalization,
+}
+
+impl<'a> ExportMember<'a> {
+    pub fn of(member: &'a Member) -> ExportMember<'a> {
+        ExportMember {
+            network: &member.model.network,
+            weights: &member.model.weights,
+            normalization: &member.meta.normalization,
+        }
+    }
+}
+
+/// What the graph needs besides its networks: from a checkpoint ([`ExportMeta::of`]) and the
+/// SHA-256 of its weights file.
 #[derive(Debug, Clone, Copy)]
 pub struct ExportMeta<'a> {
     pub labels: &'a [String],
     pub features_config: &'a FeaturesConfig,
     pub features_config_hash: &'a str,
-    pub normalization: &'a Normalization,
     pub weights_sha256: &'a str,
 }
 
 impl<'a> ExportMeta<'a> {
-    pub fn of(meta: &'a ModelJson, weights_sha256: &'a str) -> ExportMeta<'a> {
+    pub fn of(checkpoint: &'a Checkpoint, weights_sha256: &'a str) -> ExportMeta<'a> {
         ExportMeta {
-            labels: &meta.labels,
-            features_config: &meta.features_config,
-            features_config_hash: &meta.features_config_hash,
-            normalization: &meta.normalization,
+            labels: checkpoint.labels(),
+            features_config: checkpoint.features_config(),
+            features_config_hash: checkpoint.features_config_hash(),
             weights_sha256,
         }
     }
 }
 
-/// The network with its weights and `meta` as the bytes of an ONNX model.
-pub fn export(network: &Network, weights: &Weights, meta: ExportMeta) -> Result<Vec<u8>> {
-    let input = network.input();
+/// The networks with their weights and `meta` as the bytes of one ONNX model: each member's
+/// standardisation, layers and softmax, then (for more than one) the mean of their
+/// probabilities, as [`Checkpoint::probabilities`] computes.
+pub fn export(members: &[ExportMember], meta: ExportMeta) -> Result<Vec<u8>> {
+    let Some(first) = members.first() else {
+        return Err(Error::Config("nothing to export: no network".into()));
+    };
+    let input = first.network.input();
     let (n_frames, n_coeffs) = (input.steps(), input.features());
-    let norm = meta.normalization;
-    if norm.mean.len() != n_coeffs || norm.std.len() != n_coeffs {
-        return Err(Error::Config(format!(
-            "the normalisation has {} means and {} deviations for {n_coeffs} coefficients",
-            norm.mean.len(),
-            norm.std.len()
-        )));
-    }
+    let n_classes = first.network.n_classes();
     let mut graph = Graph::default();
-    // Standardisation as `Normalization::apply`: (x - mean) / std, per coefficient.
-    let mean = graph.constant("norm.mean", &[n_coeffs], &norm.mean);
-    let std = graph.constant("norm.std", &[n_coeffs], &norm.std);
-    let centred = graph.node("Sub", &[INPUT, &mean], vec![]);
-    let standardised = graph.node("Div", &[&centred, &std], vec![]);
-    let logits = network.export_onnx(&mut graph, &standardised, weights)?;
-    graph.push("Softmax", &[&logits], vec![OUTPUT.to_string()], vec![Attr::Int("axis", -1)]);
+    let mut outputs = Vec::with_capacity(members.len());
+    for (i, member) in members.iter().enumerate() {
+        let (network, norm) = (member.network, member.normalization);
+        if network.input() != input || network.n_classes() != n_classes {
+            return Err(Error::Config(format!("member {i}'s input or classes differ from member 0's")));
+        }
+        if norm.mean.len() != n_coeffs || norm.std.len() != n_coeffs {
+            return Err(Error::Config(format!(
+                "member {i}: the normalisation has {} means and {} deviations for {n_coeffs} coefficients",
+                norm.mean.len(),
+                norm.std.len()
+            )));
+        }
+        // Standardisation as `Normalization::apply`: (x - mean) / std, per coefficient.
+        let mean = graph.constant("norm.mean", &[n_coeffs], &norm.mean);
+        let std = graph.constant("norm.std", &[n_coeffs], &norm.std);
+        let centred = graph.node("Sub", &[INPUT, &mean], vec![]);
+        let standardised = graph.node("Div", &[&centred, &std], vec![]);
+        let logits = network.export_onnx(&mut graph, &standardised, member.weights)?;
+        let probabilities = if members.len() == 1 { OUTPUT.to_string() } else { graph.fresh("probabilities") };
+        graph.push("Softmax", &[&logits], vec![probabilities.clone()], vec![Attr::Int("axis", -1)]);
+        outputs.push(probabilities);
+    }
+    if members.len() > 1 {
+        let inputs: Vec<&str> = outputs.iter().map(String::as_str).collect();
+        graph.push("Mean", &inputs, vec![OUTPUT.to_string()], vec![]);
+    }
 
-    let n_classes = network.n_classes();
     if n_classes != meta.labels.len() {
         return Err(Error::Config(format!("{n_classes} outputs for {} labels", meta.labels.len())));
     }

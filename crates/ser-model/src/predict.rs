@@ -1,6 +1,6 @@
 //! Prediction: class probabilities of standardised clips from a network and its weights (the CPU
-//! forward on the CPU, candle's on other devices), the argmax, a loaded [`Checkpoint`] and a
-//! dataset's [`Predictions`].
+//! forward on the CPU, candle's on other devices), the argmax, a loaded [`Checkpoint`] (one
+//! trained network or an ensemble's members, averaged) and a dataset's [`Predictions`].
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +9,7 @@ use ser_features::FeaturesConfig;
 
 use rayon::prelude::*;
 
-use crate::checkpoint::ModelJson;
+use crate::checkpoint::{EnsembleJson, ModelJson};
 use crate::data::Dataset;
 use crate::layers::{Activations, Pass};
 use crate::loss::softmax;
@@ -118,23 +118,95 @@ pub fn probabilities(
     }
 }
 
-/// A loaded checkpoint: its sidecar and the network with its weights, ready for inference.
+/// One trained network of a loaded checkpoint: its sidecar (so its own normalisation) and the
+/// network with its weights.
 #[derive(Debug)]
-pub struct Checkpoint {
-    pub dir: PathBuf,
+pub struct Member {
     pub meta: ModelJson,
     pub model: Model,
 }
 
+impl Member {
+    /// Probabilities of `n` raw clips (row-major (n, T, C)): standardised with this member's
+    /// statistics, then its network.
+    pub fn probabilities(&self, raw: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+        let mut features = raw.to_vec();
+        self.meta.normalization.apply(&mut features);
+        self.model.probabilities(&features, n)
+    }
+}
+
+/// A loaded checkpoint, ready for inference: a trained one (one member) or an ensemble (several,
+/// their probabilities averaged). Every member has the same labels, feature config and input
+/// shape (checked when it is read).
+#[derive(Debug)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub members: Vec<Member>,
+    /// An ensemble's `model.json` as read (its members' sidecars are also each member's
+    /// `meta`); `None` for a trained checkpoint.
+    pub ensemble: Option<EnsembleJson>,
+}
+
 impl Checkpoint {
+    fn first(&self) -> &ModelJson {
+        &self.members[0].meta
+    }
+
+    /// Index = class id of the outputs.
+    pub fn labels(&self) -> &[String] {
+        &self.first().labels
+    }
+
+    pub fn features_config(&self) -> &FeaturesConfig {
+        &self.first().features_config
+    }
+
+    pub fn features_config_hash(&self) -> &str {
+        &self.first().features_config_hash
+    }
+
+    /// Input shape: frames x coefficients.
+    pub fn n_frames(&self) -> usize {
+        self.first().n_frames
+    }
+
+    pub fn n_coeffs(&self) -> usize {
+        self.first().n_coeffs
+    }
+
+    /// The protocol in words (an ensemble's says how its members are combined).
+    pub fn protocol(&self) -> &str {
+        self.ensemble.as_ref().map_or(&self.first().protocol, |e| &e.protocol)
+    }
+
+    /// Class probabilities of `n` raw clips (row-major (n, T, C), as the feature table holds
+    /// them): each member standardises them its own way; the members' probabilities are averaged.
+    pub fn probabilities(&self, raw: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+        let mut members = self.members.iter();
+        let first = members.next().expect("a checkpoint has a member");
+        let mut sum = first.probabilities(raw, n)?;
+        if self.members.len() == 1 {
+            return Ok(sum);
+        }
+        for member in members {
+            for (acc, p) in sum.iter_mut().zip(member.probabilities(raw, n)?) {
+                acc.iter_mut().zip(p).for_each(|(a, v)| *a += v);
+            }
+        }
+        let k = self.members.len() as f32;
+        sum.iter_mut().flatten().for_each(|v| *v /= k);
+        Ok(sum)
+    }
+
     /// Fails unless a feature table was computed with this checkpoint's feature config.
     pub fn check_features(&self, table_path: &Path, config: &FeaturesConfig) -> Result<()> {
-        if config.hash() != self.meta.features_config_hash {
+        if config.hash() != self.features_config_hash() {
             return Err(Error::Data(format!(
                 "{}: feature config hash {} differs from the checkpoint's {} ({}); re-extract with the checkpoint's features_config",
                 table_path.display(),
                 config.hash(),
-                self.meta.features_config_hash,
+                self.features_config_hash(),
                 self.dir.display()
             )));
         }
@@ -157,20 +229,18 @@ impl Predictions {
     }
 }
 
-/// Standardises `data` with the checkpoint's statistics and predicts every clip.
+/// Predicts every clip of `data` ([`Checkpoint::probabilities`]).
 pub fn predict(checkpoint: &Checkpoint, data: &Dataset) -> Result<Predictions> {
-    let meta = &checkpoint.meta;
-    if (data.n_frames, data.n_coeffs) != (meta.n_frames, meta.n_coeffs) {
+    let (n_frames, n_coeffs) = (checkpoint.n_frames(), checkpoint.n_coeffs());
+    if (data.n_frames, data.n_coeffs) != (n_frames, n_coeffs) {
         return Err(Error::Data(format!(
-            "clips are {}x{} (frames x coefficients), the checkpoint expects {}x{}",
-            data.n_frames, data.n_coeffs, meta.n_frames, meta.n_coeffs
+            "clips are {}x{} (frames x coefficients), the checkpoint expects {n_frames}x{n_coeffs}",
+            data.n_frames, data.n_coeffs
         )));
     }
-    let mut features = data.features.clone();
-    meta.normalization.apply(&mut features);
-    let probabilities = checkpoint.model.probabilities(&features, data.len())?;
+    let probabilities = checkpoint.probabilities(&data.features, data.len())?;
     Ok(Predictions {
-        labels: meta.labels.clone(),
+        labels: checkpoint.labels().to_vec(),
         clip_ids: data.clip_ids.clone(),
         truth: data.labels.iter().map(|l| l.map(|i| data.classes[i as usize].clone())).collect(),
         probabilities,

@@ -48,6 +48,36 @@ fn predictions_follow_the_checkpoint_recipe() {
 }
 
 #[test]
+fn an_ensemble_loads_and_answers_like_a_checkpoint() {
+    // Two members whose standardisations differ: the ensemble's answer is their mean.
+    let root = tempfile::tempdir().unwrap();
+    let shifted = root.path().join("shifted");
+    std::fs::create_dir_all(&shifted).unwrap();
+    std::fs::copy(checkpoint().join("model.safetensors"), shifted.join("model.safetensors")).unwrap();
+    let mut meta: ser_model::checkpoint::ModelJson =
+        serde_json::from_str(&std::fs::read_to_string(checkpoint().join("model.json")).unwrap()).unwrap();
+    meta.normalization.mean.iter_mut().for_each(|m| *m += 3.0);
+    std::fs::write(shifted.join("model.json"), serde_json::to_string(&meta).unwrap()).unwrap();
+    let ensemble = root.path().join("ensemble");
+    ser_model::io::write_ensemble(&[checkpoint().to_path_buf(), shifted.clone()], &ensemble, None).unwrap();
+
+    let members = [classifier(), Classifier::load(&shifted, &Device::Cpu).unwrap()];
+    let both = Classifier::load(&ensemble, &Device::Cpu).unwrap();
+    assert_eq!(both.labels(), members[0].labels());
+    assert_eq!(both.checkpoint().members.len(), 2);
+    for (actor, emotion) in [(2, 3), (3, 6), (1, 8)] {
+        let samples = clip(actor, emotion, 2);
+        let alone: Vec<_> = members.iter().map(|c| c.predict(&samples, SYNTH_SAMPLE_RATE).unwrap()).collect();
+        assert_ne!(alone[0].probabilities, alone[1].probabilities, "the members answer differently");
+        let got = both.predict(&samples, SYNTH_SAMPLE_RATE).unwrap();
+        for (k, p) in got.probabilities.iter().enumerate() {
+            let mean = (alone[0].probabilities[k] + alone[1].probabilities[k]) / 2.0;
+            assert!((p - mean).abs() < 1e-6, "class {k}: {p} vs {mean}");
+        }
+    }
+}
+
+#[test]
 fn bad_audio_is_an_error_not_a_panic() {
     let classifier = classifier();
     let err = classifier.predict(&[0.0; 100], 48_000).unwrap_err().to_string();

@@ -4,8 +4,8 @@
 use std::process::Command;
 
 use candle_core::Device;
-use ser_model::checkpoint::ModelJson;
-use ser_model::io::{read_checkpoint, write_predictions};
+use ser_model::checkpoint::{EnsembleJson, ModelJson};
+use ser_model::io::{read_checkpoint, write_ensemble, write_predictions};
 use ser_model::predict::predict;
 
 use crate::training::run;
@@ -16,11 +16,11 @@ fn saved_checkpoint_predicts_like_the_trained_network() {
     let dir = tempfile::tempdir().unwrap();
     let outcome = run(&small_config(8), Some(dir.path()), false);
     let checkpoint = read_checkpoint(dir.path(), &Device::Cpu).unwrap();
-    assert_eq!(checkpoint.model.weights, outcome.model.weights, "the best epoch's weights, saved exactly");
+    assert_eq!(checkpoint.members[0].model.weights, outcome.model.weights, "the best epoch's weights, saved exactly");
     let data = toy_dataset(20, 500);
     let loaded = predict(&checkpoint, &data).unwrap();
     let mut normalised = data.clone();
-    checkpoint.meta.normalization.apply(&mut normalised.features);
+    checkpoint.members[0].meta.normalization.apply(&mut normalised.features);
     let direct = outcome.model.probabilities(&normalised.features, normalised.len()).unwrap();
     assert_eq!(loaded.probabilities, direct);
     for p in &loaded.probabilities {
@@ -53,6 +53,92 @@ fn missing_or_foreign_checkpoints_are_clear_errors() {
     let checkpoint = read_checkpoint(dir.path(), &Device::Cpu).unwrap();
     let err = checkpoint.check_features(std::path::Path::new("other.parquet"), &table_config).unwrap_err().to_string();
     assert!(err.contains("other.parquet: feature config hash") && err.contains("re-extract"), "{err}");
+}
+
+/// Trains a small checkpoint into `dir`; `shift` moves its recorded normalisation's means, so
+/// that members standardise the same clip differently.
+fn member(dir: &std::path::Path, seed: u64, shift: f32) {
+    run(&small_config(seed), Some(dir), false);
+    let sidecar = dir.join("model.json");
+    let mut meta: ModelJson = serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    meta.normalization.mean.iter_mut().for_each(|m| *m += shift);
+    std::fs::write(&sidecar, serde_json::to_string_pretty(&meta).unwrap()).unwrap();
+}
+
+#[test]
+fn an_ensemble_answers_with_the_mean_of_its_members() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..3).map(|i| root.path().join(format!("m{i}"))).collect();
+    for (i, dir) in dirs.iter().enumerate() {
+        member(dir, 20 + i as u64, i as f32 * 0.7);
+    }
+    let data = toy_dataset(12, 300);
+    let alone: Vec<Vec<Vec<f32>>> = dirs
+        .iter()
+        .map(|d| predict(&read_checkpoint(d, &Device::Cpu).unwrap(), &data).unwrap().probabilities)
+        .collect();
+    assert_ne!(alone[0], alone[1], "the members differ");
+
+    // Two members, then that ensemble joined with the third: its members join as they are.
+    let pair = root.path().join("pair");
+    write_ensemble(&dirs[..2], &pair, None).unwrap();
+    let trio = root.path().join("trio");
+    let written = write_ensemble(&[pair.clone(), dirs[2].clone()], &trio, None).unwrap();
+    assert_eq!(written.members.iter().map(|m| m.model.seed).collect::<Vec<_>>(), [20, 21, 22]);
+    assert_eq!(written.members[0].source, dirs[0].display().to_string(), "the first member's own source");
+    let checkpoint = read_checkpoint(&trio, &Device::Cpu).unwrap();
+    assert_eq!(checkpoint.members.len(), 3);
+    assert!(checkpoint.protocol().starts_with("the mean of 3 members' probabilities (seeds 20, 21, 22)"));
+    let got = predict(&checkpoint, &data).unwrap();
+    assert_eq!(got.labels, checkpoint.labels());
+    for (row, p) in got.probabilities.iter().enumerate() {
+        for (class, v) in p.iter().enumerate() {
+            let mean = alone.iter().map(|a| a[row][class]).sum::<f32>() / 3.0;
+            assert!((v - mean).abs() < 1e-6, "clip {row} class {class}: {v} vs the members' mean {mean}");
+        }
+    }
+    // The sidecar: the shared fields where a plain checkpoint has them, each member's own.
+    let meta: EnsembleJson = serde_json::from_str(&std::fs::read_to_string(trio.join("model.json")).unwrap()).unwrap();
+    assert_eq!(meta.labels.len(), 8);
+    assert_ne!(meta.members[0].model.normalization, meta.members[2].model.normalization);
+    let bytes = std::fs::read(trio.join("model.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert!(tensors.names().iter().any(|n| n.starts_with("member2.")));
+}
+
+#[test]
+fn an_ensemble_refuses_members_that_do_not_fit() {
+    let root = tempfile::tempdir().unwrap();
+    let (a, b) = (root.path().join("a"), root.path().join("b"));
+    member(&a, 30, 0.0);
+    member(&b, 31, 0.0);
+    let sidecar = b.join("model.json");
+    let text = std::fs::read_to_string(&sidecar).unwrap();
+    std::fs::write(&sidecar, text.replacen("\"angry\"", "\"irate\"", 1)).unwrap();
+    let err = write_ensemble(&[a.clone(), b.clone()], &root.path().join("e"), None).unwrap_err().to_string();
+    assert!(err.contains(&b.display().to_string()) && err.contains("labels"), "{err}");
+    assert!(!root.path().join("e/model.json").exists(), "nothing written");
+
+    let config = ser_model::config::EnsembleConfig { seeds: vec![30, 32] };
+    let err = write_ensemble(&[a.clone(), root.path().join("b")], &root.path().join("e"), Some(&config));
+    assert!(err.is_err(), "b's labels still differ");
+    std::fs::write(&sidecar, &text).unwrap();
+    let err = write_ensemble(&[a.clone(), b.clone()], &root.path().join("e"), Some(&config)).unwrap_err().to_string();
+    assert!(err.contains("[30, 32]") && err.contains("[30, 31]"), "{err}");
+    assert!(!root.path().join("e/model.json").exists(), "nothing written");
+    write_ensemble(&[a.clone(), b.clone()], &root.path().join("e"), None).unwrap();
+
+    let err = write_ensemble(std::slice::from_ref(&a), &a, None).unwrap_err().to_string();
+    assert!(err.contains("would overwrite its member"), "{err}");
+    assert!(read_checkpoint(&a, &Device::Cpu).is_ok(), "the member is intact");
+
+    // A sidecar whose feature config no longer hashes as recorded: an older build's.
+    let sidecar = a.join("model.json");
+    let mut meta: ModelJson = serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
+    meta.features_config_hash = "0".repeat(64);
+    std::fs::write(&sidecar, serde_json::to_string(&meta).unwrap()).unwrap();
+    let err = read_checkpoint(&a, &Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("model.json") && err.contains("older build") && err.contains("train"), "{err}");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use ser_features::FeaturesConfig;
 use ser_model::ModelConfig;
 use ser_model::checkpoint::Normalization;
 use ser_model::network::Network;
-use ser_model::onnx::{self, ExportMeta};
+use ser_model::onnx::{self, ExportMember, ExportMeta};
 use ser_model::params::Weights;
 use ser_model::predict::Model;
 use tract_onnx::prelude::*;
@@ -78,10 +78,11 @@ fn check_config(config: &ModelConfig, frames: usize, coeffs: usize, n_classes: u
         labels: &labels,
         features_config: &features_config,
         features_config_hash: &hash,
-        normalization: &normalization,
         weights_sha256: "0",
     };
-    let model = onnx::export(&network, &weights, meta).unwrap();
+    let model =
+        onnx::export(&[ExportMember { network: &network, weights: &weights, normalization: &normalization }], meta)
+            .unwrap();
     let mut standardised = raw.clone();
     normalization.apply(&mut standardised);
     let expected = Model::new(network, weights, &Device::Cpu).unwrap().probabilities(&standardised, n).unwrap();
@@ -96,6 +97,58 @@ fn the_exported_graph_computes_the_cpu_forward() {
     // An odd number of steps into each pool (floor), and kernels of 5 and 7.
     let odd = ModelConfig { conv1_kernel: 5, conv2_kernel: 7, ..small };
     check_config(&odd, 23, 6, 5, "odd steps, kernels 5 and 7");
+}
+
+#[test]
+fn an_ensembles_graph_computes_the_mean_of_its_members() {
+    // Members of different shapes, each with its own standardisation.
+    let (frames, coeffs, n_classes, n) = (16, 6, 4, 3);
+    let small = crate::small_config(1);
+    let configs = [small.clone(), ModelConfig { attention_units: Some(4), conv1_filters: 5, ..small }];
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let members: Vec<(Network, Weights, Normalization)> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, config)| {
+            let network = Network::new(config, frames, coeffs, n_classes).unwrap();
+            let weights = random_weights(&network, 40 + i as u64);
+            let normalization = Normalization {
+                mean: (0..coeffs).map(|_| rng.random_range(-5.0..5.0)).collect(),
+                std: (0..coeffs).map(|_| rng.random_range(1.0..4.0)).collect(),
+            };
+            (network, weights, normalization)
+        })
+        .collect();
+    let raw: Vec<f32> = (0..n * frames * coeffs).map(|_| rng.random_range(-6.0..6.0)).collect();
+    let labels: Vec<String> = (0..n_classes).map(|i| format!("class{i}")).collect();
+    let features_config = FeaturesConfig::reference();
+    let hash = features_config.hash();
+    let meta = ExportMeta {
+        labels: &labels,
+        features_config: &features_config,
+        features_config_hash: &hash,
+        weights_sha256: "0",
+    };
+    let export: Vec<ExportMember> = members
+        .iter()
+        .map(|(network, weights, normalization)| ExportMember { network, weights, normalization })
+        .collect();
+    let bytes = onnx::export(&export, meta).unwrap();
+    let alone: Vec<Vec<Vec<f32>>> = members
+        .into_iter()
+        .map(|(network, weights, normalization)| {
+            let mut x = raw.clone();
+            normalization.apply(&mut x);
+            Model::new(network, weights, &Device::Cpu).unwrap().probabilities(&x, n).unwrap()
+        })
+        .collect();
+    let mean: Vec<Vec<f32>> =
+        (0..n).map(|r| (0..n_classes).map(|c| (alone[0][r][c] + alone[1][r][c]) / 2.0).collect()).collect();
+    assert_close(&tract_probabilities(&bytes, &raw, n, frames, coeffs), &mean, "an ensemble of two");
+    let proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).unwrap();
+    let graph = proto.graph.unwrap();
+    assert_eq!(graph.node.iter().filter(|n| n.op_type == "Mean").count(), 1);
+    assert_eq!(graph.node.iter().filter(|n| n.op_type == "LSTM").count(), 4, "each member's two BiLSTMs");
 }
 
 #[test]
@@ -128,10 +181,11 @@ fn the_graph_declares_its_io_and_metadata() {
         labels: &labels,
         features_config: &features_config,
         features_config_hash: &hash,
-        normalization: &normalization,
         weights_sha256: "abc",
     };
-    let bytes = onnx::export(&network, &weights, meta).unwrap();
+    let bytes =
+        onnx::export(&[ExportMember { network: &network, weights: &weights, normalization: &normalization }], meta)
+            .unwrap();
     let proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).unwrap();
     let props: std::collections::HashMap<_, _> =
         proto.metadata_props.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect();

@@ -186,7 +186,7 @@ fn the_candle_engine_trains_along_the_same_curve() {
     assert!(candle.history.last().unwrap().train_loss < first.train_loss, "the candle engine learns");
     // Its checkpoint loads and predicts like any other.
     let checkpoint = ser_model::io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
-    assert_eq!(checkpoint.meta.epochs_run, 4);
+    assert_eq!(checkpoint.members[0].meta.epochs_run, 4);
 }
 
 #[test]
@@ -235,11 +235,11 @@ fn a_label_set_of_its_own_gives_a_network_of_its_size() {
     let options = TrainOptions { out_dir: Some(dir.path()), ..TrainOptions::in_memory(&Device::Cpu) };
     train(&data, &config, &options, &Quiet).unwrap();
     let checkpoint = ser_model::io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
-    assert_eq!(checkpoint.meta.labels, ["bored", "excited", "frustrated"]);
+    assert_eq!(checkpoint.labels(), ["bored", "excited", "frustrated"]);
     let predictions = ser_model::predict::predict(&checkpoint, &three(5, 7)).unwrap();
     assert!(predictions.probabilities.iter().all(|p| p.len() == 3));
     assert!(
-        predictions.truth.iter().all(|t| t.as_deref().is_some_and(|t| checkpoint.meta.labels.contains(&t.to_string())))
+        predictions.truth.iter().all(|t| t.as_deref().is_some_and(|t| checkpoint.labels().contains(&t.to_string())))
     );
 }
 

@@ -85,6 +85,16 @@ fn every_pipeline_config_parses() {
         for name in ["eval.yaml", "infer.yaml"] {
             assert!(file(name).is_file(), "{} has no {name}", dir.display());
         }
+        if file("ensemble.yaml").exists() {
+            let config = ser_model::io::read_ensemble_config(&file("ensemble.yaml")).unwrap_or_else(|e| panic!("{e}"));
+            // The Makefile reads the seeds from the one line `seeds: [a, b, ...]`.
+            let text = std::fs::read_to_string(file("ensemble.yaml")).unwrap();
+            let line = text.lines().find(|l| l.starts_with("seeds:")).expect("a `seeds:` line");
+            let listed = line.split_once('[').and_then(|(_, rest)| rest.split_once(']')).map(|(inner, _)| inner);
+            let seeds: Vec<u64> =
+                listed.expect("a flow list").split(',').map(|s| s.trim().parse().expect("a seed")).collect();
+            assert_eq!(seeds, config.seeds, "{}: the Makefile's reading", dir.display());
+        }
         seen += 1;
     }
     assert!(seen >= 4, "found {seen} pipelines in {}", root.display());
