@@ -412,8 +412,9 @@ fn main() {
     report["ser_clip_ms_p99"] = round(quantile(single, 0.99), 2).into();
 
     // The same, with the checkpoint an application would ship (its network, attention pooling
-    // included), when it has been trained: BENCH_DEPLOY_CHECKPOINT, default
-    // artifacts/ravdess-deploy/model. Its budget is absolute (10 ms a clip on one core).
+    // included, and every member of an ensemble), when it has been trained:
+    // BENCH_DEPLOY_CHECKPOINT, default artifacts/ravdess-deploy/model. Its budget is absolute
+    // (10 ms a clip on one core).
     let deploy = env_path("BENCH_DEPLOY_CHECKPOINT", &root.join("artifacts/ravdess-deploy/model"));
     if deploy.join("model.json").is_file() {
         let shipped = Classifier::load(&deploy, &Device::Cpu).unwrap();
@@ -427,6 +428,7 @@ fn main() {
             }
         }
         report["deploy_checkpoint"] = deploy.display().to_string().into();
+        report["deploy_members"] = shipped.checkpoint().members.len().into();
         report["deploy_clip_ms_median"] = round(quantile(times.clone(), 0.5), 2).into();
         report["deploy_clip_ms_p99"] = round(quantile(times, 0.99), 2).into();
     }

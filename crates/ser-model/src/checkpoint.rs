@@ -133,8 +133,10 @@ pub struct EnsembleMember {
     pub model: ModelJson,
 }
 
-/// `model.json` of an ensemble. The shared fields are the members' own (equal in every member,
-/// checked when it is made and when it is read), so a reader of plain checkpoints finds them.
+/// `model.json` of an ensemble. The shared fields are the members' own [`Interface`] (equal in
+/// every member, checked when it is made and when it is read), spelled out as in [`ModelJson`]
+/// so that a reader of plain checkpoints finds them where it looks (serde cannot flatten a
+/// shared struct into a `deny_unknown_fields` one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnsembleJson {
@@ -149,6 +151,60 @@ pub struct EnsembleJson {
     pub protocol: String,
     pub members: Vec<EnsembleMember>,
     pub versions: BTreeMap<String, String>,
+}
+
+/// What a checkpoint takes and gives: the part of a sidecar every member of an ensemble shares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interface<'a> {
+    pub labels: &'a [String],
+    pub features_config_hash: &'a str,
+    pub n_frames: usize,
+    pub n_coeffs: usize,
+}
+
+impl Interface<'_> {
+    /// Whether `member` answers in these labels from the same features; says how it differs.
+    pub fn admits(&self, member: &ModelJson) -> Result<(), String> {
+        let other = member.interface();
+        if other.labels != self.labels {
+            return Err(format!("labels {:?}, the ensemble's are {:?}", other.labels, self.labels));
+        }
+        if other.features_config_hash != self.features_config_hash {
+            return Err(format!(
+                "feature config hash {}, the ensemble's is {}: its members must read the same feature table",
+                other.features_config_hash, self.features_config_hash
+            ));
+        }
+        if (other.n_frames, other.n_coeffs) != (self.n_frames, self.n_coeffs) {
+            return Err(format!(
+                "input {}x{}, the ensemble's is {}x{}",
+                other.n_frames, other.n_coeffs, self.n_frames, self.n_coeffs
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ModelJson {
+    pub fn interface(&self) -> Interface<'_> {
+        Interface {
+            labels: &self.labels,
+            features_config_hash: &self.features_config_hash,
+            n_frames: self.n_frames,
+            n_coeffs: self.n_coeffs,
+        }
+    }
+}
+
+impl EnsembleJson {
+    pub fn interface(&self) -> Interface<'_> {
+        Interface {
+            labels: &self.labels,
+            features_config_hash: &self.features_config_hash,
+            n_frames: self.n_frames,
+            n_coeffs: self.n_coeffs,
+        }
+    }
 }
 
 /// The key that tells an [`EnsembleJson`] from a [`ModelJson`].

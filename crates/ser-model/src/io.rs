@@ -249,7 +249,7 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
                 Error::Config(message) => in_member(message),
                 e => e,
             })?;
-        check_compatible(&ensemble_view(&ensemble), &member.meta).map_err(in_member)?;
+        ensemble.interface().admits(&member.meta).map_err(in_member)?;
         members.push(member);
     }
     Ok(Checkpoint { dir: dir.to_path_buf(), members, ensemble: Some(ensemble) })
@@ -285,52 +285,6 @@ fn read_member(meta: ModelJson, file: &mut TensorFile, prefix: &str, path: &Path
     Ok(Member { meta, model })
 }
 
-/// What every member of an ensemble shares.
-struct Shared<'a> {
-    labels: &'a [String],
-    features_config_hash: &'a str,
-    n_frames: usize,
-    n_coeffs: usize,
-}
-
-fn ensemble_view(e: &EnsembleJson) -> Shared<'_> {
-    Shared {
-        labels: &e.labels,
-        features_config_hash: &e.features_config_hash,
-        n_frames: e.n_frames,
-        n_coeffs: e.n_coeffs,
-    }
-}
-
-fn model_view(m: &ModelJson) -> Shared<'_> {
-    Shared {
-        labels: &m.labels,
-        features_config_hash: &m.features_config_hash,
-        n_frames: m.n_frames,
-        n_coeffs: m.n_coeffs,
-    }
-}
-
-/// Whether `member` answers in `shared`'s labels from the same features; says how it differs.
-fn check_compatible(shared: &Shared, member: &ModelJson) -> std::result::Result<(), String> {
-    if member.labels != shared.labels {
-        return Err(format!("labels {:?}, the ensemble's are {:?}", member.labels, shared.labels));
-    }
-    if member.features_config_hash != shared.features_config_hash {
-        return Err(format!(
-            "feature config hash {}, the ensemble's is {}: its members must read the same feature table",
-            member.features_config_hash, shared.features_config_hash
-        ));
-    }
-    if (member.n_frames, member.n_coeffs) != (shared.n_frames, shared.n_coeffs) {
-        return Err(format!(
-            "input {}x{}, the ensemble's is {}x{}",
-            member.n_frames, member.n_coeffs, shared.n_frames, shared.n_coeffs
-        ));
-    }
-    Ok(())
-}
-
 /// Writes an ensemble of the checkpoints in `sources` (trained ones or ensembles, whose members
 /// join as they are) into `out`: every member's tensors in one `model.safetensors`, then
 /// `model.json`. Fails, naming the source, when the members differ in labels, feature config or
@@ -362,7 +316,7 @@ pub fn write_ensemble(
         };
         for (record, member) in records.into_iter().zip(checkpoint.members) {
             if let Some(first) = loaded.first() {
-                check_compatible(&model_view(&first.meta), &member.meta).map_err(|message| Error::Checkpoint {
+                first.meta.interface().admits(&member.meta).map_err(|message| Error::Checkpoint {
                     path: source.clone(),
                     message: format!("cannot join an ensemble with {}: {message}", members[0].source),
                 })?;
