@@ -1,5 +1,7 @@
 //! Side-by-side benchmark: `ser-features extract` against the reference extraction
-//! (`../shared/peer/extract.py`, librosa) on the same RAVDESS files, in one run.
+//! (`../shared/peer/extract.py`, librosa) on the same RAVDESS files, in one run, both with the
+//! reference's features (`FeaturesConfig::reference()`: 40 MFCCs, 174 frames, no augmented
+//! copies, whatever a pipeline adds).
 //!
 //! Settings: RAVDESS_DIR (folder with Actor_XX, default data/raw/ravdess), PEER_DIR (default
 //! ../shared/peer), PEER_PYTHON (default /tmp/peer-venv/bin/python), BENCH_REPEATS (ser runs,
@@ -37,7 +39,9 @@ fn main() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let config = root.join("pipelines/ravdess/features.yaml");
+    let config = work.path().join("features.yaml");
+    let reference = yaml_serde::to_string(&ser_features::FeaturesConfig::reference()).unwrap();
+    std::fs::write(&config, reference).unwrap();
     let out = work.path().join("features.parquet");
 
     let mut ser_seconds = Vec::new();

@@ -7,7 +7,8 @@
 //!   and classifying the same files as the reference's librosa load + MFCC + `model.predict`;
 //! - one clip end to end (read the file, decode, resample, MFCC, forward) on one core, ser vs the
 //!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`), with the ratio of medians,
-//!   and the same for the deployment checkpoint when it exists (`BENCH_DEPLOY_CHECKPOINT`);
+//!   and the same for the deployment checkpoint when it exists (`BENCH_DEPLOY_CHECKPOINT`; an
+//!   ensemble's first member alone is timed beside it, clip by clip);
 //! - the real-time factor of the timeline/stream windows over a long recording;
 //! - a bounded load test of the HTTP service on loopback (2,000 requests, 16 concurrent);
 //! - how many live streams (`/v1/stream`) at once the machine holds in real time.
@@ -418,19 +419,34 @@ fn main() {
     let deploy = env_path("BENCH_DEPLOY_CHECKPOINT", &root.join("artifacts/ravdess-deploy/model"));
     if deploy.join("model.json").is_file() {
         let shipped = Classifier::load(&deploy, &Device::Cpu).unwrap();
+        // An ensemble's first member alone, timed clip by clip beside it: what the members cost.
+        let member = shipped.checkpoint().ensemble.as_ref().map(|e| {
+            let source = Path::new(&e.members[0].source);
+            let source = if source.is_absolute() { source.to_path_buf() } else { root.join(source) };
+            Classifier::load(&source, &Device::Cpu).unwrap()
+        });
         let _ = shipped.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap(); // warm-up
-        let mut times = Vec::new();
+        let (mut times, mut member_times) = (Vec::new(), Vec::new());
         for _ in 0..3 {
             for p in &paths {
                 let t0 = Instant::now();
                 shipped.predict_wav(&std::fs::read(p).unwrap()).unwrap();
                 times.push(t0.elapsed().as_secs_f64() * 1000.0);
+                if let Some(member) = &member {
+                    let t0 = Instant::now();
+                    member.predict_wav(&std::fs::read(p).unwrap()).unwrap();
+                    member_times.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
             }
         }
         report["deploy_checkpoint"] = deploy.display().to_string().into();
         report["deploy_members"] = shipped.checkpoint().members.len().into();
         report["deploy_clip_ms_median"] = round(quantile(times.clone(), 0.5), 2).into();
         report["deploy_clip_ms_p99"] = round(quantile(times, 0.99), 2).into();
+        if !member_times.is_empty() {
+            report["deploy_one_member_clip_ms_median"] = round(quantile(member_times.clone(), 0.5), 2).into();
+            report["deploy_one_member_clip_ms_p99"] = round(quantile(member_times, 0.99), 2).into();
+        }
     }
 
     if has_keras {

@@ -1,7 +1,10 @@
 //! Side-by-side benchmark: seconds per training epoch of ser-model and of the Keras reference
 //! (`build_model()` of `../shared/peer/train_eval.py`), same clips, same batch size (16), same
 //! validation part, in one run; plus single-clip forward latency on one core, and the seconds of
-//! an epoch through the candle engine (the GPU path) on this CPU, against the fused one.
+//! an epoch through the candle engine (the GPU path) on this CPU, against the fused one. Both
+//! sides train the reference network on the reference features (`ModelConfig::reference()`,
+//! `FeaturesConfig::reference()`: no augmentation, whatever a pipeline adds), on
+//! `pipelines/ravdess`'s split.
 //!
 //! Settings: RAVDESS_DIR (default data/raw/ravdess), PEER_DIR (default ../shared/peer),
 //! PEER_PYTHON (default /tmp/peer-venv/bin/python), BENCH_EPOCHS (default 3), BENCH_CANDLE_EPOCHS
@@ -74,7 +77,7 @@ fn main() {
         return;
     }
     let work = tempfile::tempdir().unwrap();
-    let features_config = ser_features::read_features_config(&root.join("pipelines/ravdess/features.yaml")).unwrap();
+    let features_config = ser_features::FeaturesConfig::reference();
     let source =
         ser_features::extract::Source::Folder { root: raw.clone(), corpus: ser_features::labels::Corpus::Ravdess };
     let discovery = ser_features::extract::discover(&source, &features_config).unwrap();
@@ -101,7 +104,7 @@ fn main() {
     let train_set = data::part(&table, &splits, 0, SplitPart::Train).unwrap();
     let val_set = data::part(&table, &splits, 0, SplitPart::Val).unwrap();
 
-    let mut config = ser_model::io::read_model_config(&root.join("pipelines/ravdess/model.yaml")).unwrap();
+    let mut config = ser_model::ModelConfig::reference();
     config.max_epochs = epochs;
     config.patience = epochs + 1;
     let provenance = DataProvenance {
