@@ -305,12 +305,11 @@ pub fn write_ensemble(
             });
         }
         let checkpoint = read_checkpoint(source, &Device::Cpu)?;
-        let sha = sha256_file(&source.join(WEIGHTS_FILE))?;
         let records: Vec<EnsembleMember> = match &checkpoint.ensemble {
             Some(e) => e.members.clone(),
             None => vec![EnsembleMember {
                 source: source.display().to_string(),
-                weights_sha256: sha,
+                weights_sha256: sha256_file(&source.join(WEIGHTS_FILE))?,
                 model: checkpoint.members[0].meta.clone(),
             }],
         };
