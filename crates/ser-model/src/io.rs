@@ -230,9 +230,9 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
     if !weights_path.is_file() {
         return Err(Error::Checkpoint { path: weights_path, message: "missing weights file".into() });
     }
+    let mut file = read_tensors(&weights_path)?;
     if raw.get(ENSEMBLE_KEY).is_none() {
         let meta: ModelJson = serde_json::from_value(raw).map_err(|e| bad(e.to_string()))?;
-        let mut file = read_tensors(&weights_path)?;
         let member = read_member(meta, &mut file, "", &weights_path, device).map_err(|e| in_sidecar(e, &sidecar))?;
         return Ok(Checkpoint { dir: dir.to_path_buf(), members: vec![member], ensemble: None });
     }
@@ -240,7 +240,6 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
     if ensemble.members.is_empty() {
         return Err(bad("an ensemble with no members".into()));
     }
-    let mut file = read_tensors(&weights_path)?;
     let mut members = Vec::with_capacity(ensemble.members.len());
     for (i, m) in ensemble.members.iter().enumerate() {
         let in_member = |message: String| bad(format!("member {i} ({}): {message}", m.source));

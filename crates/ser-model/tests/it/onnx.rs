@@ -50,6 +50,15 @@ pub fn tract_probabilities(model: &[u8], features: &[f32], n: usize, frames: usi
     probs.outer_iter().map(|row| row.iter().copied().collect()).collect()
 }
 
+/// The members exported with `labels`, the reference feature config and `weights_sha256` as
+/// metadata.
+fn export(members: &[ExportMember], labels: &[String], weights_sha256: &str) -> Vec<u8> {
+    let features_config = FeaturesConfig::reference();
+    let hash = features_config.hash();
+    let meta = ExportMeta { labels, features_config: &features_config, features_config_hash: &hash, weights_sha256 };
+    onnx::export(members, meta).unwrap()
+}
+
 #[track_caller]
 fn assert_close(a: &[Vec<f32>], b: &[Vec<f32>], what: &str) {
     assert_eq!(a.len(), b.len(), "{what}");
@@ -72,17 +81,8 @@ fn check_config(config: &ModelConfig, frames: usize, coeffs: usize, n_classes: u
         .map(|i| normalization.mean[i % coeffs] + normalization.std[i % coeffs] * rng.random_range(-2.0..2.0))
         .collect();
     let labels: Vec<String> = (0..n_classes).map(|i| format!("class{i}")).collect();
-    let features_config = FeaturesConfig::reference();
-    let hash = features_config.hash();
-    let meta = ExportMeta {
-        labels: &labels,
-        features_config: &features_config,
-        features_config_hash: &hash,
-        weights_sha256: "0",
-    };
     let model =
-        onnx::export(&[ExportMember { network: &network, weights: &weights, normalization: &normalization }], meta)
-            .unwrap();
+        export(&[ExportMember { network: &network, weights: &weights, normalization: &normalization }], &labels, "0");
     let mut standardised = raw.clone();
     normalization.apply(&mut standardised);
     let expected = Model::new(network, weights, &Device::Cpu).unwrap().probabilities(&standardised, n).unwrap();
@@ -121,19 +121,11 @@ fn an_ensembles_graph_computes_the_mean_of_its_members() {
         .collect();
     let raw: Vec<f32> = (0..n * frames * coeffs).map(|_| rng.random_range(-6.0..6.0)).collect();
     let labels: Vec<String> = (0..n_classes).map(|i| format!("class{i}")).collect();
-    let features_config = FeaturesConfig::reference();
-    let hash = features_config.hash();
-    let meta = ExportMeta {
-        labels: &labels,
-        features_config: &features_config,
-        features_config_hash: &hash,
-        weights_sha256: "0",
-    };
-    let export: Vec<ExportMember> = members
+    let exported: Vec<ExportMember> = members
         .iter()
         .map(|(network, weights, normalization)| ExportMember { network, weights, normalization })
         .collect();
-    let bytes = onnx::export(&export, meta).unwrap();
+    let bytes = export(&exported, &labels, "0");
     let alone: Vec<Vec<Vec<f32>>> = members
         .into_iter()
         .map(|(network, weights, normalization)| {
@@ -174,18 +166,10 @@ fn the_graph_declares_its_io_and_metadata() {
     let network = Network::new(&crate::small_config(1), 16, 6, 3).unwrap();
     let weights = network.init(1);
     let labels = vec!["bored".to_string(), "excited".to_string(), "frustrated".to_string()];
-    let features_config = FeaturesConfig::reference();
-    let hash = features_config.hash();
+    let hash = FeaturesConfig::reference().hash();
     let normalization = Normalization { mean: vec![0.0; 6], std: vec![1.0; 6] };
-    let meta = ExportMeta {
-        labels: &labels,
-        features_config: &features_config,
-        features_config_hash: &hash,
-        weights_sha256: "abc",
-    };
     let bytes =
-        onnx::export(&[ExportMember { network: &network, weights: &weights, normalization: &normalization }], meta)
-            .unwrap();
+        export(&[ExportMember { network: &network, weights: &weights, normalization: &normalization }], &labels, "abc");
     let proto = tract_onnx::onnx().proto_model_for_read(&mut &bytes[..]).unwrap();
     let props: std::collections::HashMap<_, _> =
         proto.metadata_props.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect();
