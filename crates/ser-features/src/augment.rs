@@ -1,19 +1,22 @@
 //! Audio-level augmentation for training copies of a clip (`augment` in `features.yaml`): speed
-//! perturbation, random gain, white noise at a random SNR and band-limiting to telephone
-//! bandwidth (the transforms of [`crate::channel`]), each copy drawn from a generator seeded by
-//! `(seed, clip id, copy)`, so a copy is the same on every machine and shard. Functions of
-//! values: no IO.
+//! perturbation, a room, band-limiting to telephone bandwidth, a low-pass at a random cutoff,
+//! white noise at a random SNR and random gain (the transforms of [`crate::channel`]), each copy
+//! drawn from a generator seeded by `(seed, clip id, copy)`, so a copy is the same on every
+//! machine and shard. Functions of values: no IO.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use crate::audio::{AudioError, resample};
-use crate::channel::{TELEPHONE_BAND_HZ, add_noise, apply_gain, band_limit};
+use crate::channel::{TELEPHONE_BAND_HZ, add_noise, apply_gain, band_limit, low_pass, reverberate};
 use crate::config::AudioAugment;
 
 /// Copy `copy` (1-based) of a clip: its samples at `sample_rate` and what was done, in words
-/// (`speed=0.9 gain=-3.2dB snr=17.5dB telephone`).
+/// (`speed=0.9 room=0.42s telephone lowpass=4210Hz snr=17.5dB gain=-3.2dB`), in that order: the
+/// voice, the room it is in, the line or codec, the noise at the microphone, the level. A
+/// transform whose probability is 0 draws nothing, so adding one leaves older configs' copies as
+/// they were.
 pub fn augmented_copy(
     samples: &[f32],
     sample_rate: u32,
@@ -35,9 +38,21 @@ pub fn augmented_copy(
         }
         done.push(format!("speed={speed}"));
     }
+    if spec.reverb > 0.0 && rng.random::<f32>() < spec.reverb {
+        let [lo, hi] = spec.reverb_rt60_s.expect("validated: reverb needs reverb_rt60_s");
+        let rt60_s = rng.random_range(lo..=hi);
+        y = reverberate(&y, sample_rate, rt60_s, rng.random());
+        done.push(format!("room={rt60_s:.2}s"));
+    }
     if spec.telephone > 0.0 && rng.random::<f32>() < spec.telephone {
         band_limit(&mut y, sample_rate, TELEPHONE_BAND_HZ)?;
         done.push("telephone".to_string());
+    }
+    if spec.lowpass > 0.0 && rng.random::<f32>() < spec.lowpass {
+        let [lo, hi] = spec.lowpass_hz.expect("validated: lowpass needs lowpass_hz");
+        let hz = rng.random_range(lo..=hi);
+        low_pass(&mut y, sample_rate, hz)?;
+        done.push(format!("lowpass={hz:.0}Hz"));
     }
     if let Some([lo, hi]) = spec.snr_db {
         let snr = rng.random_range(lo..=hi);
@@ -66,6 +81,7 @@ mod tests {
             gain_db: Some([-6.0, 6.0]),
             snr_db: Some([10.0, 30.0]),
             telephone: 0.5,
+            ..AudioAugment::default()
         };
         let y = tone(220.0, 22_050, 22_050);
         let a = augmented_copy(&y, 22_050, &spec, "clip", 1).unwrap();
@@ -83,8 +99,8 @@ mod tests {
             seed: 1,
             speeds,
             gain_db: None,
-            snr_db: None,
             telephone,
+            ..AudioAugment::default()
         };
         let y = tone(220.0, sr as usize, sr);
         let (fast, what) = augmented_copy(&y, sr, &only(vec![1.1], 0.0), "c", 1).unwrap();
@@ -96,5 +112,75 @@ mod tests {
         assert!(rms(&phone) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&phone), rms(&high));
         let (mid, _) = augmented_copy(&tone(1000.0, sr as usize, sr), sr, &only(Vec::new(), 1.0), "c", 1).unwrap();
         assert!(rms(&mid) > 0.8 * 0.3 / 2f32.sqrt(), "1 kHz is in the band: {}", rms(&mid));
+    }
+
+    #[test]
+    fn a_low_pass_copy_loses_what_lies_above_its_drawn_cutoff() {
+        let sr = 22_050;
+        let spec = AudioAugment {
+            copies: 1,
+            seed: 1,
+            lowpass: 1.0,
+            lowpass_hz: Some([3000.0, 4000.0]),
+            ..AudioAugment::default()
+        };
+        let high = tone(6000.0, sr as usize, sr);
+        let (cut, what) = augmented_copy(&high, sr, &spec, "c", 1).unwrap();
+        let hz: f32 = what.strip_prefix("lowpass=").and_then(|w| w.strip_suffix("Hz")).unwrap().parse().unwrap();
+        assert!((3000.0..=4000.0).contains(&hz), "{what}");
+        assert!(rms(&cut) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&cut), rms(&high));
+        let low = tone(1000.0, sr as usize, sr);
+        let (kept, _) = augmented_copy(&low, sr, &spec, "c", 1).unwrap();
+        assert!(rms(&kept) > 0.9 * rms(&low), "1 kHz is below the cutoff: {}", rms(&kept));
+    }
+
+    #[test]
+    fn each_reverberant_copy_is_in_a_room_of_its_own_at_the_clips_level() {
+        let sr = 16_000;
+        let spec = AudioAugment {
+            copies: 2,
+            seed: 5,
+            reverb: 1.0,
+            reverb_rt60_s: Some([0.3, 0.6]),
+            ..AudioAugment::default()
+        };
+        let mut click = vec![0f32; sr as usize];
+        click[100] = 1.0;
+        let (a, what) = augmented_copy(&click, sr, &spec, "c", 1).unwrap();
+        let rt60: f32 = what.strip_prefix("room=").and_then(|w| w.strip_suffix('s')).unwrap().parse().unwrap();
+        assert!((0.3..=0.6).contains(&rt60), "{what}");
+        let late: f32 = a[100 + sr as usize / 10..].iter().map(|v| v * v).sum();
+        assert!(late > 0.01 * a.iter().map(|v| v * v).sum::<f32>(), "a tail 100 ms on");
+        assert!((rms(&a) / rms(&click) - 1.0).abs() < 1e-3, "the clip's level is kept");
+        let (b, _) = augmented_copy(&click, sr, &spec, "c", 2).unwrap();
+        let (c, _) = augmented_copy(&click, sr, &spec, "d", 1).unwrap();
+        assert_ne!(a, b, "two copies, two rooms");
+        assert_ne!(a, c, "two clips, two rooms");
+        let suite = crate::channel::Channel::Reverb { rt60_s: rt60 }.apply(&click, sr, 0).unwrap();
+        assert_ne!(a, suite, "training never hears the robustness suite's room");
+    }
+
+    #[test]
+    fn transforms_left_at_zero_draw_nothing() {
+        // Adding lowpass and reverb to the generator's sequence must not move older configs'
+        // copies: with both at 0 (their ranges given or not) the copy is the one they drew before.
+        let spec = AudioAugment {
+            copies: 1,
+            seed: 9,
+            speeds: vec![0.9, 1.1],
+            gain_db: Some([-6.0, 6.0]),
+            snr_db: Some([10.0, 30.0]),
+            telephone: 0.5,
+            ..AudioAugment::default()
+        };
+        let with_ranges =
+            AudioAugment { lowpass_hz: Some([3000.0, 8000.0]), reverb_rt60_s: Some([0.2, 0.8]), ..spec.clone() };
+        let y = tone(220.0, 22_050, 22_050);
+        for id in ["a", "b", "c", "d"] {
+            assert_eq!(
+                augmented_copy(&y, 22_050, &spec, id, 1).unwrap(),
+                augmented_copy(&y, 22_050, &with_ranges, id, 1).unwrap()
+            );
+        }
     }
 }

@@ -18,6 +18,12 @@ use crate::audio::{AudioError, resample};
 /// The pass band of the telephone channel, in Hz.
 pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
 
+/// The reverberation times a room may have, in seconds.
+pub const RT60_RANGE_S: std::ops::RangeInclusive<f32> = 0.01..=10.0;
+
+/// The seed of the one room of [`Channel::Reverb`]; training copies draw rooms of their own.
+const SUITE_ROOM_SEED: u64 = 0x5e7_7007;
+
 /// One channel change, written (in `features.yaml`, on the command line and in file names) as
 /// `telephone`, `lowpass_<hz>hz`, `noise_<snr>db`, `gain_<db>db` or `reverb_<rt60>s`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,7 +71,7 @@ impl FromStr for Channel {
         };
         match channel {
             Channel::Lowpass { hz } if hz < 100.0 => Err(bad()),
-            Channel::Reverb { rt60_s } if !(0.01..=10.0).contains(&rt60_s) => Err(bad()),
+            Channel::Reverb { rt60_s } if !RT60_RANGE_S.contains(&rt60_s) => Err(bad()),
             Channel::Gain { db } if db.abs() > 120.0 => Err(bad()),
             _ => Ok(channel),
         }
@@ -108,7 +114,7 @@ impl Channel {
             Channel::Lowpass { hz } => low_pass(&mut y, sample_rate, hz)?,
             Channel::Noise { snr_db } => add_noise(&mut y, snr_db, &mut ChaCha8Rng::seed_from_u64(seed)),
             Channel::Gain { db } => apply_gain(&mut y, db),
-            Channel::Reverb { rt60_s } => y = reverberate(&y, sample_rate, rt60_s),
+            Channel::Reverb { rt60_s } => y = reverberate(&y, sample_rate, rt60_s, SUITE_ROOM_SEED),
         }
         Ok(y)
     }
@@ -186,13 +192,13 @@ pub fn apply_gain(y: &mut [f32], db: f32) {
     }
 }
 
-/// The room of [`Channel::Reverb`]: a unit direct path, then 5 ms later a tail of Gaussian
-/// noise under an exponential decay of 60 dB over `rt60_s`, scaled to the direct path's energy.
-/// Drawn from a fixed seed: one room.
-pub fn room_impulse_response(sample_rate: u32, rt60_s: f32) -> Vec<f32> {
+/// A room: a unit direct path, then 5 ms later a tail of Gaussian noise under an exponential
+/// decay of 60 dB over `rt60_s`, scaled to the direct path's energy. `room_seed` draws the tail:
+/// [`Channel::Reverb`] always hears the same room, each training copy its own.
+pub fn room_impulse_response(sample_rate: u32, rt60_s: f32, room_seed: u64) -> Vec<f32> {
     let n = ((rt60_s * sample_rate as f32) as usize).max(2);
     let onset = ((0.005 * sample_rate as f32) as usize).clamp(1, n - 1);
-    let mut rng = ChaCha8Rng::seed_from_u64(0x5e7_7007);
+    let mut rng = ChaCha8Rng::seed_from_u64(room_seed);
     let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
     let mut ir = vec![0f32; n];
     ir[0] = 1.0;
@@ -208,8 +214,8 @@ pub fn room_impulse_response(sample_rate: u32, rt60_s: f32) -> Vec<f32> {
 
 /// `y` through the room of [`room_impulse_response`] (FFT convolution, cut to `y`'s length),
 /// rescaled to `y`'s RMS level.
-fn reverberate(y: &[f32], sample_rate: u32, rt60_s: f32) -> Vec<f32> {
-    let ir = room_impulse_response(sample_rate, rt60_s);
+pub fn reverberate(y: &[f32], sample_rate: u32, rt60_s: f32, room_seed: u64) -> Vec<f32> {
+    let ir = room_impulse_response(sample_rate, rt60_s, room_seed);
     let n = (y.len() + ir.len() - 1).next_power_of_two();
     let mut planner = RealFftPlanner::<f32>::new();
     let (forward, inverse) = (planner.plan_fft_forward(n), planner.plan_fft_inverse(n));
@@ -309,12 +315,28 @@ mod tests {
             crate::FeaturesConfig::from_yaml(&format!("{base}channel: lowpass_3500hz\n")).unwrap_err().to_string();
         assert!(err.contains("channel: lowpass_3500hz: at sample_rate 6000 Hz nothing lies above 3500 Hz"), "{err}");
         assert!(crate::FeaturesConfig::from_yaml(&format!("{base}channel: lowpass_2000hz\n")).is_ok());
+        let refused = |augment: &str| {
+            let yaml = format!("{base}augment:\n  copies: 1\n  seed: 1\n{augment}");
+            crate::FeaturesConfig::from_yaml(&yaml).unwrap_err().to_string()
+        };
+        let err = refused("  lowpass: 0.5\n  lowpass_hz: [2000.0, 3500.0]\n");
+        assert!(err.contains("augment.lowpass_hz: lowpass_3500hz: at sample_rate 6000 Hz"), "{err}");
+        let err = refused("  lowpass: 0.5\n");
+        assert!(err.contains("augment.lowpass_hz: give the cutoffs"), "{err}");
+        let err = refused("  reverb: 1.5\n  reverb_rt60_s: [0.2, 0.8]\n");
+        assert!(err.contains("augment.reverb: 1.5 is a probability"), "{err}");
+        let err = refused("  reverb: 0.5\n  reverb_rt60_s: [0.2, 20.0]\n");
+        assert!(err.contains("augment.reverb_rt60_s: [0.2, 20] must lie within 0.01..=10 s"), "{err}");
+        let err = refused("  reverb: 0.5\n  reverb_rt60_s: [0.8, 0.2]\n");
+        assert!(err.contains("augment.reverb_rt60_s: [0.8, 0.2] is not a range"), "{err}");
+        let ok = format!("{base}augment:\n  copies: 1\n  seed: 1\n  lowpass: 0.5\n  lowpass_hz: [1000.0, 2500.0]\n");
+        assert!(crate::FeaturesConfig::from_yaml(&ok).is_ok());
     }
 
     #[test]
     fn a_room_decays_sixty_db_over_its_rt60() {
         let sr = 16_000;
-        let ir = room_impulse_response(sr, 0.4);
+        let ir = room_impulse_response(sr, 0.4, SUITE_ROOM_SEED);
         assert_eq!(ir.len(), 6400);
         let energy = |r: std::ops::Range<usize>| ir[r].iter().map(|v| (*v as f64).powi(2)).sum::<f64>();
         let tail = energy(80..ir.len());

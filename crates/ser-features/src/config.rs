@@ -75,7 +75,7 @@ pub struct FeaturesConfig {
 /// `<clip_id>~aug<k>`, `source_clip_id` naming the clip). Training takes a clip's copies with it;
 /// validation, test and inference see originals only. Each copy is drawn from `(seed, clip id,
 /// copy)`: speed perturbation, then band-limiting, noise and gain (see `augment`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioAugment {
     /// Copies per clip, besides the clip itself.
@@ -93,6 +93,24 @@ pub struct AudioAugment {
     /// Probability that a copy is band-limited to telephone bandwidth (300-3400 Hz).
     #[serde(default)]
     pub telephone: f32,
+    /// Probability that a copy loses what lies above a cutoff drawn uniformly from `lowpass_hz`
+    /// (a low-bitrate codec, a cheap microphone).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lowpass: f32,
+    /// The low-pass cutoffs in Hz, `[low, high]`; needed when `lowpass` is above 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lowpass_hz: Option<[f32; 2]>,
+    /// Probability that a copy is heard in a room: one drawn for the copy, its tail decaying
+    /// 60 dB in a time drawn uniformly from `reverb_rt60_s`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reverb: f32,
+    /// The rooms' RT60 in seconds, `[low, high]`; needed when `reverb` is above 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reverb_rt60_s: Option<[f32; 2]>,
+}
+
+fn is_zero(p: &f32) -> bool {
+    *p == 0.0
 }
 
 impl AudioAugment {
@@ -104,15 +122,40 @@ impl AudioAugment {
         if let Some(s) = self.speeds.iter().find(|s| !(0.5..=2.0).contains(*s)) {
             return fail(format!("speeds: {s} is outside 0.5..=2.0"));
         }
-        for (name, range) in [("gain_db", self.gain_db), ("snr_db", self.snr_db)] {
+        let ranges = [
+            ("gain_db", self.gain_db),
+            ("snr_db", self.snr_db),
+            ("lowpass_hz", self.lowpass_hz),
+            ("reverb_rt60_s", self.reverb_rt60_s),
+        ];
+        for (name, range) in ranges {
             if let Some([lo, hi]) = range
                 && !(lo.is_finite() && hi.is_finite() && lo <= hi)
             {
                 return fail(format!("{name}: [{lo}, {hi}] is not a range low <= high"));
             }
         }
-        if !(0.0..=1.0).contains(&self.telephone) {
-            return fail(format!("telephone: {} is a probability, in [0, 1]", self.telephone));
+        for (name, p) in [("telephone", self.telephone), ("lowpass", self.lowpass), ("reverb", self.reverb)] {
+            if !(0.0..=1.0).contains(&p) {
+                return fail(format!("{name}: {p} is a probability, in [0, 1]"));
+            }
+        }
+        if self.lowpass > 0.0 && self.lowpass_hz.is_none() {
+            return fail("lowpass_hz: give the cutoffs [low, high] in Hz that lowpass draws from".into());
+        }
+        if let Some([lo, _]) = self.lowpass_hz
+            && lo < 100.0
+        {
+            return fail(format!("lowpass_hz: {lo} Hz is below 100 Hz, where no speech is left"));
+        }
+        if self.reverb > 0.0 && self.reverb_rt60_s.is_none() {
+            return fail("reverb_rt60_s: give the RT60s [low, high] in seconds that reverb draws from".into());
+        }
+        let rt60 = crate::channel::RT60_RANGE_S;
+        if let Some([lo, hi]) = self.reverb_rt60_s
+            && !(rt60.contains(&lo) && rt60.contains(&hi))
+        {
+            return fail(format!("reverb_rt60_s: [{lo}, {hi}] must lie within {}..={} s", rt60.start(), rt60.end()));
         }
         Ok(())
     }
@@ -251,6 +294,13 @@ impl FeaturesConfig {
                 crate::channel::Channel::Telephone
                     .validate(self.sample_rate)
                     .map_err(|m| Error::Config(format!("augment.{m}")))?;
+            }
+            if let Some([_, hi]) = augment.lowpass_hz
+                && augment.lowpass > 0.0
+            {
+                crate::channel::Channel::Lowpass { hz: hi }
+                    .validate(self.sample_rate)
+                    .map_err(|m| Error::Config(format!("augment.lowpass_hz: {m}")))?;
             }
         }
         if let Some(channel) = &self.channel {
