@@ -240,18 +240,25 @@ $(OUT)/folds/%/predictions/predictions.parquet: $(OUT)/folds/%/model/model.json 
 	$(BIN)/ser-model predict --checkpoint $(<D) --features $(FEAT) --splits $(SPLITS) --fold $* --part test --out $@
 
 eval: $(EVAL)/metrics.json ## metrics, confusion matrix, curves and report of the predictions (of every fold)
-# metrics.json is written last: its presence means the whole report is there. The curves and
-# provenance come from the first (or only) checkpoint.
+# metrics.json is written last: its presence means the whole report is there. The provenance
+# comes from the first (or only) checkpoint; the curves are every trained run's (each fold's
+# model, or each member of each fold's ensemble), drawn together.
+ifeq ($(SEEDS),)
+RUNS := $(patsubst %/model.json,%,$(MODELS))
+else
+RUNS := $(foreach f,$(or $(FOLDS),0),$(call members_of,$(f)))
+endif
+HISTORIES := $(addsuffix /history.csv,$(RUNS))
 ifeq ($(CV_OF),)
 $(EVAL)/metrics.json: $(CONF)/eval.yaml $(PREDS) $(MODELS) $(BIN)/ser-eval
 	$(BIN)/ser-eval report --config $< --predictions $(PREDS) --checkpoint $(dir $(firstword $(MODELS))) --out $(EVAL) \
-	  --title "Speech emotion recognition: pipeline $(P), test part" --summary $(OUT)/summary.json --pipeline $(P)
+	  --history $(HISTORIES) --title "Speech emotion recognition: pipeline $(P), test part" --summary $(OUT)/summary.json --pipeline $(P)
 else
 $(CV_EVAL): $(wildcard $(PIPELINES)/$(CV_OF)/*.yaml)
 	$(MAKE) P=$(CV_OF) eval
 
 $(EVAL)/metrics.json: $(CONF)/eval.yaml $(CV_EVAL) $(MODELS) $(BIN)/ser-eval
-	$(BIN)/ser-eval report --config $< --checkpoint $(MODEL) --out $(EVAL) --summary $(OUT)/summary.json --pipeline $(P) \
+	$(BIN)/ser-eval report --config $< --checkpoint $(MODEL) --history $(HISTORIES) --out $(EVAL) --summary $(OUT)/summary.json --pipeline $(P) \
 	  --predictions $$(ls $(ARTIFACTS)/$(CV_OF)/folds/*/predictions/predictions.parquet 2>/dev/null || echo $(ARTIFACTS)/$(CV_OF)/predictions/predictions.parquet) \
 	  --title "Speech emotion recognition: pipeline $(P), trained on every clip; the figures are the cross-validation of $(CV_OF) it stands on"
 endif

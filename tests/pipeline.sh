@@ -188,9 +188,13 @@ mk P=kfold-ens eval >"$W/ens.log" 2>&1 || { tail -n 30 "$W/ens.log"; fail "make 
 E=$W/artifacts/kfold-ens
 n_members=$(find "$E/folds" -path '*/members/seed-*/model.json' | wc -l)
 n_ens=$(grep -l '"combine": "mean_probabilities"' "$E"/folds/*/model/model.json 2>/dev/null | wc -l)
+n_curves=$(tr -d '\n ' <"$E/eval/metrics.json" | grep -o '"histories":\[[^]]*\]' | grep -o 'members/seed-[12]/history.csv' | wc -l)
 [ "$n_members" = 8 ] && [ "$n_ens" = 4 ] && [ -s "$E/eval/metrics.json" ] \
     && pass "a 4-fold ensemble pipeline: 8 members trained, 4 ensembles predicted and reported" \
     || fail "kfold-ens: $n_members members, $n_ens ensembles (expected 8 and 4)"
+[ "$n_curves" = 8 ] && [ -s "$E/eval/curves.png" ] \
+    && pass "its report draws the 8 members' training curves" \
+    || fail "kfold-ens: the report's curves came from $n_curves members' histories (expected 8)"
 # The deployment pipeline as an ensemble: members on every clip, one checkpoint for predict,
 # export and ser-infer.
 cp -r "$W/pipelines/kfold-deploy" "$W/pipelines/deploy-ens"

@@ -63,9 +63,10 @@ struct ReportArgs {
     /// A checkpoint directory: its history.csv and model.json feed the curves and provenance.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// A history.csv for the training curves (overrides the checkpoint's).
-    #[arg(long)]
-    history: Option<PathBuf>,
+    /// history.csv files for the training curves, one per trained run (each fold's, each
+    /// ensemble member's), drawn together; overrides the checkpoint's.
+    #[arg(long, num_args = 1..)]
+    history: Vec<PathBuf>,
     /// A model.json for the provenance section (overrides the checkpoint's).
     #[arg(long)]
     model_json: Option<PathBuf>,
@@ -169,9 +170,9 @@ fn run_report(args: ReportArgs) -> anyhow::Result<()> {
     };
     let inputs = EvalInputs {
         predictions: args.predictions.clone(),
-        history: match args.history.clone() {
-            Some(p) => Some(p),
-            None => from_checkpoint("history.csv")?,
+        histories: match args.history.is_empty() {
+            false => args.history.clone(),
+            true => from_checkpoint("history.csv")?.into_iter().collect(),
         },
         model_json: match args.model_json.clone() {
             Some(p) => Some(p),

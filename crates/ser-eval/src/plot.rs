@@ -152,40 +152,62 @@ pub fn confusion_picture(name: &Path, metrics: &Metrics, normalised: bool, title
     )
 }
 
-fn draw_curves<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, history: &History) -> std::result::Result<(), String>
+fn draw_curves<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    histories: &[History],
+) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
 {
     area.fill(&WHITE).map_err(err)?;
     let panels = area.split_evenly((1, 2));
-    let last = history.epoch.iter().copied().fold(1.0, f64::max);
+    let epochs = || histories.iter().flat_map(|h| h.epoch.iter().copied());
+    let last = epochs().fold(1.0, f64::max);
+    let first = epochs().fold(last, f64::min);
+    // One run: solid lines 2 px wide. Several (folds, ensemble members): thin, translucent lines
+    // of the same two colours, so their spread shows and no run hides another.
+    let (width, opacity) = if histories.len() == 1 { (2, 1.0) } else { (1, 0.55) };
     let train_colour = RGBColor(31, 119, 180);
     let val_colour = RGBColor(255, 127, 14);
-    let series: [(&str, &Vec<f64>, &Vec<f64>); 2] = [
-        ("loss", &history.train_loss, &history.val_loss),
-        ("accuracy", &history.train_accuracy, &history.val_accuracy),
-    ];
-    for (panel, (name, train, val)) in panels.iter().zip(series) {
-        let finite = train.iter().chain(val.iter()).copied().filter(|v| v.is_finite());
+    type Series = fn(&History) -> (&Vec<f64>, &Vec<f64>);
+    let series: [(&str, Series); 2] =
+        [("loss", |h| (&h.train_loss, &h.val_loss)), ("accuracy", |h| (&h.train_accuracy, &h.val_accuracy))];
+    for (panel, (name, pick)) in panels.iter().zip(series) {
+        let finite = histories.iter().flat_map(|h| {
+            let (train, val) = pick(h);
+            train.iter().chain(val.iter()).copied().filter(|v| v.is_finite())
+        });
         let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
         let (lo, hi) = if lo.is_finite() { (lo, hi) } else { (0.0, 1.0) };
         let pad = ((hi - lo) * 0.05).max(1e-3);
+        let caption = match histories.len() {
+            1 => name.to_string(),
+            n => format!("{name}, {n} runs"),
+        };
         let mut chart = ChartBuilder::on(panel)
-            .caption(name, ("sans-serif", 18))
+            .caption(caption, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(52)
-            .build_cartesian_2d(history.epoch[0].min(last)..last, (lo - pad)..(hi + pad))
+            .build_cartesian_2d(first..last, (lo - pad)..(hi + pad))
             .map_err(err)?;
         chart.configure_mesh().x_desc("epoch").light_line_style(RGBColor(235, 235, 235)).draw().map_err(err)?;
-        for (values, colour, label) in [(train, train_colour, "train"), (val, val_colour, "validation")] {
-            let points: Vec<(f64, f64)> =
-                history.epoch.iter().zip(values.iter()).filter(|(_, v)| v.is_finite()).map(|(&e, &v)| (e, v)).collect();
-            chart
-                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                .map_err(err)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        for (side, colour, label) in [(0, train_colour, "train"), (1, val_colour, "validation")] {
+            let style = colour.mix(opacity).stroke_width(width);
+            for (i, history) in histories.iter().enumerate() {
+                let values = if side == 0 { pick(history).0 } else { pick(history).1 };
+                let points: Vec<(f64, f64)> = history
+                    .epoch
+                    .iter()
+                    .zip(values.iter())
+                    .filter(|(_, v)| v.is_finite())
+                    .map(|(&e, &v)| (e, v))
+                    .collect();
+                let drawn = chart.draw_series(LineSeries::new(points, style)).map_err(err)?;
+                if i == 0 {
+                    drawn.label(label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                }
+            }
         }
         chart
             .configure_series_labels()
@@ -198,8 +220,8 @@ where
     Ok(())
 }
 
-/// Loss and accuracy per epoch, train against validation.
-pub fn curves_picture(name: &Path, history: &History) -> Result<Picture> {
+/// Loss and accuracy per epoch, train against validation: one line of each per trained run.
+pub fn curves_picture(name: &Path, histories: &[History]) -> Result<Picture> {
     let (width, height) = (1000, 420);
-    render(name, width, height, |a| draw_curves(a, history), |a| draw_curves(a, history))
+    render(name, width, height, |a| draw_curves(a, histories), |a| draw_curves(a, histories))
 }

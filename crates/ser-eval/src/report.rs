@@ -21,8 +21,9 @@ use crate::{Error, EvalConfig, Result};
 #[derive(Debug, Clone)]
 pub struct EvalInputs {
     pub predictions: Vec<PathBuf>,
-    /// A checkpoint's `history.csv`, for the training curves.
-    pub history: Option<PathBuf>,
+    /// The trained runs' `history.csv` files (a checkpoint's, or each fold's or ensemble
+    /// member's), drawn together as the training curves.
+    pub histories: Vec<PathBuf>,
     /// A checkpoint's `model.json`, for the provenance section.
     pub model_json: Option<PathBuf>,
     /// Shown as the report's title.
@@ -55,7 +56,8 @@ pub struct Provenance {
     pub eval_config: EvalConfig,
     pub predictions: Vec<InputProvenance>,
     pub model_json: Option<serde_json::Value>,
-    pub history: Option<String>,
+    /// The `history.csv` files the curves were drawn from.
+    pub histories: Vec<String>,
 }
 
 /// `metrics.json`: the headline figures are top-level keys; see ARCHITECTURE.md for all keys.
@@ -118,7 +120,7 @@ pub fn metrics_file(
     hashes: &[String],
     config: &EvalConfig,
     model_json: Option<serde_json::Value>,
-    history: Option<&Path>,
+    histories: &[PathBuf],
 ) -> Result<MetricsFile> {
     if tables.is_empty() {
         return Err(Error::Invalid("no predictions files given".into()));
@@ -177,7 +179,7 @@ pub fn metrics_file(
             })
             .collect(),
         model_json,
-        history: history.map(|p| p.display().to_string()),
+        histories: histories.iter().map(|p| p.display().to_string()).collect(),
     };
     Ok(MetricsFile { metrics, runs, across_runs, shared_classes: None, provenance })
 }
@@ -501,7 +503,7 @@ pub fn run_eval(inputs: &EvalInputs, config: &EvalConfig, out_dir: &Path) -> Res
         tracing::info!("{}: {} clips", path.display(), tables.last().map_or(0, |t| t.len()));
     }
     let model_json = inputs.model_json.as_deref().map(read_json).transpose()?;
-    let history: Option<History> = inputs.history.as_deref().map(read_history).transpose()?;
+    let histories: Vec<History> = inputs.histories.iter().map(|p| read_history(p)).collect::<Result<_>>()?;
     let (tables, shared) = match config.classes {
         ClassSet::All => (tables, None),
         ClassSet::Shared => {
@@ -510,7 +512,7 @@ pub fn run_eval(inputs: &EvalInputs, config: &EvalConfig, out_dir: &Path) -> Res
             (tables, Some(shared))
         }
     };
-    let mut file = metrics_file(&tables, &hashes, config, model_json, inputs.history.as_deref())?;
+    let mut file = metrics_file(&tables, &hashes, config, model_json, &inputs.histories)?;
     file.shared_classes = shared;
     let m = &file.metrics;
 
@@ -555,14 +557,13 @@ pub fn run_eval(inputs: &EvalInputs, config: &EvalConfig, out_dir: &Path) -> Res
                     )?,
                 ),
             ];
-            if let Some(history) = &history {
-                let picture = curves_picture(&out_dir.join("curves.png"), history)?;
-                drawn.push((
-                    Some("Training curves"),
-                    "curves",
-                    "training curves: loss and accuracy per epoch",
-                    picture,
-                ));
+            if !histories.is_empty() {
+                let picture = curves_picture(&out_dir.join("curves.png"), &histories)?;
+                let alt = match histories.len() {
+                    1 => "training curves: loss and accuracy per epoch",
+                    _ => "training curves: loss and accuracy per epoch, one line per trained run",
+                };
+                drawn.push((Some("Training curves"), "curves", alt, picture));
             }
             for (heading, stem, alt, picture) in drawn {
                 write(&format!("{stem}.png"), &picture.png)?;

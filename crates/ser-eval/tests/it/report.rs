@@ -77,6 +77,8 @@ fn report_with_checkpoint_files() {
     }
     assert!(metrics["accuracy"].as_f64().unwrap() <= 1.0, "fractions, not percent");
     assert_eq!(metrics["provenance"]["model_json"]["seed"], 42);
+    let histories = metrics["provenance"]["histories"].as_array().unwrap();
+    assert!(histories.len() == 1 && histories[0].as_str().unwrap().ends_with("model/history.csv"), "{histories:?}");
     assert_eq!(metrics["per_class"].as_array().unwrap().len(), 8);
     assert_eq!(metrics["bootstrap"]["resamples"], 200);
 
@@ -106,6 +108,13 @@ fn several_runs_give_spread_and_pooled_confusion() {
     let out = dir.path().join("eval");
     let config = eval_yaml(dir.path());
     let (a, b) = (data("balanced.parquet"), data("perfect.parquet"));
+    // Each run's training curves (two folds, or two ensemble members), one of them trained
+    // without validation and for longer: both are drawn, on one epoch axis.
+    let head = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,val_uar,learning_rate\n";
+    let (first, second) = (dir.path().join("first.csv"), dir.path().join("second.csv"));
+    std::fs::write(&first, format!("{head}1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n2,1.5,0.4,1.8,0.3,0.25,0.3,0.001\n"))
+        .unwrap();
+    std::fs::write(&second, format!("{head}1,2.2,0.1,,,,,0.001\n2,1.9,0.3,,,,,0.001\n3,1.2,0.7,,,,,0.001\n")).unwrap();
     let output = ser_eval(&[
         "report",
         "--config",
@@ -113,6 +122,9 @@ fn several_runs_give_spread_and_pooled_confusion() {
         "--predictions",
         a.to_str().unwrap(),
         b.to_str().unwrap(),
+        "--history",
+        first.to_str().unwrap(),
+        second.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -120,6 +132,13 @@ fn several_runs_give_spread_and_pooled_confusion() {
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["n"], 224);
+    let histories = metrics["provenance"]["histories"].as_array().unwrap();
+    assert_eq!(histories.len(), 2, "{histories:?}");
+    assert_eq!(png_size(&out.join("curves.png")), (1000, 420));
+    let svg = std::fs::read_to_string(out.join("curves.svg")).unwrap();
+    assert!(svg.contains("loss, 2 runs") && svg.contains("accuracy, 2 runs"), "the captions count the runs");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("one line per trained run"), "{md}");
     let runs = metrics["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[1]["accuracy"], 1.0);
@@ -190,6 +209,28 @@ fn bad_inputs_fail_with_the_file_named() {
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad.yaml") && stderr.contains("colour"), "{stderr}");
+
+    // One broken history among several names that file; nothing is written.
+    let head = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,val_uar,learning_rate\n";
+    let (fine, broken) = (dir.path().join("fine.csv"), dir.path().join("broken.csv"));
+    std::fs::write(&fine, format!("{head}1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n")).unwrap();
+    std::fs::write(&broken, format!("{head}1,two,0.2,2.1,0.18,0.1,0.18,0.001\n")).unwrap();
+    let output = ser_eval(&[
+        "report",
+        "--config",
+        &config,
+        "--predictions",
+        good.to_str().unwrap(),
+        "--history",
+        fine.to_str().unwrap(),
+        broken.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.csv") && stderr.contains("train_loss `two`"), "{stderr}");
+    assert!(!out.join("metrics.json").exists());
 }
 
 /// Another corpus's labels (4 of the model's 8 classes, and one it does not know) scored on the
