@@ -197,13 +197,21 @@ $(TUNED)/eval/metrics.json: $(CONF)/eval.yaml $(TUNED)/predictions/predictions.p
 
 # The robustness suite: the test part heard through each channel change of CHANNELS (extract
 # --channel: the same clips, no augmented copies), predicted by the same checkpoints (each fold's
-# by its own), scored as eval, and one table beside the clean evaluation.
+# by its own), scored as eval, and one table beside the clean evaluation. PART=val scores the
+# validation part instead, clean included (in robustness-val/), so that a recipe can be chosen
+# under channel changes without looking at the test actors.
 CHANNELS ?= telephone lowpass_5500hz noise_20db noise_10db noise_5db gain_-20db reverb_0.5s
-ROBUST := $(OUT)/robustness
+PART ?= test
+ifeq ($(filter $(PART),test val),)
+$(error PART=$(PART): use test or val)
+endif
+ROBUST := $(OUT)/robustness$(if $(filter val,$(PART)),-val)
 ROBUST_FOLDS := $(or $(FOLDS),0)
 checkpoint_of = $(if $(FOLDS),$(OUT)/folds/$(1)/model,$(MODEL))
 robust_pred = $(ROBUST)/$(1)/folds/$(2)/predictions.parquet
 robust_preds = $(foreach f,$(ROBUST_FOLDS),$(call robust_pred,$(1),$(f)))
+# The clean figures the table starts from: eval's for the test part, the clean table's val part.
+ROBUST_CLEAN := $(if $(filter val,$(PART)),$(ROBUST)/clean/eval,$(EVAL))
 
 ifeq ($(CV_OF),)
 robustness: $(ROBUST)/robustness.md ## the test part through channel changes (CHANNELS: telephone, noise, gain, reverb...), one table
@@ -214,14 +222,20 @@ endif
 $(FEAT_DIR)/channels/%/features.parquet: $(CONF)/features.yaml $(BIN)/ser-features $(SOURCE_DEP)
 	$(BIN)/ser-features extract --quiet --config $< $(SOURCE) --channel $* --out $@
 
+define robust_eval
+	$(foreach f,$(ROBUST_FOLDS),$(BIN)/ser-model predict --checkpoint $(call checkpoint_of,$(f)) --features $(1) --splits $(SPLITS) \
+	  --fold $(f) --part $(PART) --out $(call robust_pred,$(2),$(f)) &&) true
+	$(BIN)/ser-eval report --config $(CONF)/eval.yaml --predictions $(call robust_preds,$(2)) --out $(ROBUST)/$(2)/eval \
+	  --title "Speech emotion recognition: pipeline $(P), $(PART) part $(3)"
+endef
 $(ROBUST)/%/eval/metrics.json: $(FEAT_DIR)/channels/%/features.parquet $(SPLITS) $(MODELS) $(CONF)/eval.yaml $(BIN)/ser-model $(BIN)/ser-eval
-	$(foreach f,$(ROBUST_FOLDS),$(BIN)/ser-model predict --checkpoint $(call checkpoint_of,$(f)) --features $< --splits $(SPLITS) \
-	  --fold $(f) --part test --out $(call robust_pred,$*,$(f)) &&) true
-	$(BIN)/ser-eval report --config $(CONF)/eval.yaml --predictions $(call robust_preds,$*) --out $(@D) \
-	  --title "Speech emotion recognition: pipeline $(P), test part through $*"
+	$(call robust_eval,$<,$*,through $*)
 
-$(ROBUST)/robustness.md: $(EVAL)/metrics.json $(foreach c,$(CHANNELS),$(ROBUST)/$(c)/eval/metrics.json) $(BIN)/ser-eval
-	$(BIN)/ser-eval robustness --clean $(EVAL) --out $(ROBUST) $(foreach c,$(CHANNELS),$(c)=$(ROBUST)/$(c)/eval)
+$(ROBUST)/clean/eval/metrics.json: $(FEAT) $(SPLITS) $(MODELS) $(CONF)/eval.yaml $(BIN)/ser-model $(BIN)/ser-eval
+	$(call robust_eval,$<,clean,as recorded)
+
+$(ROBUST)/robustness.md: $(ROBUST_CLEAN)/metrics.json $(foreach c,$(CHANNELS),$(ROBUST)/$(c)/eval/metrics.json) $(BIN)/ser-eval
+	$(BIN)/ser-eval robustness --clean $(ROBUST_CLEAN) --out $(ROBUST) $(foreach c,$(CHANNELS),$(c)=$(ROBUST)/$(c)/eval)
 
 infer: $(BIN)/ser-infer ## emotions for new audio: make infer P=ravdess IN="clip.wav folder/" (infer.yaml's defaults)
 	@test -n "$(IN)" || { echo "give the audio: make infer P=$(P) IN=\"file.wav folder/ 'glob/*.wav'\""; exit 2; }

@@ -165,6 +165,14 @@ R=$W/artifacts/kfold/robustness/robustness.md
 [ -s "$R" ] && grep -q '^| clean |' "$R" && grep -q '^| noise_10db |' "$R" && grep -q '^| gain_-20db |' "$R" \
     && [ "$(find "$W/artifacts/kfold/robustness/noise_10db/folds" -name predictions.parquet | wc -l)" = 4 ] \
     && pass "make robustness scores every fold's test part through each channel, one table" || fail "make robustness: $(cat "$R" 2>/dev/null)"
+# PART=val: the same table on the validation actors, clean included, for choosing a recipe.
+mk P=kfold robustness PART=val CHANNELS="noise_10db" >"$W/robust-val.log" 2>&1 || { tail -n 30 "$W/robust-val.log"; fail "make robustness PART=val"; }
+RV=$W/artifacts/kfold/robustness-val
+[ -s "$RV/robustness.md" ] && grep -q '^| clean |' "$RV/robustness.md" && grep -q '^| noise_10db |' "$RV/robustness.md" \
+    && grep -q 'val part as recorded' "$RV/clean/eval/report.md" && grep -q 'val part through noise_10db' "$RV/noise_10db/eval/report.md" \
+    && ! grep -q -- '--part test' "$W/robust-val.log" \
+    && pass "make robustness PART=val scores the validation part, clean and through each channel" \
+    || fail "make robustness PART=val: $(cat "$RV/robustness.md" 2>/dev/null)"
 # Trained on every clip for a fixed number of epochs; its eval is the 4-fold figure it stands on.
 mkdir -p "$W/pipelines/kfold-deploy"
 cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-deploy/"
