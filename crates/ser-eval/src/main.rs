@@ -248,8 +248,8 @@ fn run_robustness(args: RobustnessArgs) -> anyhow::Result<()> {
     let rows = ser_eval::robustness::table((&clean, &clean_path.display().to_string()), &conditions)?;
     let table = ser_eval::robustness::markdown(&rows);
     let md = format!(
-        "# Robustness: the test part through channel changes\n\nEach condition is the same test clips through one \
-         channel change, scored by the same checkpoints ({} clips; clean: {}).\n\n{table}",
+        "# Robustness: channel changes\n\nEach condition is the clean evaluation's clips through one channel \
+         change, scored by the same checkpoints ({} clips; clean: {}).\n\n{table}",
         rows[0].clips,
         clean_path.display()
     );
