@@ -5,6 +5,10 @@ use std::process::Command;
 
 use crate::data;
 
+/// history.csv's header, as ser-model train writes it.
+const HISTORY_HEADER: &str =
+    "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,val_uar,learning_rate\n";
+
 fn ser_eval(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ser-eval")).args(args).output().unwrap()
 }
@@ -33,8 +37,10 @@ fn report_with_checkpoint_files() {
     std::fs::create_dir(&checkpoint).unwrap();
     std::fs::write(
         checkpoint.join("history.csv"),
-        "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,val_uar,learning_rate\n\
-         1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n2,1.5,0.4,1.8,0.3,0.25,0.3,0.001\n3,1.1,0.6,1.7,0.35,0.3,0.35,0.0005\n",
+        format!(
+            "{HISTORY_HEADER}1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n2,1.5,0.4,1.8,0.3,0.25,0.3,0.001\n\
+             3,1.1,0.6,1.7,0.35,0.3,0.35,0.0005\n"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -110,11 +116,14 @@ fn several_runs_give_spread_and_pooled_confusion() {
     let (a, b) = (data("balanced.parquet"), data("perfect.parquet"));
     // Each run's training curves (two folds, or two ensemble members), one of them trained
     // without validation and for longer: both are drawn, on one epoch axis.
-    let head = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,val_uar,learning_rate\n";
     let (first, second) = (dir.path().join("first.csv"), dir.path().join("second.csv"));
-    std::fs::write(&first, format!("{head}1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n2,1.5,0.4,1.8,0.3,0.25,0.3,0.001\n"))
+    std::fs::write(
+        &first,
+        format!("{HISTORY_HEADER}1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n2,1.5,0.4,1.8,0.3,0.25,0.3,0.001\n"),
+    )
+    .unwrap();
+    std::fs::write(&second, format!("{HISTORY_HEADER}1,2.2,0.1,,,,,0.001\n2,1.9,0.3,,,,,0.001\n3,1.2,0.7,,,,,0.001\n"))
         .unwrap();
-    std::fs::write(&second, format!("{head}1,2.2,0.1,,,,,0.001\n2,1.9,0.3,,,,,0.001\n3,1.2,0.7,,,,,0.001\n")).unwrap();
     let output = ser_eval(&[
         "report",
         "--config",
@@ -211,10 +220,9 @@ fn bad_inputs_fail_with_the_file_named() {
     assert!(stderr.contains("bad.yaml") && stderr.contains("colour"), "{stderr}");
 
     // One broken history among several names that file; nothing is written.
-    let head = "epoch,train_loss,train_accuracy,val_loss,val_accuracy,val_macro_f1,val_uar,learning_rate\n";
     let (fine, broken) = (dir.path().join("fine.csv"), dir.path().join("broken.csv"));
-    std::fs::write(&fine, format!("{head}1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n")).unwrap();
-    std::fs::write(&broken, format!("{head}1,two,0.2,2.1,0.18,0.1,0.18,0.001\n")).unwrap();
+    std::fs::write(&fine, format!("{HISTORY_HEADER}1,2.0,0.2,2.1,0.18,0.1,0.18,0.001\n")).unwrap();
+    std::fs::write(&broken, format!("{HISTORY_HEADER}1,two,0.2,2.1,0.18,0.1,0.18,0.001\n")).unwrap();
     let output = ser_eval(&[
         "report",
         "--config",
