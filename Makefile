@@ -214,7 +214,7 @@ robust_preds = $(foreach f,$(ROBUST_FOLDS),$(call robust_pred,$(1),$(f)))
 ROBUST_CLEAN := $(if $(filter val,$(PART)),$(ROBUST)/clean/eval,$(EVAL))
 
 ifeq ($(CV_OF),)
-robustness: $(ROBUST)/robustness.md ## the test part through channel changes (CHANNELS: telephone, noise, gain, reverb...), one table
+robustness: $(ROBUST)/robustness.md ## the test part (PART=val: the validation part) through channel changes (CHANNELS: telephone, noise, gain, reverb...), one table
 else
 robustness:
 	@echo "$(P) trains on every clip and has no test part; its robustness is that of its folds: make robustness P=$(CV_OF)"; exit 2

@@ -170,9 +170,10 @@ fn run_report(args: ReportArgs) -> anyhow::Result<()> {
     };
     let inputs = EvalInputs {
         predictions: args.predictions.clone(),
-        histories: match args.history.is_empty() {
-            false => args.history.clone(),
-            true => from_checkpoint("history.csv")?.into_iter().collect(),
+        histories: if args.history.is_empty() {
+            from_checkpoint("history.csv")?.into_iter().collect()
+        } else {
+            args.history.clone()
         },
         model_json: match args.model_json.clone() {
             Some(p) => Some(p),
