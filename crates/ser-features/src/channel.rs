@@ -21,6 +21,9 @@ pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
 /// The reverberation times a room may have, in seconds.
 pub const RT60_RANGE_S: std::ops::RangeInclusive<f32> = 0.01..=10.0;
 
+/// The lowest low-pass cutoff, in Hz: below it no speech is left.
+pub const MIN_LOWPASS_HZ: f32 = 100.0;
+
 /// The seed of the one room of [`Channel::Reverb`]; training copies draw rooms of their own.
 const SUITE_ROOM_SEED: u64 = 0x5e7_7007;
 
@@ -70,7 +73,7 @@ impl FromStr for Channel {
             _ => return Err(bad()),
         };
         match channel {
-            Channel::Lowpass { hz } if hz < 100.0 => Err(bad()),
+            Channel::Lowpass { hz } if hz < MIN_LOWPASS_HZ => Err(bad()),
             Channel::Reverb { rt60_s } if !RT60_RANGE_S.contains(&rt60_s) => Err(bad()),
             Channel::Gain { db } if db.abs() > 120.0 => Err(bad()),
             _ => Ok(channel),
@@ -323,6 +326,9 @@ mod tests {
         assert!(err.contains("augment.lowpass_hz: lowpass_3500hz: at sample_rate 6000 Hz"), "{err}");
         let err = refused("  lowpass: 0.5\n");
         assert!(err.contains("augment.lowpass_hz: give the cutoffs"), "{err}");
+        let err = refused("  lowpass: 0.5\n  lowpass_hz: [50.0, 2000.0]\n");
+        assert!(err.contains("augment.lowpass_hz: 50 Hz is below 100 Hz"), "{err}");
+        assert!("lowpass_50hz".parse::<Channel>().is_err(), "the suite refuses the same cutoff");
         let err = refused("  reverb: 1.5\n  reverb_rt60_s: [0.2, 0.8]\n");
         assert!(err.contains("augment.reverb: 1.5 is a probability"), "{err}");
         let err = refused("  reverb: 0.5\n  reverb_rt60_s: [0.2, 20.0]\n");

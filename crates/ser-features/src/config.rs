@@ -143,10 +143,11 @@ impl AudioAugment {
         if self.lowpass > 0.0 && self.lowpass_hz.is_none() {
             return fail("lowpass_hz: give the cutoffs [low, high] in Hz that lowpass draws from".into());
         }
+        let min_hz = crate::channel::MIN_LOWPASS_HZ;
         if let Some([lo, _]) = self.lowpass_hz
-            && lo < 100.0
+            && lo < min_hz
         {
-            return fail(format!("lowpass_hz: {lo} Hz is below 100 Hz, where no speech is left"));
+            return fail(format!("lowpass_hz: {lo} Hz is below {min_hz} Hz, where no speech is left"));
         }
         if self.reverb > 0.0 && self.reverb_rt60_s.is_none() {
             return fail("reverb_rt60_s: give the RT60s [low, high] in seconds that reverb draws from".into());
