@@ -74,7 +74,8 @@ pub struct FeaturesConfig {
 /// Augmented copies of each clip, written as extra rows of the feature table (clip id
 /// `<clip_id>~aug<k>`, `source_clip_id` naming the clip). Training takes a clip's copies with it;
 /// validation, test and inference see originals only. Each copy is drawn from `(seed, clip id,
-/// copy)`: speed perturbation, then band-limiting, noise and gain (see `augment`).
+/// copy)`: speed perturbation, then a room, band-limiting, a low-pass, noise and gain (see
+/// `augment`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioAugment {
