@@ -200,7 +200,7 @@ $(TUNED)/eval/metrics.json: $(CONF)/eval.yaml $(TUNED)/predictions/predictions.p
 # by its own), scored as eval, and one table beside the clean evaluation. PART=val scores the
 # validation part instead, clean included (in robustness-val/), so that a recipe can be chosen
 # under channel changes without looking at the test actors.
-CHANNELS ?= telephone lowpass_5500hz noise_20db noise_10db noise_5db gain_-20db reverb_0.5s
+CHANNELS ?= telephone lowpass_5500hz noise_20db noise_10db noise_5db gain_-20db reverb_0.5s trim_30db
 PART ?= test
 ifeq ($(filter $(PART),test val),)
 $(error PART=$(PART): use test or val)
@@ -214,7 +214,7 @@ robust_preds = $(foreach f,$(ROBUST_FOLDS),$(call robust_pred,$(1),$(f)))
 ROBUST_CLEAN := $(if $(filter val,$(PART)),$(ROBUST)/clean/eval,$(EVAL))
 
 ifeq ($(CV_OF),)
-robustness: $(ROBUST)/robustness.md ## the test part (PART=val: the validation part) through channel changes (CHANNELS: telephone, noise, gain, reverb...), one table
+robustness: $(ROBUST)/robustness.md ## the test part (PART=val: the validation part) through channel changes (CHANNELS: telephone, noise, gain, reverb, trim...), one table
 else
 robustness:
 	@echo "$(P) trains on every clip and has no test part; its robustness is that of its folds: make robustness P=$(CV_OF)"; exit 2

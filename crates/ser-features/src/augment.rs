@@ -1,5 +1,5 @@
-//! Audio-level augmentation for training copies of a clip (`augment` in `features.yaml`): speed
-//! perturbation, a room, band-limiting to telephone bandwidth, a low-pass at a random cutoff,
+//! Audio-level augmentation for training copies of a clip (`augment` in `features.yaml`): a cut
+//! to the speech, speed perturbation, a room, band-limiting to telephone bandwidth, a low-pass at a random cutoff,
 //! white noise at a random SNR and random gain (the transforms of [`crate::channel`]), each copy
 //! drawn from a generator seeded by `(seed, clip id, copy)`, so a copy is the same on every
 //! machine and shard. Functions of values: no IO.
@@ -9,12 +9,13 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use crate::audio::{AudioError, resample};
-use crate::channel::{TELEPHONE_BAND_HZ, add_noise, apply_gain, band_limit, low_pass, reverberate};
+use crate::channel::{TELEPHONE_BAND_HZ, add_noise, apply_gain, band_limit, low_pass, reverberate, trim};
 use crate::config::AudioAugment;
 
 /// Copy `copy` (1-based) of a clip: its samples at `sample_rate` and what was done, in words
-/// (`speed=0.9 room=0.42s telephone lowpass=4210Hz snr=17.5dB gain=-3.2dB`), in that order: the
-/// voice, the room it is in, the line or codec, the noise at the microphone, the level. A
+/// (`trim=31dB speed=0.9 room=0.42s telephone lowpass=4210Hz snr=17.5dB gain=-3.2dB`), in that
+/// order: where the recording was cut, the voice, the room it is in, the line or codec, the noise
+/// at the microphone, the level. A
 /// transform whose probability is 0 draws nothing, so adding one leaves older configs' copies as
 /// they were.
 pub fn augmented_copy(
@@ -28,6 +29,13 @@ pub fn augmented_copy(
     let mut rng = ChaCha8Rng::seed_from_u64(u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")));
     let mut done = Vec::new();
     let mut y = samples.to_vec();
+    // Drawn first, and only when asked for, so that configs without it keep their copies.
+    if spec.trim > 0.0 && rng.random::<f32>() < spec.trim {
+        let [lo, hi] = spec.trim_top_db.expect("validated: trim needs trim_top_db");
+        let top_db = rng.random_range(lo..=hi);
+        y = trim(&y, sample_rate, top_db).to_vec();
+        done.push(format!("trim={top_db:.0}dB"));
+    }
     if !spec.speeds.is_empty() {
         let speed = spec.speeds[rng.random_range(0..spec.speeds.len())];
         if speed != 1.0 {
@@ -161,9 +169,30 @@ mod tests {
     }
 
     #[test]
+    fn a_trimmed_copy_is_cut_to_its_speech_at_a_drawn_level() {
+        let sr = 22_050;
+        let spec =
+            AudioAugment { copies: 2, seed: 4, trim: 1.0, trim_top_db: Some([20.0, 40.0]), ..AudioAugment::default() };
+        // A second of room tone, a second of speech band, a second of room tone.
+        let s = sr as usize;
+        let mut clip = vec![1e-4f32; s];
+        clip.extend(tone(300.0, s, sr));
+        clip.extend(vec![1e-4f32; s]);
+        for copy in [1, 2] {
+            let (cut, what) = augmented_copy(&clip, sr, &spec, "c", copy).unwrap();
+            let db: f32 = what.strip_prefix("trim=").and_then(|w| w.strip_suffix("dB")).unwrap().parse().unwrap();
+            assert!((20.0..=40.0).contains(&db), "{what}");
+            let seconds = cut.len() as f32 / sr as f32;
+            assert!((1.0..1.2).contains(&seconds), "copy {copy}: {seconds} s kept");
+        }
+        let never = AudioAugment { trim: 0.0, ..spec.clone() };
+        assert_eq!(augmented_copy(&clip, sr, &never, "c", 1).unwrap(), (clip.clone(), String::new()));
+    }
+
+    #[test]
     fn transforms_left_at_zero_draw_nothing() {
-        // Adding lowpass and reverb to the generator's sequence must not move older configs'
-        // copies: with both at 0 (their ranges given or not) the copy is the one they drew before.
+        // Adding trim, lowpass and reverb to the generator's sequence must not move older configs'
+        // copies: with each at 0 (their ranges given or not) the copy is the one they drew before.
         let spec = AudioAugment {
             copies: 1,
             seed: 9,
@@ -173,8 +202,12 @@ mod tests {
             telephone: 0.5,
             ..AudioAugment::default()
         };
-        let with_ranges =
-            AudioAugment { lowpass_hz: Some([3000.0, 8000.0]), reverb_rt60_s: Some([0.2, 0.8]), ..spec.clone() };
+        let with_ranges = AudioAugment {
+            lowpass_hz: Some([3000.0, 8000.0]),
+            reverb_rt60_s: Some([0.2, 0.8]),
+            trim_top_db: Some([20.0, 40.0]),
+            ..spec.clone()
+        };
         let y = tone(220.0, 22_050, 22_050);
         for id in ["a", "b", "c", "d"] {
             assert_eq!(

@@ -1,5 +1,6 @@
 //! Channel changes: what a recording chain does to speech before ser hears it (a telephone line,
-//! a low-bitrate codec's band, background noise, a quiet microphone, a room). Each is defined
+//! a low-bitrate codec's band, background noise, a quiet microphone, a room, a corpus cut tight to
+//! its speech). Each is defined
 //! once here; training copies (`augment`) draw from the same transforms, and `channel:` in
 //! `features.yaml` (or `ser-features extract --channel`) applies one to every clip, for the
 //! robustness suite (`make robustness`). Functions of values: no IO.
@@ -21,14 +22,23 @@ pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
 /// The reverberation times a room may have, in seconds.
 pub const RT60_RANGE_S: std::ops::RangeInclusive<f32> = 0.01..=10.0;
 
+/// The deepest cut of [`trim`], in dB below the loudest frame.
+pub const MAX_TRIM_DB: f32 = 120.0;
+
 /// The lowest low-pass cutoff, in Hz: below it no speech is left.
 pub const MIN_LOWPASS_HZ: f32 = 100.0;
+
+/// The frame and hop, in seconds, over which [`trim`] measures loudness (librosa's 2048 and 512
+/// samples at 22050 Hz).
+const TRIM_FRAME_S: f32 = 2048.0 / 22_050.0;
+const TRIM_HOP_S: f32 = 512.0 / 22_050.0;
 
 /// The seed of the one room of [`Channel::Reverb`]; training copies draw rooms of their own.
 const SUITE_ROOM_SEED: u64 = 0x5e7_7007;
 
 /// One channel change, written (in `features.yaml`, on the command line and in file names) as
-/// `telephone`, `lowpass_<hz>hz`, `noise_<snr>db`, `gain_<db>db` or `reverb_<rt60>s`.
+/// `telephone`, `lowpass_<hz>hz`, `noise_<snr>db`, `gain_<db>db`, `reverb_<rt60>s` or
+/// `trim_<db>db`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Channel {
     /// A telephone line: 300-3400 Hz.
@@ -42,13 +52,17 @@ pub enum Channel {
     /// A room: a generated impulse response whose tail decays 60 dB in `rt60_s` seconds, with as
     /// much energy as the direct sound; the result keeps the clip's RMS level.
     Reverb { rt60_s: f32 },
+    /// The clip cut to its speech: leading and trailing audio more than `top_db` below its
+    /// loudest frame removed, as corpora segmented by hand or by a voice-activity detector are
+    /// (RAVDESS's clips hold about a second of room tone before and after the sentence).
+    Trim { top_db: f32 },
 }
 
 /// A channel name that does not parse, with what would.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error(
     "channel `{0}`: expected telephone, lowpass_<hz>hz (e.g. lowpass_5500hz), noise_<snr>db (noise_10db), \
-     gain_<db>db (gain_-20db) or reverb_<rt60>s (reverb_0.5s)"
+     gain_<db>db (gain_-20db), reverb_<rt60>s (reverb_0.5s) or trim_<db>db (trim_30db)"
 )]
 pub struct ChannelParseError(pub String);
 
@@ -70,12 +84,14 @@ impl FromStr for Channel {
             "noise" => Channel::Noise { snr_db: number("db")? },
             "gain" => Channel::Gain { db: number("db")? },
             "reverb" => Channel::Reverb { rt60_s: number("s")? },
+            "trim" => Channel::Trim { top_db: number("db")? },
             _ => return Err(bad()),
         };
         match channel {
             Channel::Lowpass { hz } if hz < MIN_LOWPASS_HZ => Err(bad()),
             Channel::Reverb { rt60_s } if !RT60_RANGE_S.contains(&rt60_s) => Err(bad()),
             Channel::Gain { db } if db.abs() > 120.0 => Err(bad()),
+            Channel::Trim { top_db } if !(top_db > 0.0 && top_db <= MAX_TRIM_DB) => Err(bad()),
             _ => Ok(channel),
         }
     }
@@ -89,6 +105,7 @@ impl fmt::Display for Channel {
             Channel::Noise { snr_db } => write!(f, "noise_{snr_db}db"),
             Channel::Gain { db } => write!(f, "gain_{db}db"),
             Channel::Reverb { rt60_s } => write!(f, "reverb_{rt60_s}s"),
+            Channel::Trim { top_db } => write!(f, "trim_{top_db}db"),
         }
     }
 }
@@ -118,6 +135,7 @@ impl Channel {
             Channel::Noise { snr_db } => add_noise(&mut y, snr_db, &mut ChaCha8Rng::seed_from_u64(seed)),
             Channel::Gain { db } => apply_gain(&mut y, db),
             Channel::Reverb { rt60_s } => y = reverberate(&y, sample_rate, rt60_s, SUITE_ROOM_SEED),
+            Channel::Trim { top_db } => y = trim(&y, sample_rate, top_db).to_vec(),
         }
         Ok(y)
     }
@@ -144,6 +162,17 @@ pub fn clip_seed(channel: &Channel, file_sha256: &[u8]) -> u64 {
     hasher.update(b"/");
     hasher.update(file_sha256);
     u64::from_le_bytes(hasher.finalize()[..8].try_into().expect("8 bytes"))
+}
+
+/// `y` cut to its speech: from the first to the last frame within `top_db` of its loudest frame
+/// (the span of [`crate::dsp::trim_span`], the one `trim_db` cuts, over frames of 93 ms), and
+/// never shorter than one such frame. A silent clip is kept whole.
+pub fn trim(y: &[f32], sample_rate: u32, top_db: f32) -> &[f32] {
+    let frame = ((TRIM_FRAME_S * sample_rate as f32).round() as usize).max(1);
+    let hop = ((TRIM_HOP_S * sample_rate as f32).round() as usize).max(1);
+    let (start, end) = crate::dsp::trim_span(y, top_db, frame, hop);
+    let (start, end) = crate::dsp::widen(start, end, frame, y.len());
+    &y[start..end]
 }
 
 /// Removes what lies above `hz`: resampling to `2 * hz` and back (the resampler's anti-aliasing
@@ -263,11 +292,24 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_bad_ones_say_what_would_do() {
-        for name in ["telephone", "lowpass_5500hz", "noise_10db", "noise_2.5db", "gain_-20db", "reverb_0.5s"] {
+        for name in
+            ["telephone", "lowpass_5500hz", "noise_10db", "noise_2.5db", "gain_-20db", "reverb_0.5s", "trim_30db"]
+        {
             let channel: Channel = name.parse().unwrap();
             assert_eq!(channel.to_string(), name);
         }
-        for bad in ["", "noise", "noise_10", "noise_tendb", "lowpass_50hz", "reverb_0s", "echo_1s", "gain_infdb"] {
+        for bad in [
+            "",
+            "noise",
+            "noise_10",
+            "noise_tendb",
+            "lowpass_50hz",
+            "reverb_0s",
+            "echo_1s",
+            "gain_infdb",
+            "trim_0db",
+            "trim_-30db",
+        ] {
             let err = bad.parse::<Channel>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{bad}`")) && err.contains("noise_10db"), "{err}");
         }
@@ -305,6 +347,22 @@ mod tests {
         assert!(late > 0.01 * ring.iter().map(|v| v * v).sum::<f32>(), "a tail 100 ms on");
         assert!((rms(&apply("reverb_0.5s", &speech_band)) / rms(&speech_band) - 1.0).abs() < 1e-3);
         assert_eq!(apply("reverb_0.5s", &speech_band).len(), speech_band.len());
+
+        // A second of near-silence, half a second of tone, a second of near-silence: the cut
+        // keeps the tone and about a frame around it, whatever the rate.
+        for sr in [16_000u32, 22_050, 48_000] {
+            let s = sr as usize;
+            let mut clip = vec![1e-4f32; s];
+            clip.extend(tone(1000.0, s / 2, sr));
+            clip.extend(vec![1e-4f32; s]);
+            let cut = "trim_30db".parse::<Channel>().unwrap().apply(&clip, sr, 1).unwrap();
+            let seconds = cut.len() as f32 / sr as f32;
+            assert!((0.5..0.7).contains(&seconds), "{sr} Hz: {seconds} s kept");
+            assert!(rms(&cut) > 0.9 * rms(&clip[s..s + s / 2]), "{sr} Hz: the tone is kept");
+        }
+        let silent = vec![0f32; sr as usize];
+        assert_eq!(apply("trim_30db", &silent), silent, "a silent clip is kept whole");
+        assert_eq!(apply("trim_30db", &click).len(), 2048, "never shorter than a frame");
     }
 
     #[test]
@@ -335,6 +393,12 @@ mod tests {
         assert!(err.contains("augment.reverb_rt60_s: [0.2, 20] must lie within 0.01..=10 s"), "{err}");
         let err = refused("  reverb: 0.5\n  reverb_rt60_s: [0.8, 0.2]\n");
         assert!(err.contains("augment.reverb_rt60_s: [0.8, 0.2] is not a range"), "{err}");
+        let err = refused("  trim: 0.5\n");
+        assert!(err.contains("augment.trim_top_db: give the levels"), "{err}");
+        let err = refused("  trim: 2\n  trim_top_db: [20.0, 40.0]\n");
+        assert!(err.contains("augment.trim: 2 is a probability"), "{err}");
+        let err = refused("  trim: 0.5\n  trim_top_db: [0.0, 40.0]\n");
+        assert!(err.contains("augment.trim_top_db: [0, 40] must lie within (0, 120] dB"), "{err}");
         let ok = format!("{base}augment:\n  copies: 1\n  seed: 1\n  lowpass: 0.5\n  lowpass_hz: [1000.0, 2500.0]\n");
         assert!(crate::FeaturesConfig::from_yaml(&ok).is_ok());
     }

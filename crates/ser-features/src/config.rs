@@ -74,8 +74,8 @@ pub struct FeaturesConfig {
 /// Augmented copies of each clip, written as extra rows of the feature table (clip id
 /// `<clip_id>~aug<k>`, `source_clip_id` naming the clip). Training takes a clip's copies with it;
 /// validation, test and inference see originals only. Each copy is drawn from `(seed, clip id,
-/// copy)`: speed perturbation, then a room, band-limiting, a low-pass, noise and gain (see
-/// `augment`).
+/// copy)`: a cut to the speech, speed perturbation, then a room, band-limiting, a low-pass,
+/// noise and gain (see `augment`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioAugment {
@@ -108,6 +108,14 @@ pub struct AudioAugment {
     /// The rooms' RT60 in seconds, `[low, high]`; needed when `reverb` is above 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reverb_rt60_s: Option<[f32; 2]>,
+    /// Probability that a copy is cut to its speech, as corpora segmented tight are: leading and
+    /// trailing audio more than a level drawn uniformly from `trim_top_db` below the loudest
+    /// frame removed (the channel `trim_<db>db`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub trim: f32,
+    /// The cut's levels in dB below the loudest frame, `[low, high]`; needed when `trim` is above 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trim_top_db: Option<[f32; 2]>,
 }
 
 fn is_zero(p: &f32) -> bool {
@@ -128,6 +136,7 @@ impl AudioAugment {
             ("snr_db", self.snr_db),
             ("lowpass_hz", self.lowpass_hz),
             ("reverb_rt60_s", self.reverb_rt60_s),
+            ("trim_top_db", self.trim_top_db),
         ];
         for (name, range) in ranges {
             if let Some([lo, hi]) = range
@@ -136,7 +145,9 @@ impl AudioAugment {
                 return fail(format!("{name}: [{lo}, {hi}] is not a range low <= high"));
             }
         }
-        for (name, p) in [("telephone", self.telephone), ("lowpass", self.lowpass), ("reverb", self.reverb)] {
+        let probabilities =
+            [("telephone", self.telephone), ("lowpass", self.lowpass), ("reverb", self.reverb), ("trim", self.trim)];
+        for (name, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {
                 return fail(format!("{name}: {p} is a probability, in [0, 1]"));
             }
@@ -158,6 +169,16 @@ impl AudioAugment {
             && !(rt60.contains(&lo) && rt60.contains(&hi))
         {
             return fail(format!("reverb_rt60_s: [{lo}, {hi}] must lie within {}..={} s", rt60.start(), rt60.end()));
+        }
+        if self.trim > 0.0 && self.trim_top_db.is_none() {
+            return fail(
+                "trim_top_db: give the levels [low, high] in dB below the loudest frame that trim draws from".into(),
+            );
+        }
+        if let Some([lo, hi]) = self.trim_top_db
+            && !(lo > 0.0 && hi <= crate::channel::MAX_TRIM_DB)
+        {
+            return fail(format!("trim_top_db: [{lo}, {hi}] must lie within (0, {}] dB", crate::channel::MAX_TRIM_DB));
         }
         Ok(())
     }

@@ -260,7 +260,7 @@ pub fn trim_span(samples: &[f32], top_db: f32, frame_length: usize, hop: usize) 
 }
 
 /// `[start, end)` widened symmetrically (within `[0, len)`) to at least `min_len` samples.
-fn widen(start: usize, end: usize, min_len: usize, len: usize) -> (usize, usize) {
+pub(crate) fn widen(start: usize, end: usize, min_len: usize, len: usize) -> (usize, usize) {
     if end - start >= min_len || len <= min_len {
         return if len <= min_len { (0, len) } else { (start, end) };
     }

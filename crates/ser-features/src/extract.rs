@@ -237,6 +237,10 @@ fn analysis_samples(
     }
     if let Some(channel) = &config.channel {
         samples = channel.apply(&samples, config.sample_rate, crate::channel::clip_seed(channel, digest))?;
+        // A cut to the speech may leave less than an analysis frame.
+        if samples.len() < analyzer.min_samples() {
+            return Err(too_short(analyzer, samples.len() as f64 / config.sample_rate as f64));
+        }
     }
     Ok((audio, samples))
 }

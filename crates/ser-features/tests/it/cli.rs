@@ -637,3 +637,45 @@ fn augmented_copies_are_rows_of_their_own_and_stay_out_of_the_split() {
     assert_eq!(s.rows.len(), 120, "the split assigns clips; their copies follow them into training");
     assert!(s.rows.iter().all(|r| !r.clip_id.contains("~aug")));
 }
+
+#[test]
+fn a_cut_to_the_speech_shortens_each_clip_and_names_one_left_too_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "1");
+    // Two seconds of silence around a 20 ms click: cut to the click, less than the delta window.
+    let blip = Path::new(&raw).join("Actor_01/03-01-05-01-01-01-01.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 22_050,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&blip, spec).unwrap();
+    for i in 0..44_100 {
+        w.write_sample(if (22_050..22_491).contains(&i) { 12_000i16 } else { 0 }).unwrap();
+    }
+    w.finalize().unwrap();
+    let config = dir.path().join("features.yaml");
+    std::fs::write(&config, CONFIG.replace("deltas: false", "deltas: true")).unwrap();
+    let extract = |name: &str, channel: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args =
+            vec!["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(channel);
+        ok(&args);
+        (read_feature_table(&out).unwrap(), std::fs::read_to_string(out.with_extension("rejects.csv")).unwrap())
+    };
+    let (whole, rejects) = extract("whole.parquet", &[]);
+    assert_eq!(rejects, "path,reason\n", "uncut, the click's file is long enough");
+    let (cut, rejects) = extract("cut.parquet", &["--channel", "trim_30db"]);
+    assert!(
+        rejects.contains("Actor_01/03-01-05-01-01-01-01.wav,0.093 s is shorter than one analysis frame"),
+        "{rejects}"
+    );
+    assert_eq!(cut.rows.len(), whole.rows.len() - 1);
+    for row in &cut.rows {
+        let uncut = whole.rows.iter().find(|r| r.clip_id == row.clip_id).unwrap();
+        assert!(row.n_frames_source <= uncut.n_frames_source, "{}: cut longer than whole", row.clip_id);
+    }
+    assert!(cut.rows.iter().zip(&whole.rows).any(|(c, w)| c.n_frames_source < w.n_frames_source), "nothing was cut");
+}
