@@ -65,8 +65,12 @@ CV_EVAL := $(ARTIFACTS)/$(CV_OF)/eval/metrics.json
 PREDS := $(CV_EVAL)
 endif
 
-# An ensemble pipeline names its members' seeds in ensemble.yaml, one line: `seeds: [42, 43, 44]`.
+# An ensemble pipeline names its members' seeds in ensemble.yaml, one line: `seeds: [42, 43, 44]`,
+# and may add other pipelines' checkpoints as members, one line: `pipelines: [ravdess-emobox-trim]`.
 SEEDS := $(shell sed -n 's/^seeds: *\[\([0-9, ]*\)\].*/\1/p' $(CONF)/ensemble.yaml 2>/dev/null | tr ',' ' ')
+ENSEMBLE_PIPELINES := $(shell sed -n 's/^pipelines: *\[\([A-Za-z0-9_., -]*\)\].*/\1/p' $(CONF)/ensemble.yaml 2>/dev/null | tr ',' ' ')
+$(foreach p,$(ENSEMBLE_PIPELINES),$(if $(wildcard $(PIPELINES)/$(p)/ensemble.yaml),\
+  $(error ensemble.yaml: pipelines: $(p) is an ensemble itself; name single-model pipelines),))
 
 ifeq ($(filter $(SCHEDULER),local slurm),)
 $(error SCHEDULER=$(SCHEDULER): use local or slurm)
@@ -160,15 +164,24 @@ $(MODEL)/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 $(OUT)/folds/%/model/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D)
 else
-# An ensemble (ensemble.yaml): model.yaml trained once per seed into members/seed-<s>, then
-# joined into the checkpoint every later rule reads.
+# An ensemble (ensemble.yaml): model.yaml trained once per seed into members/seed-<s>, then,
+# after them, each pipeline of `pipelines:` checkpoint (the same fold's), trained by that
+# pipeline's own rules (it must split as this one does), joined into the checkpoint every later
+# rule reads.
 member_dir = $(if $(FOLDS),$(OUT)/folds/$(1)/members/seed-$(2),$(OUT)/members/seed-$(2))
-members_of = $(foreach s,$(SEEDS),$(call member_dir,$(1),$(s)))
+other_member = $(if $(FOLDS),$(ARTIFACTS)/$(2)/folds/$(1)/model,$(ARTIFACTS)/$(2)/model)
+members_of = $(foreach s,$(SEEDS),$(call member_dir,$(1),$(s))) \
+  $(foreach p,$(ENSEMBLE_PIPELINES),$(call other_member,$(1),$(p)))
 define member_rule
 $(call member_dir,$(1),$(2))/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $$< --features $(FEAT) --splits $(SPLITS) --fold $(1) --seed $(2) --out $$(@D)
 endef
 $(foreach f,$(or $(FOLDS),0),$(foreach s,$(SEEDS),$(eval $(call member_rule,$(f),$(s)))))
+define other_pipeline_rule
+$(foreach f,$(or $(FOLDS),0),$(call other_member,$(f),$(1))/model.json) &: $(wildcard $(PIPELINES)/$(1)/*.yaml)
+	$(MAKE) P=$(1) train
+endef
+$(foreach p,$(ENSEMBLE_PIPELINES),$(eval $(call other_pipeline_rule,$(p))))
 
 ifeq ($(FOLDS),)
 $(MODEL)/model.json: $(CONF)/ensemble.yaml $(addsuffix /model.json,$(call members_of,0)) $(BIN)/ser-model

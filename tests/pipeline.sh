@@ -203,6 +203,24 @@ n_curves=$(tr -d '\n ' <"$E/eval/metrics.json" | grep -o '"histories":\[[^]]*\]'
 [ "$n_curves" = 8 ] && [ -s "$E/eval/curves.png" ] \
     && pass "its report draws the 8 members' training curves" \
     || fail "kfold-ens: the report's curves came from $n_curves members' histories (expected 8)"
+# Another pipeline's checkpoints as members (`pipelines:`): each fold joins its own seed's member
+# with kfold's model of the same fold (kfold's own rules made it above; nothing is retrained).
+mkdir -p "$W/pipelines/kfold-mix"
+cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-mix/"
+printf 'seeds: [1]\npipelines: [kfold]\n' >"$W/pipelines/kfold-mix/ensemble.yaml"
+before=$(stat -c %Y "$W"/artifacts/kfold/folds/*/model/model.json)
+mk P=kfold-mix eval >"$W/mix.log" 2>&1 || { tail -n 30 "$W/mix.log"; fail "make eval P=kfold-mix"; }
+X=$W/artifacts/kfold-mix
+n_joined=$(grep -l "artifacts/kfold/folds/[0-3]/model" "$X"/folds/*/model/model.json 2>/dev/null | wc -l)
+n_curves=$(tr -d '\n ' <"$X/eval/metrics.json" | grep -o '"histories":\[[^]]*\]' | grep -o 'history.csv' | wc -l)
+[ "$n_joined" = 4 ] && [ "$before" = "$(stat -c %Y "$W"/artifacts/kfold/folds/*/model/model.json)" ] && [ "$n_curves" = 8 ] \
+    && pass "an ensemble with pipelines: [kfold]: each fold joins its seed's member and kfold's model of that fold" \
+    || fail "kfold-mix: $n_joined folds joined kfold's model, $n_curves curves; $(tail -n 5 "$W/mix.log")"
+mkdir -p "$W/pipelines/mix-of-ens" && cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/mix-of-ens/"
+printf 'seeds: [1]\npipelines: [kfold-ens]\n' >"$W/pipelines/mix-of-ens/ensemble.yaml"
+out=$(mk -n P=mix-of-ens train 2>&1) && fail "an ensemble of ensembles was accepted" \
+    || { grep -q 'kfold-ens is an ensemble itself' <<<"$out" && pass "pipelines: naming an ensemble is refused, by name" \
+    || fail "pipelines: [kfold-ens]: $out"; }
 # The deployment pipeline as an ensemble: members on every clip, one checkpoint for predict,
 # export and ser-infer.
 cp -r "$W/pipelines/kfold-deploy" "$W/pipelines/deploy-ens"

@@ -1,6 +1,7 @@
 //! `pipelines/<name>/model.yaml`: the network's sizes and the training recipe. Unknown keys are
 //! an error. ser-tune writes `best.yaml` in this exact format. Also `ensemble.yaml`
-//! ([`EnsembleConfig`]): the seeds a pipeline trains `model.yaml` with, to average them.
+//! ([`EnsembleConfig`]): the seeds a pipeline trains `model.yaml` with, and the other pipelines
+//! whose checkpoints join them, to average them.
 
 use serde::{Deserialize, Serialize};
 
@@ -208,36 +209,58 @@ impl ModelConfig {
 }
 
 /// `pipelines/<name>/ensemble.yaml`: train `model.yaml` once per seed (its `seed` replaced) and
-/// answer with the mean of the members' probabilities (`ser-model ensemble`). The Makefile reads
-/// `seeds` from its one line, a flow list; `ser-model ensemble --config` checks the members
-/// against it.
+/// answer with the mean of the members' probabilities (`ser-model ensemble`). `pipelines` adds
+/// one member for each pipeline it names: that pipeline's checkpoint (the same fold's), trained
+/// by its own rules on its own features, so a member may follow another recipe. The Makefile
+/// reads `seeds` and `pipelines` from one line each, a flow list; `ser-model ensemble --config`
+/// checks the members against it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnsembleConfig {
     pub seeds: Vec<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pipelines: Vec<String>,
 }
 
 impl EnsembleConfig {
     pub fn from_yaml(text: &str) -> Result<EnsembleConfig> {
         let config: EnsembleConfig = yaml_serde::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
-        let mut seen = std::collections::BTreeSet::new();
-        if config.seeds.len() < 2 {
-            return Err(Error::Config(format!(
-                "seeds: {:?}: an ensemble needs two or more (remove ensemble.yaml for one model)",
+        let fail = |msg: String| Err(Error::Config(msg));
+        if config.seeds.is_empty() || config.seeds.len() + config.pipelines.len() < 2 {
+            return fail(format!(
+                "seeds: {:?}: an ensemble needs two or more members, one seed at least (remove ensemble.yaml for one model)",
                 config.seeds
-            )));
+            ));
         }
+        let mut seen = std::collections::BTreeSet::new();
         if let Some(dup) = config.seeds.iter().find(|s| !seen.insert(**s)) {
-            return Err(Error::Config(format!("seeds: {dup} appears twice; members of one seed are one model")));
+            return fail(format!("seeds: {dup} appears twice; members of one seed are one model"));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for name in &config.pipelines {
+            let plain = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !plain || name.starts_with('.') {
+                return fail(format!("pipelines: `{name}` is not a pipeline name (letters, digits, _ . -)"));
+            }
+            if !seen.insert(name) {
+                return fail(format!("pipelines: {name} appears twice"));
+            }
         }
         Ok(config)
     }
 
-    /// Fails unless `seeds` (the members', in order) are this config's.
+    /// Fails unless `seeds` (the members', in order) are this config's seeds followed by one
+    /// member for each of its pipelines.
     pub fn check_members(&self, seeds: &[u64]) -> Result<()> {
-        if seeds != self.seeds {
+        let own = seeds.get(..self.seeds.len());
+        if own != Some(&self.seeds[..]) || seeds.len() != self.seeds.len() + self.pipelines.len() {
+            let more = if self.pipelines.is_empty() {
+                String::new()
+            } else {
+                format!(", then one member for each of {:?}", self.pipelines)
+            };
             return Err(Error::Config(format!(
-                "ensemble.yaml's seeds are {:?}, the members given were trained with {seeds:?}",
+                "ensemble.yaml's seeds are {:?}{more}; the members given were trained with {seeds:?}",
                 self.seeds
             )));
         }
@@ -256,10 +279,24 @@ mod tests {
         assert!(config.check_members(&[42, 43, 44]).is_ok());
         let err = config.check_members(&[42, 44, 43]).unwrap_err().to_string();
         assert!(err.contains("[42, 43, 44]") && err.contains("[42, 44, 43]"), "{err}");
-        for (bad, says) in [("seeds: [1]", "two or more"), ("seeds: [1, 2, 1]", "twice"), ("seed: [1, 2]", "seed")] {
+        for (bad, says) in [
+            ("seeds: [1]", "two or more"),
+            ("seeds: [1, 2, 1]", "twice"),
+            ("seed: [1, 2]", "seed"),
+            ("seeds: []\npipelines: [a, b]", "one seed at least"),
+            ("seeds: [1]\npipelines: [a, a]", "a appears twice"),
+            ("seeds: [1]\npipelines: [../x]", "`../x` is not a pipeline name"),
+        ] {
             let err = EnsembleConfig::from_yaml(bad).unwrap_err().to_string();
             assert!(err.contains(says), "{bad}: {err}");
         }
+        // Another pipeline's checkpoint is one member more, after the seeds'.
+        let mixed = EnsembleConfig::from_yaml("seeds: [42, 43]\npipelines: [other-recipe]\n").unwrap();
+        assert!(mixed.check_members(&[42, 43, 42]).is_ok());
+        let err = mixed.check_members(&[42, 43]).unwrap_err().to_string();
+        assert!(err.contains("then one member for each of [\"other-recipe\"]"), "{err}");
+        assert!(mixed.check_members(&[43, 42, 42]).is_err());
+        assert!(EnsembleConfig::from_yaml("seeds: [42]\npipelines: [other-recipe]\n").is_ok());
     }
 
     #[test]

@@ -119,7 +119,7 @@ fn an_ensemble_refuses_members_that_do_not_fit() {
     assert!(err.contains(&b.display().to_string()) && err.contains("labels"), "{err}");
     assert!(!root.path().join("e/model.json").exists(), "nothing written");
 
-    let config = ser_model::config::EnsembleConfig { seeds: vec![30, 32] };
+    let config = ser_model::config::EnsembleConfig { seeds: vec![30, 32], pipelines: Vec::new() };
     let err = write_ensemble(&[a.clone(), root.path().join("b")], &root.path().join("e"), Some(&config));
     assert!(err.is_err(), "b's labels still differ");
     std::fs::write(&sidecar, &text).unwrap();
