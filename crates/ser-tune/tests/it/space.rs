@@ -94,6 +94,23 @@ fn every_pipeline_config_parses() {
             let seeds: Vec<u64> =
                 listed.expect("a flow list").split(',').map(|s| s.trim().parse().expect("a seed")).collect();
             assert_eq!(seeds, config.seeds, "{}: the Makefile's reading", dir.display());
+            // And the other pipelines from the one line `pipelines: [a, ...]`: each is a committed
+            // single-model pipeline that splits as this one does, so its fold i is this fold i.
+            let line = text.lines().find(|l| l.starts_with("pipelines:"));
+            let listed = line.and_then(|l| l.split_once('[')).and_then(|(_, rest)| rest.split_once(']'));
+            let names: Vec<String> = listed
+                .map(|(inner, _)| inner.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            assert_eq!(names, config.pipelines, "{}: the Makefile's reading", dir.display());
+            for name in &config.pipelines {
+                let other = root.join(name);
+                assert!(!other.join("ensemble.yaml").exists(), "{}: {name} is an ensemble", dir.display());
+                let theirs = ser_features::read_split_config(&other.join("split.yaml")).unwrap();
+                // Every clip trains in a `kind: all` split, whichever cross-validation it cites.
+                let every_clip = |s: &ser_features::SplitConfig| matches!(s, ser_features::SplitConfig::All { .. });
+                let same = if every_clip(&split) { every_clip(&theirs) } else { theirs == split };
+                assert!(same, "{}: {name} splits otherwise: {theirs:?}", dir.display());
+            }
         }
         seen += 1;
     }
