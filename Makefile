@@ -164,10 +164,9 @@ $(MODEL)/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 $(OUT)/folds/%/model/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D)
 else
-# An ensemble (ensemble.yaml): model.yaml trained once per seed into members/seed-<s>, then,
-# after them, each pipeline of `pipelines:` checkpoint (the same fold's), trained by that
-# pipeline's own rules (it must split as this one does), joined into the checkpoint every later
-# rule reads.
+# An ensemble (ensemble.yaml): model.yaml trained once per seed into members/seed-<s>, then the
+# checkpoint (the same fold's) of each pipeline in `pipelines:`, trained by that pipeline's own
+# rules (it must split as this one does), all joined into the checkpoint every later rule reads.
 member_dir = $(if $(FOLDS),$(OUT)/folds/$(1)/members/seed-$(2),$(OUT)/members/seed-$(2))
 other_member = $(if $(FOLDS),$(ARTIFACTS)/$(2)/folds/$(1)/model,$(ARTIFACTS)/$(2)/model)
 members_of = $(foreach s,$(SEEDS),$(call member_dir,$(1),$(s))) \

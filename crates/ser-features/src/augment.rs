@@ -17,13 +17,14 @@ use crate::config::AudioAugment;
 /// order: where the recording was cut, the voice, the room it is in, the line or codec, the noise
 /// at the microphone, the level. A
 /// transform whose probability is 0 draws nothing, so adding one leaves older configs' copies as
-/// they were.
+/// they were. The cut leaves at least `min_len` samples (the analysis' minimum), after any speed.
 pub fn augmented_copy(
     samples: &[f32],
     sample_rate: u32,
     spec: &AudioAugment,
     clip_id: &str,
     copy: usize,
+    min_len: usize,
 ) -> Result<(Vec<f32>, String), AudioError> {
     let digest = Sha256::digest(format!("{}/{clip_id}/{copy}", spec.seed).as_bytes());
     let mut rng = ChaCha8Rng::seed_from_u64(u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")));
@@ -33,7 +34,9 @@ pub fn augmented_copy(
     if spec.trim > 0.0 && rng.random::<f32>() < spec.trim {
         let [lo, hi] = spec.trim_top_db.expect("validated: trim needs trim_top_db");
         let top_db = rng.random_range(lo..=hi);
-        y = trim(&y, sample_rate, top_db).to_vec();
+        // Enough that the fastest speed still leaves `min_len`.
+        let fastest = spec.speeds.iter().copied().fold(1.0f32, f32::max);
+        y = trim(&y, sample_rate, top_db, (min_len as f32 * fastest).ceil() as usize).to_vec();
         done.push(format!("trim={top_db:.0}dB"));
     }
     if !spec.speeds.is_empty() {
@@ -92,10 +95,10 @@ mod tests {
             ..AudioAugment::default()
         };
         let y = tone(220.0, 22_050, 22_050);
-        let a = augmented_copy(&y, 22_050, &spec, "clip", 1).unwrap();
-        assert_eq!(a, augmented_copy(&y, 22_050, &spec, "clip", 1).unwrap(), "the same copy twice");
-        assert_ne!(a.0, augmented_copy(&y, 22_050, &spec, "clip", 2).unwrap().0);
-        assert_ne!(a.0, augmented_copy(&y, 22_050, &spec, "other", 1).unwrap().0);
+        let a = augmented_copy(&y, 22_050, &spec, "clip", 1, 0).unwrap();
+        assert_eq!(a, augmented_copy(&y, 22_050, &spec, "clip", 1, 0).unwrap(), "the same copy twice");
+        assert_ne!(a.0, augmented_copy(&y, 22_050, &spec, "clip", 2, 0).unwrap().0);
+        assert_ne!(a.0, augmented_copy(&y, 22_050, &spec, "other", 1, 0).unwrap().0);
         assert!(a.1.contains("speed=") && a.1.contains("gain=") && a.1.contains("snr="), "{}", a.1);
     }
 
@@ -111,14 +114,14 @@ mod tests {
             ..AudioAugment::default()
         };
         let y = tone(220.0, sr as usize, sr);
-        let (fast, what) = augmented_copy(&y, sr, &only(vec![1.1], 0.0), "c", 1).unwrap();
+        let (fast, what) = augmented_copy(&y, sr, &only(vec![1.1], 0.0), "c", 1, 0).unwrap();
         assert_eq!(what, "speed=1.1");
         assert!((fast.len() as f32 - sr as f32 / 1.1).abs() < 2.0, "{} samples", fast.len());
         let high = tone(6000.0, sr as usize, sr);
-        let (phone, what) = augmented_copy(&high, sr, &only(Vec::new(), 1.0), "c", 1).unwrap();
+        let (phone, what) = augmented_copy(&high, sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap();
         assert_eq!(what, "telephone");
         assert!(rms(&phone) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&phone), rms(&high));
-        let (mid, _) = augmented_copy(&tone(1000.0, sr as usize, sr), sr, &only(Vec::new(), 1.0), "c", 1).unwrap();
+        let (mid, _) = augmented_copy(&tone(1000.0, sr as usize, sr), sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap();
         assert!(rms(&mid) > 0.8 * 0.3 / 2f32.sqrt(), "1 kHz is in the band: {}", rms(&mid));
     }
 
@@ -133,12 +136,12 @@ mod tests {
             ..AudioAugment::default()
         };
         let high = tone(6000.0, sr as usize, sr);
-        let (cut, what) = augmented_copy(&high, sr, &spec, "c", 1).unwrap();
+        let (cut, what) = augmented_copy(&high, sr, &spec, "c", 1, 0).unwrap();
         let hz: f32 = what.strip_prefix("lowpass=").and_then(|w| w.strip_suffix("Hz")).unwrap().parse().unwrap();
         assert!((3000.0..=4000.0).contains(&hz), "{what}");
         assert!(rms(&cut) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&cut), rms(&high));
         let low = tone(1000.0, sr as usize, sr);
-        let (kept, _) = augmented_copy(&low, sr, &spec, "c", 1).unwrap();
+        let (kept, _) = augmented_copy(&low, sr, &spec, "c", 1, 0).unwrap();
         assert!(rms(&kept) > 0.9 * rms(&low), "1 kHz is below the cutoff: {}", rms(&kept));
     }
 
@@ -154,14 +157,14 @@ mod tests {
         };
         let mut click = vec![0f32; sr as usize];
         click[100] = 1.0;
-        let (a, what) = augmented_copy(&click, sr, &spec, "c", 1).unwrap();
+        let (a, what) = augmented_copy(&click, sr, &spec, "c", 1, 0).unwrap();
         let rt60: f32 = what.strip_prefix("room=").and_then(|w| w.strip_suffix('s')).unwrap().parse().unwrap();
         assert!((0.3..=0.6).contains(&rt60), "{what}");
         let late: f32 = a[100 + sr as usize / 10..].iter().map(|v| v * v).sum();
         assert!(late > 0.01 * a.iter().map(|v| v * v).sum::<f32>(), "a tail 100 ms on");
         assert!((rms(&a) / rms(&click) - 1.0).abs() < 1e-3, "the clip's level is kept");
-        let (b, _) = augmented_copy(&click, sr, &spec, "c", 2).unwrap();
-        let (c, _) = augmented_copy(&click, sr, &spec, "d", 1).unwrap();
+        let (b, _) = augmented_copy(&click, sr, &spec, "c", 2, 0).unwrap();
+        let (c, _) = augmented_copy(&click, sr, &spec, "d", 1, 0).unwrap();
         assert_ne!(a, b, "two copies, two rooms");
         assert_ne!(a, c, "two clips, two rooms");
         let suite = crate::channel::Channel::Reverb { rt60_s: rt60 }.apply(&click, sr, 0).unwrap();
@@ -179,14 +182,18 @@ mod tests {
         clip.extend(tone(300.0, s, sr));
         clip.extend(vec![1e-4f32; s]);
         for copy in [1, 2] {
-            let (cut, what) = augmented_copy(&clip, sr, &spec, "c", copy).unwrap();
+            let (cut, what) = augmented_copy(&clip, sr, &spec, "c", copy, 0).unwrap();
             let db: f32 = what.strip_prefix("trim=").and_then(|w| w.strip_suffix("dB")).unwrap().parse().unwrap();
             assert!((20.0..=40.0).contains(&db), "{what}");
             let seconds = cut.len() as f32 / sr as f32;
             assert!((1.0..1.2).contains(&seconds), "copy {copy}: {seconds} s kept");
         }
+        // Never shorter than the analysis needs, even after the fastest speed.
+        let fast = AudioAugment { speeds: vec![1.5], ..spec.clone() };
+        let (cut, _) = augmented_copy(&clip, sr, &fast, "c", 1, 2 * s).unwrap();
+        assert!(cut.len() >= 2 * s, "{} samples after the cut and speed 1.5", cut.len());
         let never = AudioAugment { trim: 0.0, ..spec.clone() };
-        assert_eq!(augmented_copy(&clip, sr, &never, "c", 1).unwrap(), (clip.clone(), String::new()));
+        assert_eq!(augmented_copy(&clip, sr, &never, "c", 1, 0).unwrap(), (clip.clone(), String::new()));
     }
 
     #[test]
@@ -211,8 +218,8 @@ mod tests {
         let y = tone(220.0, 22_050, 22_050);
         for id in ["a", "b", "c", "d"] {
             assert_eq!(
-                augmented_copy(&y, 22_050, &spec, id, 1).unwrap(),
-                augmented_copy(&y, 22_050, &with_ranges, id, 1).unwrap()
+                augmented_copy(&y, 22_050, &spec, id, 1, 0).unwrap(),
+                augmented_copy(&y, 22_050, &with_ranges, id, 1, 0).unwrap()
             );
         }
     }

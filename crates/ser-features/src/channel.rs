@@ -135,7 +135,7 @@ impl Channel {
             Channel::Noise { snr_db } => add_noise(&mut y, snr_db, &mut ChaCha8Rng::seed_from_u64(seed)),
             Channel::Gain { db } => apply_gain(&mut y, db),
             Channel::Reverb { rt60_s } => y = reverberate(&y, sample_rate, rt60_s, SUITE_ROOM_SEED),
-            Channel::Trim { top_db } => y = trim(&y, sample_rate, top_db).to_vec(),
+            Channel::Trim { top_db } => y = trim(&y, sample_rate, top_db, 0).to_vec(),
         }
         Ok(y)
     }
@@ -166,12 +166,13 @@ pub fn clip_seed(channel: &Channel, file_sha256: &[u8]) -> u64 {
 
 /// `y` cut to its speech: from the first to the last frame within `top_db` of its loudest frame
 /// (the span of [`crate::dsp::trim_span`], the one `trim_db` cuts, over frames of 93 ms), and
-/// never shorter than one such frame. A silent clip is kept whole.
-pub fn trim(y: &[f32], sample_rate: u32, top_db: f32) -> &[f32] {
+/// never shorter than one such frame or `min_len` samples (widened around the span). A silent
+/// clip is kept whole.
+pub fn trim(y: &[f32], sample_rate: u32, top_db: f32, min_len: usize) -> &[f32] {
     let frame = ((TRIM_FRAME_S * sample_rate as f32).round() as usize).max(1);
     let hop = ((TRIM_HOP_S * sample_rate as f32).round() as usize).max(1);
     let (start, end) = crate::dsp::trim_span(y, top_db, frame, hop);
-    let (start, end) = crate::dsp::widen(start, end, frame, y.len());
+    let (start, end) = crate::dsp::widen(start, end, frame.max(min_len), y.len());
     &y[start..end]
 }
 

@@ -296,7 +296,8 @@ pub fn extract_clip(
     rows[0].duration_s = audio.duration_s();
     if let Some(spec) = &config.augment {
         for copy in 1..=spec.copies {
-            let (y, what) = augmented_copy(&samples, config.sample_rate, spec, &meta.clip_id, copy)?;
+            let (y, what) =
+                augmented_copy(&samples, config.sample_rate, spec, &meta.clip_id, copy, analyzer.min_samples())?;
             if y.len() < analyzer.min_samples() {
                 return Err(too_short(analyzer, y.len() as f64 / config.sample_rate as f64));
             }
