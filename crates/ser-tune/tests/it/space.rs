@@ -87,21 +87,21 @@ fn every_pipeline_config_parses() {
         }
         if file("ensemble.yaml").exists() {
             let config = ser_model::io::read_ensemble_config(&file("ensemble.yaml")).unwrap_or_else(|e| panic!("{e}"));
-            // The Makefile reads the seeds from the one line `seeds: [a, b, ...]`.
+            // The Makefile reads the seeds from the one line `seeds: [a, b, ...]` and the other
+            // pipelines from the one line `pipelines: [a, ...]`, each a flow list.
             let text = std::fs::read_to_string(file("ensemble.yaml")).unwrap();
-            let line = text.lines().find(|l| l.starts_with("seeds:")).expect("a `seeds:` line");
-            let listed = line.split_once('[').and_then(|(_, rest)| rest.split_once(']')).map(|(inner, _)| inner);
+            let flow_list = |key: &str| -> Option<Vec<String>> {
+                let line = text.lines().find(|l| l.starts_with(key))?;
+                let (inner, _) = line.split_once('[').and_then(|(_, rest)| rest.split_once(']')).expect("a flow list");
+                Some(inner.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            };
             let seeds: Vec<u64> =
-                listed.expect("a flow list").split(',').map(|s| s.trim().parse().expect("a seed")).collect();
+                flow_list("seeds:").expect("a `seeds:` line").iter().map(|s| s.parse().expect("a seed")).collect();
             assert_eq!(seeds, config.seeds, "{}: the Makefile's reading", dir.display());
-            // And the other pipelines from the one line `pipelines: [a, ...]`: each is a committed
-            // single-model pipeline that splits as this one does, so its fold i is this fold i.
-            let line = text.lines().find(|l| l.starts_with("pipelines:"));
-            let listed = line.and_then(|l| l.split_once('[')).and_then(|(_, rest)| rest.split_once(']'));
-            let names: Vec<String> = listed
-                .map(|(inner, _)| inner.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default();
+            let names = flow_list("pipelines:").unwrap_or_default();
             assert_eq!(names, config.pipelines, "{}: the Makefile's reading", dir.display());
+            // Each is a committed single-model pipeline that splits as this one does, so its fold
+            // i is this fold i.
             for name in &config.pipelines {
                 let other = root.join(name);
                 assert!(!other.join("ensemble.yaml").exists(), "{}: {name} is an ensemble", dir.display());
