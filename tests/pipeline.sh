@@ -216,6 +216,20 @@ n_curves=$(tr -d '\n ' <"$X/eval/metrics.json" | grep -o '"histories":\[[^]]*\]'
 [ "$n_joined" = 4 ] && [ "$before" = "$(stat -c %Y "$W"/artifacts/kfold/folds/*/model/model.json)" ] && [ "$n_curves" = 8 ] \
     && pass "an ensemble with pipelines: [kfold]: each fold joins its seed's member and kfold's model of that fold" \
     || fail "kfold-mix: $n_joined folds joined kfold's model, $n_curves curves; $(tail -n 5 "$W/mix.log")"
+# Two pipelines named: each fold's ensemble takes the seed's member, then kfold's, then the
+# second pipeline's model of that fold, in the order ensemble.yaml names them (a dry run).
+mkdir -p "$W/pipelines/kfold-b" "$W/pipelines/kfold-mix2"
+cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-b/" && cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-mix2/"
+printf 'seeds: [1]\npipelines: [kfold, kfold-b]\n' >"$W/pipelines/kfold-mix2/ensemble.yaml"
+plan=$(mk -n P=kfold-mix2 train 2>&1) || fail "make -n P=kfold-mix2 train: $plan"
+n_ordered=0
+for f in 0 1 2 3; do
+    grep -q "ser-model ensemble .*kfold-mix2/folds/$f/members/seed-1 [^ ]*artifacts/kfold/folds/$f/model [^ ]*artifacts/kfold-b/folds/$f/model" <<<"$plan" \
+        && n_ordered=$((n_ordered + 1))
+done
+[ "$n_ordered" = 4 ] && grep -q 'ser-model train .*kfold-b' <<<"$plan" && ! grep -q 'ser-model train .*artifacts/kfold/' <<<"$plan" \
+    && pass "pipelines: [kfold, kfold-b]: each fold joins its seed's member, kfold's and kfold-b's models, in that order; kfold is not retrained" \
+    || fail "kfold-mix2: $n_ordered of 4 folds joined in order; $(grep 'ser-model' <<<"$plan" | head -n 12)"
 mkdir -p "$W/pipelines/mix-of-ens" && cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/mix-of-ens/"
 printf 'seeds: [1]\npipelines: [kfold-ens]\n' >"$W/pipelines/mix-of-ens/ensemble.yaml"
 out=$(mk -n P=mix-of-ens train 2>&1) && fail "an ensemble of ensembles was accepted" \

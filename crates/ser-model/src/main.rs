@@ -21,7 +21,8 @@ Examples:
       --splits data/features/ravdess/splits.parquet --part test --out artifacts/ravdess/predictions/predictions.parquet
   ser-model export --checkpoint artifacts/ravdess/model --out artifacts/ravdess/model.onnx
   ser-model ensemble --config pipelines/ravdess-deploy/ensemble.yaml --out artifacts/ravdess-deploy/model \\
-      artifacts/ravdess-deploy/members/seed-42 artifacts/ravdess-deploy/members/seed-43 artifacts/ravdess-deploy-trim/model
+      artifacts/ravdess-deploy/members/seed-42 artifacts/ravdess-deploy/members/seed-43 \\
+      artifacts/ravdess-deploy-trim/model artifacts/ravdess-deploy-gain/model
 
 Exit status: 0 success, 1 failure, 2 usage error.";
 
