@@ -167,6 +167,8 @@ else
 # An ensemble (ensemble.yaml): model.yaml trained once per seed into members/seed-<s>, then the
 # checkpoint (the same fold's) of each pipeline in `pipelines:`, trained by that pipeline's own
 # rules (it must split as this one does), all joined into the checkpoint every later rule reads.
+# That pipeline's make is `$$(MAKE)` in the rule, so it runs as a recursive make: -n, -q and -j
+# reach it (`make -n` lists its training too).
 member_dir = $(if $(FOLDS),$(OUT)/folds/$(1)/members/seed-$(2),$(OUT)/members/seed-$(2))
 other_member = $(if $(FOLDS),$(ARTIFACTS)/$(2)/folds/$(1)/model,$(ARTIFACTS)/$(2)/model)
 members_of = $(foreach s,$(SEEDS),$(call member_dir,$(1),$(s))) \
@@ -178,7 +180,7 @@ endef
 $(foreach f,$(or $(FOLDS),0),$(foreach s,$(SEEDS),$(eval $(call member_rule,$(f),$(s)))))
 define other_pipeline_rule
 $(foreach f,$(or $(FOLDS),0),$(call other_member,$(f),$(1))/model.json) &: $(wildcard $(PIPELINES)/$(1)/*.yaml)
-	$(MAKE) P=$(1) train
+	$$(MAKE) P=$(1) train
 endef
 $(foreach p,$(ENSEMBLE_PIPELINES),$(eval $(call other_pipeline_rule,$(p))))
 
