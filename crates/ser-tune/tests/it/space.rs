@@ -70,12 +70,16 @@ fn every_pipeline_config_parses() {
             continue;
         }
         let file = |name: &str| dir.join(name);
-        ser_features::read_features_config(&file("features.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        let features = ser_features::read_features_config(&file("features.yaml")).unwrap_or_else(|e| panic!("{e}"));
         let split = ser_features::read_split_config(&file("split.yaml")).unwrap_or_else(|e| panic!("{e}"));
         let base = ser_model::io::read_model_config(&file("model.yaml")).unwrap_or_else(|e| panic!("{e}"));
-        if matches!(split, ser_features::SplitConfig::All { .. }) {
+        if let ser_features::SplitConfig::All { cross_validation } = &split {
             // A deployment pipeline trains every clip: nothing validates, so nothing to search.
             assert!(!file("tune.yaml").exists(), "{}: a search needs a validation part", dir.display());
+            // The figure it cites was measured on its cross-validation's features: the same ones.
+            let cv = ser_features::read_features_config(&root.join(cross_validation).join("features.yaml"))
+                .unwrap_or_else(|e| panic!("{}: cross_validation {cross_validation}: {e}", dir.display()));
+            assert_eq!(features, cv, "{}: features.yaml differs from {cross_validation}'s", dir.display());
         } else {
             let text = std::fs::read_to_string(file("tune.yaml")).unwrap();
             let tune =
