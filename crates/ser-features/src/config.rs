@@ -200,6 +200,10 @@ pub enum PadMode {
     Zeros,
     /// Frames of digital silence: the `top_db` floor of the clip, passed through the same DCT.
     Silence,
+    /// The clip's own frames again, from its first, as often as it takes (numpy's `wrap`), so a
+    /// short clip fills the input with speech and the network never sees padding, however short
+    /// the corpus cuts its clips.
+    Repeat,
 }
 
 /// Normalisation of each clip by its own statistics, so that inference on a new clip needs
@@ -213,6 +217,10 @@ pub enum ClipNorm {
     /// removes the recording channel's and the speaker's constant colouring, and with it the
     /// clip's overall level. Padding comes after, so pad frames are the clip's mean.
     Mean,
+    /// Subtract the clip's mean level only: the mean over its frames of c0 (MFCC; the one
+    /// coefficient a change of gain moves) or of every band (log-mel). The spectral shape is
+    /// kept; the recording level, which says more of the microphone than of the voice, is not.
+    Level,
 }
 
 impl ClipNorm {

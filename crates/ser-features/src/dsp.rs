@@ -208,19 +208,22 @@ impl Analyzer {
         } else {
             (base, silence)
         };
-        let (matrix, silence) = match self.config.normalize {
-            ClipNorm::None => (matrix, silence),
-            ClipNorm::Mean => subtract_clip_mean(matrix, silence),
+        let (n_base, n_all) = (self.config.n_base_coeffs(), matrix.n_coeffs);
+        let (matrix, silence) = match (self.config.normalize, self.config.kind) {
+            (ClipNorm::None, _) => (matrix, silence),
+            (ClipNorm::Mean, _) => subtract_clip_mean(matrix, silence, 0..n_all, false),
+            // A level moves every log-mel band alike: in the cepstrum that is c0 alone (the
+            // orthonormal DCT's constant), in log-mel the mean over every band.
+            (ClipNorm::Level, FeatureKind::Mfcc) => subtract_clip_mean(matrix, silence, 0..1, false),
+            (ClipNorm::Level, FeatureKind::LogMel) => subtract_clip_mean(matrix, silence, 0..n_base, true),
         };
         let matrix = match self.config.frames {
             None => matrix,
-            Some(n_frames) => {
-                let fill = match self.config.pad {
-                    PadMode::Zeros => vec![0.0; matrix.n_coeffs],
-                    PadMode::Silence => silence,
-                };
-                fix_length(matrix, n_frames, &fill)
-            }
+            Some(n_frames) => match self.config.pad {
+                PadMode::Zeros => fix_length(matrix, n_frames, &vec![0.0; n_all]),
+                PadMode::Silence => fix_length(matrix, n_frames, &silence),
+                PadMode::Repeat => repeat_to_length(matrix, n_frames),
+            },
         };
         ClipFeatures { matrix, n_frames_source }
     }
@@ -270,25 +273,35 @@ pub(crate) fn widen(start: usize, end: usize, min_len: usize, len: usize) -> (us
     (end - min_len, end)
 }
 
-/// Subtracts each coefficient's mean over the frames (summed in f64), from the matrix and from
-/// the silence frame that may pad it.
-fn subtract_clip_mean(mut x: FeatureMatrix, mut silence: Vec<f32>) -> (FeatureMatrix, Vec<f32>) {
+/// Subtracts the mean over the frames (summed in f64) of each coefficient in `coeffs`, or with
+/// `shared` the one mean of all of them, from the matrix and from the silence frame that may pad
+/// it.
+fn subtract_clip_mean(
+    mut x: FeatureMatrix,
+    mut silence: Vec<f32>,
+    coeffs: std::ops::Range<usize>,
+    shared: bool,
+) -> (FeatureMatrix, Vec<f32>) {
     if x.n_frames == 0 {
         return (x, silence);
     }
-    let mut mean = vec![0f64; x.n_coeffs];
+    let mut mean = vec![0f64; coeffs.len()];
     for frame in x.values.chunks_exact(x.n_coeffs) {
-        for (m, v) in mean.iter_mut().zip(frame) {
+        for (m, v) in mean.iter_mut().zip(&frame[coeffs.clone()]) {
             *m += *v as f64;
         }
     }
+    if shared {
+        let all = mean.iter().sum::<f64>() / mean.len().max(1) as f64;
+        mean.iter_mut().for_each(|m| *m = all);
+    }
     let mean: Vec<f32> = mean.iter().map(|m| (m / x.n_frames as f64) as f32).collect();
     for frame in x.values.chunks_exact_mut(x.n_coeffs) {
-        for (v, m) in frame.iter_mut().zip(&mean) {
+        for (v, m) in frame[coeffs.clone()].iter_mut().zip(&mean) {
             *v -= m;
         }
     }
-    for (v, m) in silence.iter_mut().zip(&mean) {
+    for (v, m) in silence[coeffs].iter_mut().zip(&mean) {
         *v -= m;
     }
     (x, silence)
@@ -450,6 +463,25 @@ pub fn stack_coeffs(parts: &[&FeatureMatrix]) -> FeatureMatrix {
         }
     }
     FeatureMatrix { n_frames, n_coeffs, values }
+}
+
+/// Cuts to `n_frames`, or fills the missing frames with the clip's own frames from its first,
+/// as often as it takes (`numpy.pad(mode="wrap")` along time). A clip without frames, with
+/// nothing to repeat, is filled with zeros.
+pub fn repeat_to_length(mut x: FeatureMatrix, n_frames: usize) -> FeatureMatrix {
+    if x.n_frames == 0 {
+        let zeros = vec![0.0; x.n_coeffs];
+        return fix_length(x, n_frames, &zeros);
+    }
+    let clip = x.n_frames * x.n_coeffs;
+    let want = n_frames * x.n_coeffs;
+    x.values.truncate(want);
+    while x.values.len() < want {
+        let take = (want - x.values.len()).min(clip);
+        x.values.extend_from_within(..take);
+    }
+    x.n_frames = n_frames;
+    x
 }
 
 /// Cuts to `n_frames`, or pads with copies of `fill` (one frame).

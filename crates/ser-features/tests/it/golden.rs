@@ -127,6 +127,58 @@ fn clip_mean_normalisation_centres_each_coefficient_before_padding() {
     assert!(json.contains("\"normalize\":\"mean\""), "{json}");
 }
 
+#[test]
+fn repeat_padding_fills_a_short_clip_with_its_own_frames_after_normalisation() {
+    use ser_features::{ClipNorm, PadMode};
+    let (samples, _) = tone_22050();
+    let plain = Analyzer::new(&FeaturesConfig { normalize: ClipNorm::Mean, ..variable_length() }).features(&samples);
+    let frames = plain.matrix.n_frames;
+    let long = frames * 2 + 7;
+    let config = FeaturesConfig {
+        normalize: ClipNorm::Mean,
+        pad: PadMode::Repeat,
+        frames: Some(long),
+        ..FeaturesConfig::reference()
+    };
+    let repeated = Analyzer::new(&config).features(&samples);
+    assert_eq!((repeated.matrix.n_frames, repeated.n_frames_source), (long, frames));
+    for t in 0..long {
+        assert_eq!(repeated.matrix.frame(t), plain.matrix.frame(t % frames), "frame {t}");
+    }
+    // Longer clips are cut as with any other pad.
+    let cut = Analyzer::new(&FeaturesConfig { frames: Some(frames / 2), ..config.clone() }).features(&samples).matrix;
+    assert_eq!(cut.values[..], plain.matrix.values[..(frames / 2) * plain.matrix.n_coeffs]);
+    assert!(config.to_json().contains("\"pad\":\"repeat\""), "{}", config.to_json());
+}
+
+#[test]
+fn level_normalisation_removes_the_gain_and_keeps_the_spectral_shape() {
+    use ser_features::{ClipNorm, FeatureKind};
+    let (samples, _) = tone_22050();
+    let quiet: Vec<f32> = samples.iter().map(|v| v * 0.1).collect(); // -20 dB
+    let plain = Analyzer::new(&variable_length()).features(&samples).matrix;
+    for kind in [FeatureKind::Mfcc, FeatureKind::LogMel] {
+        let config = FeaturesConfig { normalize: ClipNorm::Level, kind, ..variable_length() };
+        let (a, b) = (Analyzer::new(&config).features(&samples).matrix, Analyzer::new(&config).features(&quiet).matrix);
+        let worst = a.values.iter().zip(&b.values).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(worst < 1e-2, "{kind:?}: the -20 dB copy differs by {worst}");
+        let unnormalised = Analyzer::new(&FeaturesConfig { kind, ..variable_length() }).features(&samples).matrix;
+        let shift: Vec<f32> = a.values.iter().zip(&unnormalised.values).map(|(x, y)| x - y).collect();
+        match kind {
+            // Only c0 moves, by its own mean over the clip.
+            FeatureKind::Mfcc => {
+                let c0_mean = (0..plain.n_frames).map(|t| plain.frame(t)[0]).sum::<f32>() / plain.n_frames as f32;
+                for (i, d) in shift.iter().enumerate() {
+                    let want = if i % a.n_coeffs == 0 { -c0_mean } else { 0.0 };
+                    assert!((d - want).abs() < 1e-2, "value {i}: moved by {d}, expected {want}");
+                }
+            }
+            // Every band moves by one amount.
+            FeatureKind::LogMel => assert!(shift.iter().all(|d| (d - shift[0]).abs() < 1e-3 && shift[0].abs() > 1.0)),
+        }
+    }
+}
+
 // The 48 kHz stereo file goes through downmix and rubato's FFT resampler; librosa's default is
 // soxr (`soxr_hq`). With the resampler's delay compensated exactly, the two agree to a few
 // hundredths of a dB in mel bands 0-119 (0-9.5 kHz). The top bands sit in the resamplers'
