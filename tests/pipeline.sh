@@ -163,8 +163,10 @@ echo "== robustness suite and a deployment pipeline"
 mk P=kfold robustness CHANNELS="noise_10db gain_-20db" >"$W/robust.log" 2>&1 || { tail -n 30 "$W/robust.log"; fail "make robustness"; }
 R=$W/artifacts/kfold/robustness/robustness.md
 [ -s "$R" ] && grep -q '^| clean |' "$R" && grep -q '^| noise_10db |' "$R" && grep -q '^| gain_-20db |' "$R" \
+    && grep -q '^Mean UAR over the 3 conditions (clean included): ' "$R" \
+    && "$PY" -c 'import json,sys; s=json.load(open(sys.argv[1]))["summary"]; assert s["conditions"]==3 and 0<=s["mean_uar"]<=1 and s["largest_share_condition"] in ("clean","noise_10db","gain_-20db"), s' "${R%.md}.json" \
     && [ "$(find "$W/artifacts/kfold/robustness/noise_10db/folds" -name predictions.parquet | wc -l)" = 4 ] \
-    && pass "make robustness scores every fold's test part through each channel, one table" || fail "make robustness: $(cat "$R" 2>/dev/null)"
+    && pass "make robustness scores every fold's test part through each channel, one table and its summary" || fail "make robustness: $(cat "$R" 2>/dev/null)"
 # PART=val: the same table on the validation actors, clean included, for choosing a recipe.
 mk P=kfold robustness PART=val CHANNELS="noise_10db" >"$W/robust-val.log" 2>&1 || { tail -n 30 "$W/robust-val.log"; fail "make robustness PART=val"; }
 RV=$W/artifacts/kfold/robustness-val

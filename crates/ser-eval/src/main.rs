@@ -255,7 +255,10 @@ fn run_robustness(args: RobustnessArgs) -> anyhow::Result<()> {
         clean_path.display()
     );
     write_atomic(&args.out.join("robustness.md"), md.as_bytes())?;
-    ser_eval::io::write_json(&args.out.join("robustness.json"), &serde_json::json!({ "conditions": rows }))?;
+    ser_eval::io::write_json(
+        &args.out.join("robustness.json"),
+        &serde_json::json!({ "conditions": rows, "summary": ser_eval::robustness::summary(&rows) }),
+    )?;
     print!("{table}");
     Ok(())
 }

@@ -83,7 +83,38 @@ pub fn table(
     Ok(rows)
 }
 
-/// The table as Markdown, percentages to one decimal.
+/// What a recipe is chosen by under the suite: the mean UAR over every condition, clean
+/// included, each weighing the same; the worst condition; the largest share one answer took
+/// under any condition (a collapse onto one class).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Summary {
+    pub conditions: usize,
+    pub mean_uar: f64,
+    /// The condition with the lowest UAR.
+    pub worst_condition: String,
+    pub worst_uar: f64,
+    /// Where one class took the largest share of the answers: the condition, the class, its share.
+    pub largest_share_condition: String,
+    pub largest_share_class: String,
+    pub largest_share: f64,
+}
+
+/// The summary of a [`table`]'s rows (clean first); `None` for no rows.
+pub fn summary(rows: &[ConditionRow]) -> Option<Summary> {
+    let worst = rows.iter().min_by(|a, b| a.uar.total_cmp(&b.uar))?;
+    let share = rows.iter().max_by(|a, b| a.top_answer.1.total_cmp(&b.top_answer.1))?;
+    Some(Summary {
+        conditions: rows.len(),
+        mean_uar: rows.iter().map(|r| r.uar).sum::<f64>() / rows.len() as f64,
+        worst_condition: worst.condition.clone(),
+        worst_uar: worst.uar,
+        largest_share_condition: share.condition.clone(),
+        largest_share_class: share.top_answer.0.clone(),
+        largest_share: share.top_answer.1,
+    })
+}
+
+/// The table as Markdown, percentages to one decimal, and the [`summary`] under it.
 pub fn markdown(rows: &[ConditionRow]) -> String {
     let pct = |v: f64| format!("{:.1}", v * 100.0);
     let mut out = String::from(
@@ -102,6 +133,20 @@ pub fn markdown(rows: &[ConditionRow]) -> String {
             pct(r.macro_f1),
             r.top_answer.0,
             pct(r.top_answer.1)
+        );
+    }
+    if let Some(sum) = summary(rows) {
+        let _ = write!(
+            out,
+            "\nMean UAR over the {} conditions (clean included): {}%. Worst: {} ({}%). Largest share of one \
+             answer: {} under {} ({}%).\n",
+            sum.conditions,
+            pct(sum.mean_uar),
+            sum.worst_condition,
+            pct(sum.worst_uar),
+            sum.largest_share_class,
+            sum.largest_share_condition,
+            pct(sum.largest_share)
         );
     }
     out
@@ -133,6 +178,15 @@ mod tests {
         assert_eq!(rows[1].uar_runs, Some((0.4, 0.05)));
         let md = markdown(&rows);
         assert!(md.contains("| noise_5db | 40.0 | 40.0 +- 5.0 | -20.0 | 40.0 | 40.0 | sad (80.0%) |"), "{md}");
+        let sum = summary(&rows).unwrap();
+        assert_eq!((sum.conditions, sum.worst_condition.as_str()), (2, "noise_5db"));
+        assert!((sum.mean_uar - 0.5).abs() < 1e-12);
+        assert_eq!((sum.largest_share_condition.as_str(), sum.largest_share_class.as_str()), ("noise_5db", "sad"));
+        assert!(
+            md.contains("Mean UAR over the 2 conditions (clean included): 50.0%. Worst: noise_5db (40.0%). Largest share of one answer: sad under noise_5db (80.0%)."),
+            "{md}"
+        );
+        assert!(summary(&[]).is_none());
     }
 
     #[test]
