@@ -213,8 +213,9 @@ $(TUNED)/eval/metrics.json: $(CONF)/eval.yaml $(TUNED)/predictions/predictions.p
 # --channel: the same clips, no augmented copies), predicted by the same checkpoints (each fold's
 # by its own), scored as eval, and one table beside the clean evaluation. PART=val scores the
 # validation part instead, clean included (in robustness-val/), so that a recipe can be chosen
-# under channel changes without looking at the test actors.
-CHANNELS ?= telephone lowpass_5500hz noise_20db noise_10db noise_5db gain_-20db reverb_0.5s trim_30db
+# under channel changes without looking at the test actors. lowpass_8000hz is a recording chain at
+# 16 kHz, as most emotional speech corpora are.
+CHANNELS ?= telephone lowpass_5500hz noise_20db noise_10db noise_5db gain_-20db reverb_0.5s trim_30db lowpass_8000hz
 PART ?= test
 ifeq ($(filter $(PART),test val),)
 $(error PART=$(PART): use test or val)
