@@ -5,8 +5,9 @@ Opens `ser-infer serve`'s page in headless Chromium (through chromedriver) whose
 plays a generated recording, presses Start, waits for windows, presses Stop, and checks:
   - `#ser-timeline` holds windows with labels from the checkpoint's set;
   - they equal `ser-infer stream` on the very PCM the page sent (`serCaptured()`), labels and
-    confidences to 3 decimals, window edges exactly: the page resamples the capture to 16 kHz
-    and the server windows what arrives, so comparing on what was sent aligns them;
+    confidences to 3 decimals, window edges exactly: the page sends the capture at the audio
+    context's own rate, untouched (never 16 kHz, which would drop the band above 8 kHz the model
+    hears), and the server windows what arrives, so comparing on what was sent aligns them;
   - the file tab's segments equal `/v1/timeline`'s for the same file.
 Screenshots go to OUT_DIR.
 
@@ -85,13 +86,17 @@ def main():
         assert any(w["label"] for w in got), f"no window was classified: {got}"
         assert any(w["label"] == "" for w in got), f"no silent window among {got}"
         pcm = base64.b64decode(driver.execute_script("return serCaptured()"))
-        rate = driver.execute_script("return serSendRate")
+        rate = driver.execute_script("return serSendRate()")
+        analysis = model["features_config"]["sample_rate"]
+        assert isinstance(rate, (int, float)) and rate >= analysis, \
+            f"the page sent at {rate} Hz: below the model's analysis rate {analysis} Hz, a band it hears is lost"
         stream = subprocess.run([ser_infer, "-q", "stream", "--checkpoint", checkpoint, "--raw", "f32le",
                                  "--sample-rate", str(rate)], input=pcm, capture_output=True, check=True)
         expected = [json.loads(line) for line in stream.stdout.decode().splitlines() if line.strip()]
         same_windows(got, expected, "live tab vs ser-infer stream on the PCM sent")
-        print(f"ok   live tab: {len(got)} windows from the fake microphone equal ser-infer stream's "
-              f"({sum(1 for w in got if w['label'])} classified); screenshot {out}/live.png")
+        print(f"ok   live tab: {len(got)} windows from the fake microphone, sent at {rate} Hz (the model "
+              f"analyses at {analysis} Hz), equal ser-infer stream's ({sum(1 for w in got if w['label'])} "
+              f"classified); screenshot {out}/live.png")
 
         driver.find_element(By.ID, "tab-file").click()
         driver.find_element(By.ID, "ser-file").send_keys(os.path.abspath(file_wav))

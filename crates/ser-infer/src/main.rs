@@ -17,8 +17,8 @@ Examples:
   ser-infer predict --checkpoint artifacts/ravdess/model clip.wav more/ 'calls/*.wav'
   ser-infer predict --checkpoint artifacts/ravdess/model --format jsonl recordings/ > emotions.jsonl
   ser-infer timeline --checkpoint artifacts/ravdess/model meeting.wav --format csv
-  arecord -f S16_LE -r 16000 -c 1 -t raw | ser-infer stream --checkpoint artifacts/ravdess/model \\
-      --raw s16le --sample-rate 16000
+  arecord -f S16_LE -r 48000 -c 1 -t raw | ser-infer stream --checkpoint artifacts/ravdess/model \\
+      --raw s16le --sample-rate 48000
 
 Exit status: 0 success, 1 failure (for predict: any input failed; the others are still printed),
 2 usage error.";

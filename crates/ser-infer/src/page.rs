@@ -1,10 +1,11 @@
 //! The live page at `GET /`: one self-contained HTML file (CSS and JS inline, nothing fetched
 //! from elsewhere, works offline) embedded in the binary. Its Live tab captures the microphone
-//! (getUserMedia + an AudioWorklet), resamples to 16 kHz in the page and streams float32 PCM to
-//! `/v1/stream`; its File tab posts a file to `/v1/timeline`. Test contract: `#ser-start`,
-//! `#ser-file`, `#ser-timeline` (one child per window with `data-start`, `data-end`,
-//! `data-label`, `data-confidence`), `document.body.dataset.state` (`idle`, `listening`,
-//! `error`), and `serCaptured()` (the PCM sent, base64 float32).
+//! (getUserMedia + an AudioWorklet) and streams it as float32 PCM at the audio context's own rate
+//! to `/v1/stream` (the server resamples, so no band the model hears is lost); its File tab posts
+//! a file to `/v1/timeline`. Test contract: `#ser-start`, `#ser-file`, `#ser-timeline` (one child
+//! per window with `data-start`, `data-end`, `data-label`, `data-confidence`),
+//! `document.body.dataset.state` (`idle`, `listening`, `error`), `serCaptured()` (the PCM sent,
+//! base64 float32) and `serSendRate()` (its rate).
 
 use axum::http::header;
 use axum::response::IntoResponse;
