@@ -34,6 +34,11 @@ pub struct FeaturesConfig {
     pub n_mfcc: usize,
     /// Append delta and delta-delta coefficients (librosa.feature.delta, width 9).
     pub deltas: bool,
+    /// Prosody appended to every frame after the spectral coefficients (and their deltas):
+    /// pitch, relative pitch, periodicity and zero-crossing rate ([`crate::prosody`]); absent:
+    /// none, as the reference. `normalize` leaves them as they are (none moves with the level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prosody: Option<ProsodyConfig>,
     /// Fixed number of frames (pad or cut), or `null` to keep every frame of the clip.
     pub frames: Option<usize>,
     /// What fills the frames of a clip shorter than `frames`.
@@ -184,6 +189,50 @@ impl AudioAugment {
     }
 }
 
+/// The pitch tracker of the prosody channels (`librosa.yin`'s parameters; its hop is the
+/// features' `hop_length`, so its frames are the spectral frames).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProsodyConfig {
+    /// Lowest pitch looked for, in Hz (speech: 60).
+    pub fmin: f32,
+    /// Highest pitch looked for, in Hz (speech: 500).
+    pub fmax: f32,
+    /// Samples per pitch frame (even; more than `sample_rate / fmin + 1`, ideally twice that).
+    pub frame_length: usize,
+}
+
+impl ProsodyConfig {
+    /// librosa.yin's checks; the message starts with the offending key.
+    pub fn validate(&self, sample_rate: u32) -> std::result::Result<(), String> {
+        let sr = sample_rate as f32;
+        if !(self.fmin.is_finite() && self.fmin > 0.0 && self.fmin < self.fmax && self.fmax <= sr / 2.0) {
+            return Err(format!(
+                "fmin/fmax: need 0 < fmin < fmax <= sample_rate/2 ({}), got fmin {} fmax {}",
+                sr / 2.0,
+                self.fmin,
+                self.fmax
+            ));
+        }
+        if !self.frame_length.is_multiple_of(2) || self.frame_length < 4 || self.frame_length > 65_536 {
+            return Err(format!("frame_length: {} must be even, in 4..=65536", self.frame_length));
+        }
+        if sr / self.fmin >= (self.frame_length - 1) as f32 {
+            return Err(format!(
+                "fmin: {} Hz does not fit one period into frame_length {} at {sample_rate} Hz; raise fmin to {:.1} or frame_length to {}",
+                self.fmin,
+                self.frame_length,
+                sr / (self.frame_length - 1) as f32,
+                2 * ((sr / self.fmin).ceil() as usize / 2 + 1)
+            ));
+        }
+        if (sr / self.fmax).floor() < 1.0 || (sr / self.fmax).floor() as usize + 2 > self.frame_length - 1 {
+            return Err(format!("fmax: {} Hz leaves no periods to search at {sample_rate} Hz", self.fmax));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FeatureKind {
@@ -243,6 +292,7 @@ impl FeaturesConfig {
             kind: FeatureKind::Mfcc,
             n_mfcc: 40,
             deltas: false,
+            prosody: None,
             frames: Some(174),
             pad: PadMode::Zeros,
             normalize: ClipNorm::None,
@@ -291,6 +341,9 @@ impl FeaturesConfig {
         }
         if self.kind == FeatureKind::Mfcc && (self.n_mfcc == 0 || self.n_mfcc > self.n_mels) {
             return fail(format!("n_mfcc: {} must be in 1..=n_mels ({})", self.n_mfcc, self.n_mels));
+        }
+        if let Some(prosody) = &self.prosody {
+            prosody.validate(self.sample_rate).map_err(|m| Error::Config(format!("prosody.{m}")))?;
         }
         if let Some(trim) = self.trim_db
             && !(trim.is_finite() && trim > 0.0)
@@ -352,9 +405,11 @@ impl FeaturesConfig {
         }
     }
 
-    /// Values per frame in the feature table.
+    /// Values per frame in the feature table: the spectral coefficients, their deltas, then the
+    /// prosody channels.
     pub fn n_coeffs(&self) -> usize {
-        self.n_base_coeffs() * if self.deltas { 3 } else { 1 }
+        let prosody = if self.prosody.is_some() { crate::prosody::CHANNELS.len() } else { 0 };
+        self.n_base_coeffs() * if self.deltas { 3 } else { 1 } + prosody
     }
 
     /// Canonical JSON, the form stored in file metadata.

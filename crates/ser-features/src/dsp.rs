@@ -18,6 +18,7 @@ use std::sync::Arc;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::config::{ClipNorm, FeatureKind, FeaturesConfig, PadMode};
+use crate::prosody::Prosody;
 
 /// `power_to_db`'s `amin`: the smallest power kept before the logarithm.
 pub const AMIN: f32 = 1e-10;
@@ -54,6 +55,8 @@ pub struct Analyzer {
     mel: MelBasis,
     /// `n_mfcc x n_mels`, row-major.
     dct: Vec<f32>,
+    /// The prosody channels, when configured.
+    prosody: Option<Prosody>,
 }
 
 impl std::fmt::Debug for Analyzer {
@@ -70,7 +73,8 @@ impl Analyzer {
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
         let mel = MelBasis::slaney(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax_hz());
         let dct = dct_ortho(config.n_mfcc.min(config.n_mels), config.n_mels);
-        Analyzer { config: config.clone(), window, fft, mel, dct }
+        let prosody = config.prosody.as_ref().map(|p| Prosody::new(p, config.sample_rate, config.hop_length));
+        Analyzer { config: config.clone(), window, fft, mel, dct, prosody }
     }
 
     pub fn config(&self) -> &FeaturesConfig {
@@ -217,6 +221,19 @@ impl Analyzer {
             (ClipNorm::Level, FeatureKind::Mfcc) => subtract_clip_mean(matrix, silence, 0..1, false),
             (ClipNorm::Level, FeatureKind::LogMel) => subtract_clip_mean(matrix, silence, 0..n_base, true),
         };
+        // Prosody after the normalisation, which it does not need; silence is 0 in every channel.
+        let (matrix, silence) = match &self.prosody {
+            None => (matrix, silence),
+            Some(prosody) => {
+                // The same centred frames as the spectrum's (an odd n_fft's has one fewer).
+                let channels = prosody.features(samples);
+                let channels = fix_length(channels, matrix.n_frames, &[0.0; crate::prosody::CHANNELS.len()]);
+                let mut silence = silence;
+                silence.resize(silence.len() + channels.n_coeffs, 0.0);
+                (stack_coeffs(&[&matrix, &channels]), silence)
+            }
+        };
+        let n_all = matrix.n_coeffs;
         let matrix = match self.config.frames {
             None => matrix,
             Some(n_frames) => match self.config.pad {

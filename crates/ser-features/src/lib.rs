@@ -1,6 +1,7 @@
 //! ser-features: speech audio to a Parquet feature table.
 //!
-//! Decoding ([`audio`]), librosa-exact MFCC, log-mel and deltas ([`dsp`]), corpus labels
+//! Decoding ([`audio`]), librosa-exact MFCC, log-mel and deltas ([`dsp`]), pitch, periodicity
+//! and zero-crossing rate ([`prosody`]), corpus labels
 //! ([`labels`]), the feature table and split file contracts ([`table`], [`io`], [`split`]), the
 //! stage itself ([`extract`]) and a synthetic corpus for tests and demos ([`synth`]).
 //! No candle here: downstream stages read the table.
@@ -15,11 +16,12 @@ pub mod dsp;
 pub mod extract;
 pub mod io;
 pub mod labels;
+pub mod prosody;
 pub mod split;
 pub mod synth;
 pub mod table;
 
-pub use config::{AudioAugment, ClipNorm, FeatureKind, FeaturesConfig, PadMode, SplitConfig};
+pub use config::{AudioAugment, ClipNorm, FeatureKind, FeaturesConfig, PadMode, ProsodyConfig, SplitConfig};
 
 /// Everything that can go wrong in this crate; each variant names the file or setting.
 #[derive(Debug, thiserror::Error)]

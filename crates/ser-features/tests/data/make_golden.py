@@ -1,7 +1,8 @@
 """Writes the librosa golden fixtures for ser-features' MFCC tests.
 
 Run once from the repository root (needs numpy, soundfile, librosa 0.11):
-    python3 crates/ser-features/tests/data/make_golden.py
+    python3 crates/ser-features/tests/data/make_golden.py            # every fixture
+    python3 crates/ser-features/tests/data/make_golden.py prosody    # the prosody one alone
 It writes two small WAV files the project generates itself and, for each, what librosa 0.11
 computes from them. The Rust tests compare against these within stated tolerances.
 """
@@ -56,7 +57,20 @@ def main():
         "mfcc": librosa.feature.mfcc(y=y, sr=sr, n_mfcc=40).T,
         "log_mel": librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr)).T,
     })
+    prosody()
+
+
+def prosody():
+    """3. librosa.yin and zero_crossing_rate of the 22050 Hz tone, with the parameters of the
+    prosody channels' tests (fmin 60, fmax 500, frame_length 1024, hop 512)."""
+    y, sr = librosa.load(os.path.join(HERE, "tone_22050.wav"), sr=None)
+    dump("tone_22050.prosody.librosa.json", {
+        "librosa": librosa.__version__, "sr": sr, "n_samples": len(y),
+        "f0": librosa.yin(y, fmin=60, fmax=500, sr=sr, frame_length=1024, hop_length=512),
+        "zcr": librosa.feature.zero_crossing_rate(y, frame_length=1024, hop_length=512)[0],
+    })
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    prosody() if sys.argv[1:] == ["prosody"] else main()

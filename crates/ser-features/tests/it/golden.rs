@@ -1,9 +1,9 @@
 //! MFCC, log-mel and deltas against librosa 0.11, on fixtures written by
 //! `tests/data/make_golden.py` (the Python that produced them is in that file).
 
-use ser_features::FeaturesConfig;
 use ser_features::audio::{decode_audio, resample};
 use ser_features::dsp::{Analyzer, delta};
+use ser_features::{ClipNorm, FeaturesConfig, PadMode};
 
 use crate::data;
 
@@ -98,7 +98,6 @@ fn features_with_deltas_stack_base_delta_delta2_per_frame() {
 
 #[test]
 fn clip_mean_normalisation_centres_each_coefficient_before_padding() {
-    use ser_features::{ClipNorm, PadMode};
     let (samples, g) = tone_22050();
     let plain = Analyzer::new(&variable_length()).features(&samples).matrix;
     let normed =
@@ -129,7 +128,6 @@ fn clip_mean_normalisation_centres_each_coefficient_before_padding() {
 
 #[test]
 fn repeat_padding_fills_a_short_clip_with_its_own_frames_after_normalisation() {
-    use ser_features::{ClipNorm, PadMode};
     let (samples, _) = tone_22050();
     let plain = Analyzer::new(&FeaturesConfig { normalize: ClipNorm::Mean, ..variable_length() }).features(&samples);
     let frames = plain.matrix.n_frames;
@@ -153,7 +151,7 @@ fn repeat_padding_fills_a_short_clip_with_its_own_frames_after_normalisation() {
 
 #[test]
 fn level_normalisation_removes_the_gain_and_keeps_the_spectral_shape() {
-    use ser_features::{ClipNorm, FeatureKind};
+    use ser_features::FeatureKind;
     let (samples, _) = tone_22050();
     let quiet: Vec<f32> = samples.iter().map(|v| v * 0.1).collect(); // -20 dB
     let plain = Analyzer::new(&variable_length()).features(&samples).matrix;
@@ -272,4 +270,75 @@ fn trim_and_loudness_shape_the_clip_the_features_see() {
     assert_eq!(plain.prepare(&y).len(), y.len());
     // A stored config without the keys keeps its hash.
     assert!(!FeaturesConfig::reference().to_json().contains("trim_db"));
+}
+
+#[derive(serde::Deserialize)]
+struct ProsodyGolden {
+    f0: Vec<f32>,
+    zcr: Vec<f32>,
+}
+
+fn prosody_config() -> ser_features::ProsodyConfig {
+    ser_features::ProsodyConfig { fmin: 60.0, fmax: 500.0, frame_length: 1024 }
+}
+
+// The tone glides between 80 and 200 Hz with noise and a gap of digital silence; librosa.yin's
+// float32 pipeline and ours pick the same trough in every frame, so f0 agrees to float rounding.
+#[test]
+fn yin_and_zero_crossing_rate_match_librosa() {
+    let (samples, _) = tone_22050();
+    let g: ProsodyGolden =
+        serde_json::from_str(&std::fs::read_to_string(data("tone_22050.prosody.librosa.json")).unwrap()).unwrap();
+    let p = prosody_config();
+    let track = ser_features::prosody::Yin::new(22_050, p.frame_length, 512, p.fmin, p.fmax).track(&samples);
+    assert_eq!(track.len(), g.f0.len(), "frame count");
+    for (t, (ours, theirs)) in track.iter().zip(&g.f0).enumerate() {
+        assert!((ours.f0 / theirs - 1.0).abs() < 1e-3, "frame {t}: f0 {} Hz, librosa {theirs} Hz", ours.f0);
+    }
+    let zcr = ser_features::prosody::zero_crossing_rate(&samples, p.frame_length, 512);
+    assert_eq!(zcr.len(), g.zcr.len());
+    for (t, (ours, theirs)) in zcr.iter().zip(&g.zcr).enumerate() {
+        assert!((ours - theirs).abs() < 1e-5, "frame {t}: zero-crossing rate {ours}, librosa {theirs}");
+    }
+}
+
+#[test]
+fn prosody_channels_follow_the_spectral_coefficients_and_survive_padding_and_normalisation() {
+    let (samples, _) = tone_22050();
+    let plain = Analyzer::new(&variable_length()).features(&samples).matrix;
+    let config = FeaturesConfig { prosody: Some(prosody_config()), normalize: ClipNorm::Mean, ..variable_length() };
+    assert_eq!(config.n_coeffs(), 44);
+    let with = Analyzer::new(&config).features(&samples).matrix;
+    assert_eq!((with.n_frames, with.n_coeffs), (plain.n_frames, 44));
+    let channels = ser_features::prosody::Prosody::new(&prosody_config(), 22_050, 512).features(&samples);
+    for t in 0..with.n_frames {
+        // The prosody channels as computed alone: the clip's mean normalisation leaves them be.
+        assert_eq!(&with.frame(t)[40..], channels.frame(t), "frame {t}");
+    }
+    // Voiced frames in the tone, none in its gap of digital silence.
+    let voiced = (0..with.n_frames).filter(|&t| with.frame(t)[40] != 0.0).count();
+    assert!(voiced > with.n_frames / 2, "{voiced} of {} frames voiced", with.n_frames);
+    // Padding: pad frames hold 0 in every prosody channel (silence), for zeros and silence alike.
+    for pad in [PadMode::Zeros, PadMode::Silence] {
+        let padded = FeaturesConfig { frames: Some(with.n_frames + 5), pad, ..config.clone() };
+        let m = Analyzer::new(&padded).features(&samples).matrix;
+        assert_eq!(&m.frame(with.n_frames + 2)[40..], &[0.0; 4]);
+        assert_eq!(m.n_coeffs, padded.n_coeffs());
+    }
+    // The config's JSON without prosody is unchanged (so are the hashes of existing tables).
+    assert!(!variable_length().to_json().contains("prosody"));
+    assert!(config.to_json().contains("\"prosody\":{\"fmin\":60.0,\"fmax\":500.0,\"frame_length\":1024}"));
+}
+
+#[test]
+fn prosody_settings_librosa_refuses_are_refused_with_the_key() {
+    let bad = |p: ser_features::ProsodyConfig| {
+        FeaturesConfig { prosody: Some(p), ..FeaturesConfig::reference() }.validate().unwrap_err().to_string()
+    };
+    let p = prosody_config();
+    assert!(bad(ser_features::ProsodyConfig { fmin: 20.0, ..p.clone() }).contains("prosody.fmin: 20 Hz does not fit"));
+    assert!(bad(ser_features::ProsodyConfig { fmax: 12_000.0, ..p.clone() }).contains("prosody.fmin/fmax"));
+    assert!(bad(ser_features::ProsodyConfig { frame_length: 1023, ..p.clone() }).contains("prosody.frame_length"));
+    let yaml = "sample_rate: 22050\nn_fft: 2048\nhop_length: 512\nn_mels: 128\nfmin: 0.0\nfmax: null\ntop_db: 80.0\nkind: mfcc\nn_mfcc: 40\ndeltas: false\nframes: 174\npad: zeros\nmax_duration_s: 600.0\nprosody: {fmin: 60, fmax: 500, frame_length: 1024, hop: 3}\n";
+    assert!(FeaturesConfig::from_yaml(yaml).unwrap_err().to_string().contains("unknown field `hop`"));
 }
