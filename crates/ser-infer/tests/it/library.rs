@@ -34,7 +34,7 @@ fn predictions_follow_the_checkpoint_recipe() {
         classes: classifier.labels().to_vec(),
         labels: vec![None],
         n_frames: 40,
-        n_coeffs: 13,
+        n_coeffs: 17,
         features,
     };
     let expected = ser_model::predict::predict(&checkpoint, &data).unwrap();

@@ -17,9 +17,11 @@ use ser_model::config::{ModelConfig, Monitor, StoppingPart};
 use ser_model::data::Dataset;
 use ser_model::train::{Quiet, TrainData, TrainOptions, train};
 
-/// A feature recipe smaller than the reference (13 MFCCs, 40 frames ~ 0.93 s) so tests are quick.
+/// A feature recipe smaller than the reference (13 MFCCs, 40 frames ~ 0.93 s) so tests are quick,
+/// with the prosody channels (17 values per frame), so every inference path computes them.
 pub fn features_config() -> FeaturesConfig {
-    FeaturesConfig { n_mfcc: 13, frames: Some(40), ..FeaturesConfig::reference() }
+    let prosody = ser_features::ProsodyConfig { fmin: 60.0, fmax: 500.0, frame_length: 1024 };
+    FeaturesConfig { n_mfcc: 13, frames: Some(40), prosody: Some(prosody), ..FeaturesConfig::reference() }
 }
 
 /// One generated utterance at 48 kHz (RAVDESS emotion code 1..=8).
@@ -59,7 +61,7 @@ pub fn checkpoint() -> &'static Path {
             classes: ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect(),
             labels,
             n_frames: 40,
-            n_coeffs: 13,
+            n_coeffs: config.n_coeffs(),
             features,
         };
         let [train_part, val_part] = parts;

@@ -95,6 +95,8 @@ fn answers_match_the_library() {
     assert_eq!(status, 200);
     assert_eq!(model["labels"].as_array().unwrap().len(), 8);
     assert_eq!(model["features_config"]["n_mfcc"], 13);
+    assert_eq!(model["features_config"]["prosody"]["frame_length"], 1024);
+    assert_eq!(model["n_coeffs"], 17, "13 MFCCs and 4 prosody channels");
     assert_eq!(model["members"].as_array().unwrap().len(), 1, "a trained checkpoint is one member");
 
     let classifier = Classifier::load(checkpoint(), &Device::Cpu).unwrap();
