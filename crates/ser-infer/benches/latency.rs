@@ -8,7 +8,8 @@
 //! - one clip end to end (read the file, decode, resample, MFCC, forward) on one core, ser vs the
 //!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`), with the ratio of medians,
 //!   and the same for the deployment checkpoint when it exists (`BENCH_DEPLOY_CHECKPOINT`; an
-//!   ensemble's first member alone is timed beside it, clip by clip);
+//!   ensemble's first member alone is timed beside it, clip by clip, and so is a candidate
+//!   checkpoint named by `BENCH_CANDIDATE_CHECKPOINT`, with the ratio of their medians);
 //! - the real-time factor of the timeline/stream windows over a long recording;
 //! - a bounded load test of the HTTP service on loopback (2,000 requests, 16 concurrent);
 //! - how many live streams (`/v1/stream`) at once the machine holds in real time.
@@ -425,27 +426,48 @@ fn main() {
             let source = if source.is_absolute() { source.to_path_buf() } else { root.join(source) };
             Classifier::load(&source, &Device::Cpu).unwrap()
         });
+        // A candidate checkpoint (another recipe, another feature config), timed clip by clip
+        // beside it when BENCH_CANDIDATE_CHECKPOINT names one: is it still within the budget?
+        let candidate = std::env::var_os("BENCH_CANDIDATE_CHECKPOINT").map(PathBuf::from);
+        let candidate = candidate.map(|c| (c.display().to_string(), Classifier::load(&c, &Device::Cpu).unwrap()));
         let _ = shipped.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap(); // warm-up
-        let (mut times, mut member_times) = (Vec::new(), Vec::new());
+        if let Some((_, c)) = &candidate {
+            let _ = c.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap();
+        }
+        let (mut times, mut member_times, mut candidate_times) = (Vec::new(), Vec::new(), Vec::new());
+        let time = |classifier: &Classifier, p: &Path, into: &mut Vec<f64>| {
+            let t0 = Instant::now();
+            classifier.predict_wav(&std::fs::read(p).unwrap()).unwrap();
+            into.push(t0.elapsed().as_secs_f64() * 1000.0);
+        };
         for _ in 0..3 {
             for p in &paths {
-                let t0 = Instant::now();
-                shipped.predict_wav(&std::fs::read(p).unwrap()).unwrap();
-                times.push(t0.elapsed().as_secs_f64() * 1000.0);
+                time(&shipped, p, &mut times);
                 if let Some(member) = &member {
-                    let t0 = Instant::now();
-                    member.predict_wav(&std::fs::read(p).unwrap()).unwrap();
-                    member_times.push(t0.elapsed().as_secs_f64() * 1000.0);
+                    time(member, p, &mut member_times);
+                }
+                if let Some((_, c)) = &candidate {
+                    time(c, p, &mut candidate_times);
                 }
             }
         }
         report["deploy_checkpoint"] = deploy.display().to_string().into();
         report["deploy_members"] = shipped.checkpoint().members.len().into();
-        report["deploy_clip_ms_median"] = round(quantile(times.clone(), 0.5), 2).into();
+        let deploy_median = quantile(times.clone(), 0.5);
+        report["deploy_clip_ms_median"] = round(deploy_median, 2).into();
         report["deploy_clip_ms_p99"] = round(quantile(times, 0.99), 2).into();
         if !member_times.is_empty() {
             report["deploy_one_member_clip_ms_median"] = round(quantile(member_times.clone(), 0.5), 2).into();
             report["deploy_one_member_clip_ms_p99"] = round(quantile(member_times, 0.99), 2).into();
+        }
+        if let Some((name, c)) = &candidate {
+            let median = quantile(candidate_times.clone(), 0.5);
+            report["candidate_checkpoint"] = name.clone().into();
+            report["candidate_members"] = c.checkpoint().members.len().into();
+            report["candidate_n_coeffs"] = c.checkpoint().n_coeffs().into();
+            report["candidate_clip_ms_median"] = round(median, 2).into();
+            report["candidate_clip_ms_p99"] = round(quantile(candidate_times, 0.99), 2).into();
+            report["candidate_over_deploy"] = round(median / deploy_median, 3).into();
         }
     }
 
