@@ -105,7 +105,7 @@ impl Yin {
 
     /// Frames for `n_samples` samples: `1 + n / hop` for an even frame length, as the STFT's.
     pub fn n_frames(&self, n_samples: usize) -> usize {
-        1 + (n_samples + 2 * (self.frame_length / 2) - self.frame_length) / self.hop_length
+        1 + (n_samples + 2 * (self.frame_length / 2)).saturating_sub(self.frame_length) / self.hop_length
     }
 
     /// The pitch track of a clip, one entry per centred frame.
