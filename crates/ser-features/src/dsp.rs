@@ -189,8 +189,8 @@ impl Analyzer {
     }
 
     /// The configured features of a clip at the analysis sample rate: the clip
-    /// [`Analyzer::prepare`]d, base coefficients, deltas if configured, then pad or cut to the
-    /// configured frame count.
+    /// [`Analyzer::prepare`]d, base coefficients, deltas if configured, the clip normalisation,
+    /// the prosody channels if configured, then pad or cut to the configured frame count.
     ///
     /// The caller guarantees `samples.len() >= self.min_samples()`.
     pub fn features(&self, samples: &[f32]) -> ClipFeatures {
@@ -225,7 +225,7 @@ impl Analyzer {
         let (matrix, silence) = match &self.prosody {
             None => (matrix, silence),
             Some(prosody) => {
-                // The same centred frames as the spectrum's (an odd n_fft's has one fewer).
+                // The same centred frames as the spectrum's, 1 + n / hop; fix_length only guards.
                 let channels = prosody.features(samples);
                 let channels = fix_length(channels, matrix.n_frames, &[0.0; crate::prosody::CHANNELS.len()]);
                 let mut silence = silence;
