@@ -110,18 +110,9 @@ impl Analyzer {
         let mut max_db = f32::NEG_INFINITY;
 
         for frame_idx in 0..n_frames {
-            // Frame t covers padded[t*hop .. t*hop + n_fft], where padded = [0; half] ++ samples ++ [0; half].
-            let start = (frame_idx * hop) as isize - half as isize;
-            if start >= 0 && start as usize + n_fft <= samples.len() {
-                let src = &samples[start as usize..start as usize + n_fft];
-                for ((x, s), w) in frame.iter_mut().zip(src).zip(&self.window) {
-                    *x = s * w;
-                }
-            } else {
-                for (i, (x, w)) in frame.iter_mut().zip(&self.window).enumerate() {
-                    let idx = start + i as isize;
-                    *x = if idx >= 0 && (idx as usize) < samples.len() { samples[idx as usize] * w } else { 0.0 };
-                }
+            centred_frame(samples, frame_idx * hop, half, &mut frame);
+            for (x, w) in frame.iter_mut().zip(&self.window) {
+                *x *= w;
             }
             self.fft
                 .process_with_scratch(&mut frame, &mut spectrum, &mut scratch)
@@ -276,6 +267,20 @@ pub fn trim_span(samples: &[f32], top_db: f32, frame_length: usize, hop: usize) 
     match (mean_square.iter().position(|m| loud(*m)), mean_square.iter().rposition(|m| loud(*m))) {
         (Some(first), Some(last)) => (first * hop, ((last + 1) * hop).min(n)),
         _ => (0, n),
+    }
+}
+
+/// Frame `t` of a clip centred by `half` zeros on both sides: `padded[t * hop .. t * hop +
+/// out.len()]` with `padded = [0; half] ++ samples ++ [0; half]`, where `offset` is `t * hop`
+/// (librosa's `center=True` framing with `pad_mode="constant"`, the STFT's and YIN's).
+pub(crate) fn centred_frame(samples: &[f32], offset: usize, half: usize, out: &mut [f32]) {
+    let start = offset as isize - half as isize;
+    out.fill(0.0);
+    let from = start.max(0) as usize;
+    let to = ((start + out.len() as isize).max(0) as usize).min(samples.len());
+    if from < to {
+        let at = (from as isize - start) as usize;
+        out[at..at + (to - from)].copy_from_slice(&samples[from..to]);
     }
 }
 

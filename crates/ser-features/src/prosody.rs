@@ -29,7 +29,7 @@ use std::sync::Arc;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use crate::config::ProsodyConfig;
-use crate::dsp::FeatureMatrix;
+use crate::dsp::{FeatureMatrix, centred_frame};
 
 /// The prosody channels, in the order they follow the spectral coefficients of a frame.
 pub const CHANNELS: [&str; 4] = ["f0_semitones", "f0_relative", "periodicity", "zero_crossing_rate"];
@@ -120,21 +120,17 @@ impl Yin {
         let n_lags = self.max_period + 1;
         let mut diff = vec![0f32; n_lags];
         let mut cmnd = vec![0f32; self.max_period - self.min_period + 1];
-        let mut frame = vec![0f32; fl];
         let mut out = Vec::with_capacity(n_frames);
         for t in 0..n_frames {
-            // The frame of the zero-padded clip starting at t * hop (padded coordinates): the
-            // samples from t * hop - half, zeros outside the clip.
-            let start = (t * self.hop_length) as isize - half as isize;
-            frame.fill(0.0);
-            let from = start.max(0) as usize;
-            let to = ((start + fl as isize).max(0) as usize).min(samples.len());
-            if from < to {
-                let offset = (from as isize - start) as usize;
-                frame[offset..offset + (to - from)].copy_from_slice(&samples[from..to]);
-            }
-            buf[..fl].copy_from_slice(&frame);
+            // The centred frame, zero-padded to the FFT's length.
+            centred_frame(samples, t * self.hop_length, half, &mut buf[..fl]);
             buf[fl..].fill(0.0);
+            // The energy before each lag, sum_{m<k} y(m)^2, kept in `diff` while the FFT
+            // overwrites the frame.
+            diff[0] = 0.0;
+            for k in 1..n_lags {
+                diff[k] = diff[k - 1] + buf[k - 1] * buf[k - 1];
+            }
             self.forward.process_with_scratch(&mut buf, &mut spectrum, &mut scratch_fwd).expect("fft sizes");
             for c in spectrum.iter_mut() {
                 *c = realfft::num_complex::Complex::new(c.norm_sqr(), 0.0);
@@ -143,11 +139,8 @@ impl Yin {
             let scale = 1.0 / self.n_pad as f32;
             let r0 = acf[0] * scale;
             // d(k) = 2 (r(0) - r(k)) - sum_{m<k} y(m)^2, for k in 1..=max_period.
-            let mut energy_before = 0f32;
-            diff[0] = 0.0;
             for k in 1..n_lags {
-                energy_before += frame[k - 1] * frame[k - 1];
-                diff[k] = 2.0 * (r0 - acf[k] * scale) - energy_before;
+                diff[k] = 2.0 * (r0 - acf[k] * scale) - diff[k];
             }
             // Normalised by the running mean of d(1..=k).
             let mut running = 0f32;
