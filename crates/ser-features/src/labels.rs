@@ -7,6 +7,11 @@ use std::path::Path;
 /// set of a table (RAVDESS keeps all eight).
 pub const EMOTIONS: [&str; 8] = ["angry", "calm", "disgust", "fearful", "happy", "neutral", "sad", "surprised"];
 
+/// The `gender` column's values, in the order a model's gender head gives them.
+pub const GENDERS: [&str; 2] = [FEMALE, MALE];
+pub const FEMALE: &str = "female";
+pub const MALE: &str = "male";
+
 /// A corpus label after `label_map`: renamed, kept, or `None` when the map drops it.
 pub fn map_label(config: &crate::FeaturesConfig, label: &str) -> Option<String> {
     match config.label_map.get(label) {
@@ -77,7 +82,7 @@ pub struct ClipMeta {
     /// `None` when unknown.
     pub label: Option<String>,
     pub speaker: String,
-    /// "female", "male", or `None`.
+    /// [`FEMALE`], [`MALE`], or `None`.
     pub gender: Option<String>,
     /// The corpus's own emotion code (RAVDESS `05`, EmoDB `W`, CREMA-D `ANG`, ...).
     pub emotion_code: Option<String>,
@@ -148,7 +153,7 @@ pub fn parse_ravdess(stem: &str) -> Result<ClipMeta, NameError> {
         clip_id: stem.to_string(),
         label: Some(label.to_string()),
         speaker: actor.to_string(),
-        gender: Some(if actor_number.is_multiple_of(2) { "female" } else { "male" }.to_string()),
+        gender: Some(if actor_number.is_multiple_of(2) { FEMALE } else { MALE }.to_string()),
         emotion_code: Some(emotion.to_string()),
         intensity: Some(intensity.to_string()),
         statement: Some(statement.to_string()),
@@ -181,7 +186,7 @@ pub fn parse_tess(stem: &str) -> Result<ClipMeta, NameError> {
         clip_id: stem.to_string(),
         label: Some(label.to_string()),
         speaker: parts[0].to_string(),
-        gender: Some("female".into()),
+        gender: Some(FEMALE.into()),
         emotion_code: Some(parts[2].to_string()),
         statement: Some(parts[1].to_string()),
         ..ClipMeta::default()
@@ -211,8 +216,8 @@ pub fn parse_emodb(stem: &str) -> Result<ClipMeta, NameError> {
     };
     // EmoDB speakers: 03, 10, 11, 12, 15 male; 08, 09, 13, 14, 16 female.
     let gender = match speaker {
-        "03" | "10" | "11" | "12" | "15" => Some("male"),
-        "08" | "09" | "13" | "14" | "16" => Some("female"),
+        "03" | "10" | "11" | "12" | "15" => Some(MALE),
+        "08" | "09" | "13" | "14" | "16" => Some(FEMALE),
         _ => None,
     };
     Ok(ClipMeta {
@@ -258,7 +263,7 @@ pub fn parse_savee(stem: &str, path: &Path) -> Result<ClipMeta, NameError> {
         clip_id: format!("{speaker}_{code}"),
         label: Some(label.to_string()),
         speaker,
-        gender: Some("male".into()),
+        gender: Some(MALE.into()),
         emotion_code: Some(letters),
         statement: Some(number.to_string()),
         ..ClipMeta::default()

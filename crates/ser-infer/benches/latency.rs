@@ -106,6 +106,7 @@ fn checkpoint(paths: &[PathBuf], dir: &Path) {
     let data = Dataset {
         clip_ids: (0..n).map(|i| i.to_string()).collect(),
         classes,
+        genders: vec![None; n],
         labels,
         n_frames: 174,
         n_coeffs: 40,

@@ -171,6 +171,7 @@ impl Classifier {
             clip_ids: (0..n).map(|i| i.to_string()).collect(),
             classes: self.labels().to_vec(),
             labels: vec![None; n],
+            genders: vec![None; n],
             n_frames: self.checkpoint.n_frames(),
             n_coeffs: self.checkpoint.n_coeffs(),
             features: features.concat(),

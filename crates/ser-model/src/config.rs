@@ -51,6 +51,12 @@ pub struct ModelConfig {
     pub early_stopping_on: StoppingPart,
     /// Seeds weights, shuffling and dropout.
     pub seed: u64,
+    /// A gender head trained alongside the emotions (multi-task learning): the last layer also
+    /// gives the clip's gender ([`ser_features::labels::GENDERS`], from the table's `gender`
+    /// column), and its cross-entropy, times this weight, is added to the loss; clips without a
+    /// gender add nothing to it. Predictions and exports give the emotions alone. Absent: no head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gender_weight: Option<f32>,
     /// Training-time augmentation of the standardised features (off when absent).
     #[serde(default, skip_serializing_if = "Augment::is_off")]
     pub augment: Augment,
@@ -151,6 +157,7 @@ impl ModelConfig {
             label_smoothing: 0.0,
             early_stopping_on: StoppingPart::Val,
             seed: 42,
+            gender_weight: None,
             augment: Augment::default(),
         }
     }
@@ -197,6 +204,11 @@ impl ModelConfig {
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return fail(format!("label_smoothing: {} must be in [0, 1)", self.label_smoothing));
+        }
+        if let Some(w) = self.gender_weight
+            && !(w > 0.0 && w.is_finite())
+        {
+            return fail(format!("gender_weight: {w} must be a positive weight, or absent for no gender head"));
         }
         if self.attention_units == Some(0) {
             return fail("attention_units: must be positive, or absent for the last state".into());

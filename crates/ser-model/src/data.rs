@@ -13,6 +13,9 @@ pub struct Dataset {
     pub classes: Vec<String>,
     /// Class index in `classes`; `None` for unlabelled clips (prediction only).
     pub labels: Vec<Option<u32>>,
+    /// Index in [`ser_features::labels::GENDERS`]; `None` where the table gives none (a gender
+    /// head learns from the others).
+    pub genders: Vec<Option<u32>>,
     pub n_frames: usize,
     pub n_coeffs: usize,
     /// (N, T, C), row-major.
@@ -58,6 +61,7 @@ fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, table: &FeatureTable)
         clip_ids: Vec::new(),
         classes: table.labels.clone(),
         labels: Vec::new(),
+        genders: Vec::new(),
         n_frames,
         n_coeffs,
         features: Vec::new(),
@@ -77,9 +81,15 @@ fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, table: &FeatureTable)
         };
         data.clip_ids.push(row.clip_id.clone());
         data.labels.push(label);
+        data.genders.push(row.gender.as_deref().and_then(gender_index));
         data.features.extend_from_slice(&row.features);
     }
     Ok(data)
+}
+
+/// A `gender` value's index in [`ser_features::labels::GENDERS`], if it is one of them.
+pub fn gender_index(gender: &str) -> Option<u32> {
+    ser_features::labels::GENDERS.iter().position(|g| *g == gender).map(|i| i as u32)
 }
 
 /// The fixed frame count of a table, or an error saying how to get one.

@@ -1,7 +1,10 @@
 //! The training loss, written once: softmax cross-entropy of the logits against one or more
-//! weighted target sets (two for mixup), optionally class-weighted. Both training engines call
-//! [`Loss::value_and_gradient`] on the logits; the candle engine feeds the gradient back into
-//! its graph.
+//! weighted target sets (two for mixup), optionally class-weighted, plus the gender head's
+//! cross-entropy when the network has one. Both training engines call
+//! [`Loss::value_and_gradient`] on every head's logits; the candle engine feeds the gradient back
+//! into its graph.
+
+use crate::network::Heads;
 
 /// What a batch's loss is measured against: the sum over `terms` of `weight x` the mean over the
 /// batch of the (class-weighted) cross-entropy against the term's targets, each target smoothed
@@ -12,37 +15,65 @@ pub struct Loss<'a> {
     pub terms: Vec<(f32, Vec<u32>)>,
     pub class_weights: Option<&'a [f32]>,
     pub smoothing: f32,
+    /// The gender head's weight and its targets, one list for each of `terms` (the same clips,
+    /// or mixup's partners), with the same weights: that weight times the gender cross-entropy
+    /// (smoothed alike) summed over the clips with a gender and divided by the batch size.
+    pub gender: Option<(f32, Vec<Vec<Option<u32>>>)>,
 }
 
 impl Loss<'_> {
-    /// The loss of `logits` (B, n_classes) and its gradient for the logits.
-    pub fn value_and_gradient(&self, logits: &[f32], n_classes: usize) -> (f32, Vec<f32>) {
-        let batch = logits.len() / n_classes;
-        let mut log_z = vec![0f32; batch];
-        for (row, lz) in logits.chunks_exact(n_classes).zip(&mut log_z) {
-            *lz = log_sum_exp(row);
-        }
-        let probs: Vec<f32> = logits.iter().enumerate().map(|(k, v)| (v - log_z[k / n_classes]).exp()).collect();
-        let (off, on) = (self.smoothing / n_classes as f32, 1.0 - self.smoothing + self.smoothing / n_classes as f32);
-        let mut total = 0f32;
+    /// The loss of `logits` (B, [`Heads::outputs`]) and its gradient for them.
+    pub fn value_and_gradient(&self, logits: &[f32], heads: Heads) -> (f32, Vec<f32>) {
+        let width = heads.outputs();
+        let batch = logits.len() / width;
         let mut d_logits = vec![0f32; logits.len()];
+        let mut total = 0f32;
         for (coef, targets) in &self.terms {
-            let mut term = 0f32;
             for (i, &y) in targets.iter().enumerate() {
                 let w = self.class_weights.map_or(1.0, |cw| cw[y as usize]);
-                let row = &logits[i * n_classes..(i + 1) * n_classes];
-                let target = |c: usize| if c == y as usize { on } else { off };
-                // -sum_c q_c log p_c = log Z - sum_c q_c logit_c (the q_c sum to 1).
-                let expected: f32 = row.iter().enumerate().map(|(c, l)| target(c) * l).sum();
-                term += w * (log_z[i] - expected);
+                let (row, d_row) = (i * width, &mut d_logits[i * width..(i + 1) * width]);
                 let scale = coef * w / batch as f32;
-                for c in 0..n_classes {
-                    d_logits[i * n_classes + c] += scale * (probs[i * n_classes + c] - target(c));
+                total += scale
+                    * self.cross_entropy(
+                        &logits[row..row + width][heads.emotion()],
+                        y,
+                        scale,
+                        &mut d_row[heads.emotion()],
+                    );
+            }
+        }
+        if let (Some((weight, sets)), Some(range)) = (&self.gender, heads.gender()) {
+            assert_eq!(sets.len(), self.terms.len(), "one gender target list per term");
+            for ((coef, _), genders) in self.terms.iter().zip(sets) {
+                for (i, g) in genders.iter().enumerate() {
+                    let Some(g) = *g else { continue };
+                    let scale = weight * coef / batch as f32;
+                    let (row, d_row) = (i * width, &mut d_logits[i * width..(i + 1) * width]);
+                    total += scale
+                        * self.cross_entropy(
+                            &logits[row..row + width][range.clone()],
+                            g,
+                            scale,
+                            &mut d_row[range.clone()],
+                        );
                 }
             }
-            total += coef * term / batch as f32;
         }
         (total, d_logits)
+    }
+
+    /// The smoothed cross-entropy of one head's `logits` against class `y`; adds `scale` times
+    /// its gradient to `d_logits`.
+    fn cross_entropy(&self, logits: &[f32], y: u32, scale: f32, d_logits: &mut [f32]) -> f32 {
+        let n = logits.len() as f32;
+        let (off, on) = (self.smoothing / n, 1.0 - self.smoothing + self.smoothing / n);
+        let target = |c: usize| if c == y as usize { on } else { off };
+        let log_z = log_sum_exp(logits);
+        for (c, (d, l)) in d_logits.iter_mut().zip(logits).enumerate() {
+            *d += scale * ((l - log_z).exp() - target(c));
+        }
+        // -sum_c q_c log p_c = log Z - sum_c q_c logit_c (the q_c sum to 1).
+        log_z - logits.iter().enumerate().map(|(c, l)| target(c) * l).sum::<f32>()
     }
 }
 
@@ -76,4 +107,45 @@ pub fn balanced_class_weights(targets: &[u32], n_classes: usize) -> Vec<f32> {
 pub fn log_loss(probs: &[Vec<f32>], targets: &[u32]) -> f64 {
     let total: f64 = probs.iter().zip(targets).map(|(p, &t)| -(p[t as usize].max(1e-12) as f64).ln()).sum();
     total / targets.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gradient is the loss's: central differences in f64-sized steps, every logit, with class
+    /// weights, smoothing, a mixup pair of terms and a gender head that some clips lack.
+    #[test]
+    fn the_gradient_is_the_derivative_of_the_loss() {
+        let heads = Heads { classes: 4, genders: 2 };
+        let batch = 3;
+        let logits: Vec<f32> = (0..batch * heads.outputs()).map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5).collect();
+        let weights = [1.0, 2.0, 0.5, 1.5];
+        let loss = Loss {
+            terms: vec![(0.7, vec![0, 3, 1]), (0.3, vec![2, 2, 0])],
+            class_weights: Some(&weights),
+            smoothing: 0.1,
+            gender: Some((0.4, vec![vec![Some(1), None, Some(0)], vec![Some(0), Some(1), None]])),
+        };
+        let (_, grad) = loss.value_and_gradient(&logits, heads);
+        let h = 1e-2f32;
+        for i in 0..logits.len() {
+            let at = |d: f32| {
+                let mut l = logits.clone();
+                l[i] += d;
+                loss.value_and_gradient(&l, heads).0
+            };
+            let numeric = (at(h) - at(-h)) / (2.0 * h);
+            assert!((numeric - grad[i]).abs() < 2e-3, "logit {i}: numeric {numeric} vs {}", grad[i]);
+        }
+        // The gender logits have a gradient, and only through the gender term.
+        let gender_grad: f32 = (0..batch).flat_map(|b| grad[b * 6 + 4..b * 6 + 6].to_vec()).map(f32::abs).sum();
+        assert!(gender_grad > 1e-3);
+        let (_, without) = Loss { gender: None, ..loss.clone() }.value_and_gradient(&logits, heads);
+        assert!((0..batch).all(|b| without[b * 6 + 4..b * 6 + 6] == [0.0, 0.0]));
+        assert!(
+            (0..batch).all(|b| without[b * 6..b * 6 + 4] == grad[b * 6..b * 6 + 4]),
+            "the emotions' gradient is its own"
+        );
+    }
 }

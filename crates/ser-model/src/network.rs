@@ -9,10 +9,13 @@
 //! -> Dense(d) -> ReLU -> Dropout -> Dense(n_classes) (logits; softmax outside).
 //!
 //! With `attention_units`, the second BiLSTM gives every state and attention pooling
-//! ([`AttentionPool`]) takes the place of its last state.
+//! ([`AttentionPool`]) takes the place of its last state. With `gender_weight`, the last Dense
+//! gives the gender logits after the emotions' ([`Heads`]): a gender head sharing every layer.
 //!
 //! Tensor names follow PyTorch (`conv1.weight` (out, in, k), `bn1.running_mean`,
 //! `lstm1.weight_ih_l0_reverse`, `fc1.weight` (out, in)); they are part of the checkpoint format.
+
+use std::ops::Range;
 
 use candle_core::Tensor;
 
@@ -29,7 +32,48 @@ pub struct Network {
     layers: Vec<Box<dyn Layer>>,
     params: Vec<ParamSpec>,
     input: Shape,
-    output: Shape,
+    heads: Heads,
+}
+
+/// What the last layer gives for a clip, in order: the logits of the emotions (the label set's
+/// classes), then those of the gender head ([`ser_features::labels::GENDERS`]) when there is one.
+/// Training, prediction and export take the heads' logits from here alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heads {
+    pub classes: usize,
+    /// 0 without a gender head.
+    pub genders: usize,
+}
+
+impl Heads {
+    /// The heads `config` asks for, over `n_classes` emotions.
+    pub fn new(config: &ModelConfig, n_classes: usize) -> Heads {
+        let genders = if config.gender_weight.is_some() { ser_features::labels::GENDERS.len() } else { 0 };
+        Heads { classes: n_classes, genders }
+    }
+
+    /// Values the last layer gives per clip.
+    pub fn outputs(self) -> usize {
+        self.classes + self.genders
+    }
+
+    /// Where a clip's emotion logits are in its outputs.
+    pub fn emotion(self) -> Range<usize> {
+        0..self.classes
+    }
+
+    /// Where a clip's gender logits are, with a gender head.
+    pub fn gender(self) -> Option<Range<usize>> {
+        (self.genders > 0).then(|| self.classes..self.outputs())
+    }
+
+    /// The emotion logits (B, classes) of the outputs (B, outputs).
+    pub fn emotion_logits(self, outputs: &[f32]) -> Vec<f32> {
+        if self.genders == 0 {
+            return outputs.to_vec();
+        }
+        outputs.chunks_exact(self.outputs()).flat_map(|row| &row[self.emotion()]).copied().collect()
+    }
 }
 
 /// Builds a network layer by layer, each layer seeing the shape the previous one gives.
@@ -75,8 +119,9 @@ impl Network {
         b.add(|x| Dense::new(x, "fc1", config.dense_units))?;
         b.add(|_| Ok(Relu))?;
         b.add(|_| Ok(Dropout::new(config.dropout_dense)))?;
-        b.add(|x| Dense::new(x, "fc2", n_classes))?;
-        Ok(Network { layers: b.layers, params: b.params, input: b.input, output: b.shape })
+        let heads = Heads::new(config, n_classes);
+        b.add(|x| Dense::new(x, "fc2", heads.outputs()))?;
+        Ok(Network { layers: b.layers, params: b.params, input: b.input, heads })
     }
 
     /// Every parameter, in the order [`Weights`] and [`Gradients`] use.
@@ -93,8 +138,14 @@ impl Network {
         self.input
     }
 
+    /// The emotion classes.
     pub fn n_classes(&self) -> usize {
-        self.output.features()
+        self.heads.classes
+    }
+
+    /// What the last layer gives: the emotions, and the gender head's logits if it has one.
+    pub fn heads(&self) -> Heads {
+        self.heads
     }
 
     /// Fresh weights, drawn from `seed`.
@@ -102,7 +153,8 @@ impl Network {
         Weights::initial(&self.params, seed)
     }
 
-    /// Logits (B, n_classes) through candle, on the device of `xs` (B, T, C) and `params`.
+    /// Every head's logits (B, [`Heads::outputs`]) through candle, on the device of `xs` (B, T, C)
+    /// and `params`.
     pub fn forward_candle(
         &self,
         xs: &Tensor,
@@ -119,7 +171,8 @@ impl Network {
         Ok(())
     }
 
-    /// Logits on the CPU, and in training what the backward pass needs.
+    /// Every head's logits (B, [`Heads::outputs`]) on the CPU, and in training what the backward
+    /// pass needs.
     pub fn forward_cpu(
         &self,
         x: Activations,
@@ -137,7 +190,7 @@ impl Network {
         Ok((act, saved))
     }
 
-    /// The gradient of every trained parameter from the gradient of the logits.
+    /// The gradient of every trained parameter from the gradient of every head's logits.
     pub fn backward_cpu(&self, saved: Vec<Saved>, d_logits: Vec<f32>, weights: &Weights) -> Gradients {
         let mut grads = Gradients::new(self.params.len());
         let mut d = d_logits;
@@ -151,7 +204,7 @@ impl Network {
     }
 
     /// Writes the inference forward into an ONNX graph, layer by layer, from the value named
-    /// `input` (B, T, C); returns the name of the logits (B, n_classes).
+    /// `input` (B, T, C); returns the name of the emotion logits (B, n_classes).
     pub fn export_onnx(&self, graph: &mut crate::onnx::Graph, input: &str, weights: &Weights) -> Result<String> {
         let mut shape = self.input;
         let mut x = input.to_string();
@@ -159,11 +212,28 @@ impl Network {
             x = layer.export_onnx(graph, &x, shape, weights)?;
             shape = layer.output_shape(shape);
         }
+        if self.heads.gender().is_some() {
+            let range = self.heads.emotion();
+            let starts = graph.constant_i64("heads.starts", &[range.start as i64]);
+            let ends = graph.constant_i64("heads.ends", &[range.end as i64]);
+            let axes = graph.constant_i64("heads.axes", &[1]);
+            x = graph.node("Slice", &[&x, &starts, &ends, &axes], vec![]);
+        }
         Ok(x)
     }
 
-    /// Logits (B, n_classes) on the CPU in inference mode.
+    /// Emotion logits (B, n_classes) on the CPU in inference mode.
     pub fn infer_cpu(&self, x: Activations, weights: &Weights) -> Result<Vec<f32>> {
-        Ok(self.forward_cpu(x, weights, &mut Pass::inference())?.0.values)
+        Ok(self.heads.emotion_logits(&self.forward_cpu(x, weights, &mut Pass::inference())?.0.values))
+    }
+
+    /// Emotion logits (B, n_classes) through candle in inference mode.
+    pub fn infer_candle(&self, xs: &Tensor, params: &[Tensor]) -> candle_core::Result<Tensor> {
+        let outputs = self.forward_candle(xs, params, &mut Pass::inference())?;
+        if self.heads.gender().is_none() {
+            return Ok(outputs);
+        }
+        let range = self.heads.emotion();
+        outputs.narrow(1, range.start, range.len())
     }
 }

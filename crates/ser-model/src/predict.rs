@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use crate::checkpoint::{EnsembleJson, ModelJson};
 use crate::data::Dataset;
-use crate::layers::{Activations, Pass};
+use crate::layers::Activations;
 use crate::loss::softmax;
 use crate::network::Network;
 use crate::params::Weights;
@@ -108,7 +108,7 @@ pub fn probabilities(
             for chunk in features.chunks(DEVICE_BATCH * per_clip) {
                 let run = || -> candle_core::Result<Vec<Vec<f32>>> {
                     let xs = Tensor::from_slice(chunk, shape.dims(chunk.len() / per_clip), &device)?;
-                    let logits = network.forward_candle(&xs, params, &mut Pass::inference())?;
+                    let logits = network.infer_candle(&xs, params)?;
                     candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()
                 };
                 out.extend(run().map_err(|e| Error::Predict(e.to_string()))?);

@@ -45,7 +45,7 @@ impl Engine {
 #[derive(Debug)]
 pub struct StepOutcome {
     pub loss: f32,
-    /// (B, n_classes).
+    /// Every head's logits (B, [`crate::network::Heads::outputs`]).
     pub logits: Vec<f32>,
     pub grads: Gradients,
     /// New values of state parameters.
@@ -67,7 +67,7 @@ pub fn train_step(
         Engine::Fused => {
             let mut pass = Pass::training(masks);
             let (logits, saved) = network.forward_cpu(x, weights, &mut pass)?;
-            let (loss_value, d_logits) = loss.value_and_gradient(&logits.values, network.n_classes());
+            let (loss_value, d_logits) = loss.value_and_gradient(&logits.values, network.heads());
             let grads = network.backward_cpu(saved, d_logits, weights);
             Ok(StepOutcome { loss: loss_value, logits: logits.values, grads, state: pass.into_state() })
         }
@@ -94,7 +94,7 @@ fn candle_step(
     let xs = Tensor::from_vec(x.values, x.shape.dims(x.batch), device)?;
     let logits = network.forward_candle(&xs, &params, &mut pass)?;
     let logits_values = logits.flatten_all()?.to_vec1::<f32>()?;
-    let (loss_value, d_logits) = loss.value_and_gradient(&logits_values, network.n_classes());
+    let (loss_value, d_logits) = loss.value_and_gradient(&logits_values, network.heads());
     // d(sum(logits * g))/d(logits) = g: candle carries the loss's own gradient through the graph.
     let surrogate = (&logits * Tensor::from_vec(d_logits, logits.shape(), device)?)?.sum_all()?;
     let candle_grads = surrogate.backward()?;

@@ -173,6 +173,14 @@ pub fn train(
     normalization.apply(&mut val_set.features);
 
     let network = Network::new(config, train_set.n_frames, train_set.n_coeffs, n_classes)?;
+    let heads = network.heads();
+    if heads.gender().is_some() && data.train.genders.iter().all(Option::is_none) {
+        return Err(Error::Data(format!(
+            "gender_weight is set but no training clip has a gender (the table's gender column: {}); remove \
+             gender_weight from model.yaml",
+            ser_features::labels::GENDERS.join(" or ")
+        )));
+    }
     let specs = network.params();
     let key = run_key(config, &data.provenance);
     let class_weights = config.class_weights.then(|| balanced_class_weights(&train_targets, n_classes));
@@ -255,15 +263,24 @@ pub fn train(
                 augment_batch(values, batch.len(), frames, coeffs, &config.augment, &mut augment_rng)
             };
             // What the loss weighs: the clips' own targets, and with mixup their partners' too.
-            let own: Vec<u32> = batch.iter().map(|&i| train_targets[i]).collect();
-            let terms = match &mixup {
-                None => vec![(1.0f32, own)],
-                Some((partner, lambda)) => {
-                    let other: Vec<u32> = partner.iter().map(|&p| train_targets[batch[p]]).collect();
-                    vec![(*lambda, own), (1.0 - lambda, other)]
-                }
+            let clips: Vec<Vec<usize>> = match &mixup {
+                None => vec![batch.to_vec()],
+                Some((partner, _)) => vec![batch.to_vec(), partner.iter().map(|&p| batch[p]).collect()],
             };
-            let loss = Loss { terms, class_weights: class_weights.as_deref(), smoothing: config.label_smoothing };
+            let coefs = match &mixup {
+                None => vec![1.0f32],
+                Some((_, lambda)) => vec![*lambda, 1.0 - lambda],
+            };
+            let terms = coefs
+                .iter()
+                .zip(&clips)
+                .map(|(c, ids)| (*c, ids.iter().map(|&i| train_targets[i]).collect()))
+                .collect();
+            let gender = config
+                .gender_weight
+                .map(|w| (w, clips.iter().map(|ids| ids.iter().map(|&i| train_set.genders[i]).collect()).collect()));
+            let loss =
+                Loss { terms, class_weights: class_weights.as_deref(), smoothing: config.label_smoothing, gender };
             let x = Activations::new(batch.len(), network.input(), values);
             let step = train_step(options.engine, &network, &point.weights, x, &loss, &mut masks, device)?;
             if !step.loss.is_finite() {
@@ -280,9 +297,9 @@ pub fn train(
             loss_sum += step.loss as f64 * batch.len() as f64;
             correct += step
                 .logits
-                .chunks_exact(n_classes)
+                .chunks_exact(heads.outputs())
                 .zip(batch)
-                .filter(|(logits, i)| argmax(logits) as u32 == train_targets[**i])
+                .filter(|(logits, i)| argmax(&logits[heads.emotion()]) as u32 == train_targets[**i])
                 .count();
         }
         let validated =

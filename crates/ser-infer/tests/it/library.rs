@@ -33,6 +33,7 @@ fn predictions_follow_the_checkpoint_recipe() {
         clip_ids: vec!["x".into()],
         classes: classifier.labels().to_vec(),
         labels: vec![None],
+        genders: vec![None],
         n_frames: 40,
         n_coeffs: 17,
         features,

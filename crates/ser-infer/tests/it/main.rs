@@ -33,7 +33,8 @@ pub fn wav_bytes(samples: &[f32]) -> Vec<u8> {
     encode_wav_i16(samples, SYNTH_SAMPLE_RATE)
 }
 
-/// A checkpoint trained for a few epochs on generated clips, shared by all tests.
+/// A checkpoint trained for a few epochs on generated clips, shared by all tests, with a gender
+/// head, so every inference path must give the emotions alone.
 pub fn checkpoint() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -56,13 +57,18 @@ pub fn checkpoint() -> &'static Path {
                 }
             }
         }
-        let dataset = |(clip_ids, labels, features): (Vec<String>, Vec<Option<u32>>, Vec<f32>)| Dataset {
-            clip_ids,
-            classes: ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect(),
-            labels,
-            n_frames: 40,
-            n_coeffs: config.n_coeffs(),
-            features,
+        let dataset = |(clip_ids, labels, features): (Vec<String>, Vec<Option<u32>>, Vec<f32>)| {
+            // RAVDESS's rule, even actors female: the gender head's targets.
+            let genders = clip_ids.iter().map(|id| Some(u32::from(id.as_bytes()[1] % 2 == 1))).collect();
+            Dataset {
+                clip_ids,
+                classes: ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect(),
+                labels,
+                genders,
+                n_frames: 40,
+                n_coeffs: config.n_coeffs(),
+                features,
+            }
         };
         let [train_part, val_part] = parts;
         let (train_set, val_set) = (dataset(train_part), dataset(val_part));
@@ -90,6 +96,7 @@ pub fn checkpoint() -> &'static Path {
             label_smoothing: 0.0,
             early_stopping_on: StoppingPart::Val,
             seed: 5,
+            gender_weight: Some(0.3),
             augment: Default::default(),
         };
         let provenance = DataProvenance {

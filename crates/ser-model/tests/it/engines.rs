@@ -32,6 +32,8 @@ struct Case {
     weighted_mixup: bool,
     /// Attention pooling instead of the last LSTM state.
     attention: bool,
+    /// A gender head, its loss over the clips with a gender (some have none).
+    gender: bool,
 }
 
 #[track_caller]
@@ -39,6 +41,7 @@ fn check(case: Case) {
     let mut config = crate::small_config(9);
     (config.conv1_kernel, config.conv2_kernel) = case.kernels;
     config.attention_units = case.attention.then_some(5);
+    config.gender_weight = case.gender.then_some(0.4);
     let p = if case.dropout { 0.3 } else { 0.0 };
     (config.dropout_conv, config.dropout_lstm, config.dropout_dense) = (p, p, p);
     let (coeffs, n_classes) = (7, 8);
@@ -48,11 +51,20 @@ fn check(case: Case) {
     let own: Vec<u32> = (0..case.batch).map(|i| (i * 3 % n_classes) as u32).collect();
     let other: Vec<u32> = (0..case.batch).map(|i| ((i * 5 + 1) % n_classes) as u32).collect();
     let class_weights = [0.5, 1.0, 2.0, 1.5, 0.8, 1.2, 0.9, 3.0];
-    let loss = if case.weighted_mixup {
-        Loss { terms: vec![(0.7, own), (0.3, other)], class_weights: Some(&class_weights), smoothing: 0.1 }
+    let genders = |k: usize| (0..case.batch).map(|i| (i % 3 != k).then_some(((i + k) % 2) as u32)).collect();
+    let mut loss = if case.weighted_mixup {
+        Loss {
+            terms: vec![(0.7, own), (0.3, other)],
+            class_weights: Some(&class_weights),
+            smoothing: 0.1,
+            gender: None,
+        }
     } else {
-        Loss { terms: vec![(1.0, own)], class_weights: None, smoothing: 0.0 }
+        Loss { terms: vec![(1.0, own)], class_weights: None, smoothing: 0.0, gender: None }
     };
+    if case.gender {
+        loss.gender = Some((0.4, (0..loss.terms.len()).map(genders).collect()));
+    }
     let step = |engine: Engine| -> StepOutcome {
         let batch = Activations::new(case.batch, network.input(), x.clone());
         train_step(engine, &network, &weights, batch, &loss, &mut MaskStream::new(77), &Device::Cpu).unwrap()
@@ -98,6 +110,7 @@ fn the_engines_agree_on_a_grid_of_shapes() {
                             dropout,
                             weighted_mixup,
                             attention: weighted_mixup && dropout,
+                            gender: frames == 23 && (weighted_mixup || batch == 16),
                         });
                         cases += 1;
                     }
@@ -115,8 +128,12 @@ fn the_production_shape_agrees() {
     let network = Network::new(&config, 174, 40, 8).unwrap();
     let weights = network.init(3);
     let x = values(16 * 174 * 40, 1);
-    let loss =
-        Loss { terms: vec![(1.0, (0..16).map(|i| (i % 8) as u32).collect())], class_weights: None, smoothing: 0.0 };
+    let loss = Loss {
+        terms: vec![(1.0, (0..16).map(|i| (i % 8) as u32).collect())],
+        class_weights: None,
+        smoothing: 0.0,
+        gender: None,
+    };
     let step = |engine: Engine| {
         let batch = Activations::new(16, network.input(), x.clone());
         train_step(engine, &network, &weights, batch, &loss, &mut MaskStream::new(5), &Device::Cpu).unwrap()

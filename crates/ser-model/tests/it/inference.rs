@@ -3,7 +3,7 @@
 
 use candle_core::{D, Device, Tensor};
 use ser_model::ModelConfig;
-use ser_model::layers::Pass;
+use ser_model::layers::{Activations, Pass};
 use ser_model::network::Network;
 use ser_model::params::Weights;
 use ser_model::predict::{Model, tensors};
@@ -32,7 +32,7 @@ fn check(config: &ModelConfig, frames: usize, coeffs: usize, clips: usize) {
     let x = values(clips * frames * coeffs, 3, 1.5);
     let params = tensors(&network, &weights, &Device::Cpu).unwrap();
     let xs = Tensor::from_vec(x.clone(), (clips, frames, coeffs), &Device::Cpu).unwrap();
-    let logits = network.forward_candle(&xs, &params, &mut Pass::inference()).unwrap();
+    let logits = network.infer_candle(&xs, &params).unwrap();
     let candle = candle_nn::ops::softmax(&logits, D::Minus1).unwrap().to_vec2::<f32>().unwrap();
     let model = Model::new(network, weights, &Device::Cpu).unwrap();
     let cpu = model.probabilities(&x, clips).unwrap();
@@ -52,10 +52,12 @@ fn cpu_forward_matches_candle_on_the_production_network() {
 
 #[test]
 fn cpu_forward_matches_candle_on_small_networks() {
-    for (frames, kernels, attention) in [(16, (3, 3), None), (23, (5, 3), Some(6)), (9, (3, 5), Some(2))] {
+    let cases = [(16, (3, 3), None, None), (23, (5, 3), Some(6), Some(0.3)), (9, (3, 5), Some(2), None)];
+    for (frames, kernels, attention, gender_weight) in cases {
         let mut config = crate::small_config(4);
         (config.conv1_kernel, config.conv2_kernel) = kernels;
         config.attention_units = attention;
+        config.gender_weight = gender_weight;
         check(&config, frames, 6, 5);
         check(&config, frames, 6, 1);
     }
@@ -74,4 +76,21 @@ fn a_clips_answer_does_not_depend_on_its_batch() {
             assert!((a - b).abs() < 1e-6, "clip {i}: {a} alone vs {b} in a batch");
         }
     }
+}
+
+#[test]
+fn with_a_gender_head_the_answer_is_the_softmax_of_the_first_outputs() {
+    // The last layer gives 8 emotions, then female and male; prediction takes the emotions'.
+    let config = ModelConfig { gender_weight: Some(1.0), ..crate::small_config(5) };
+    let network = Network::new(&config, 16, 6, 8).unwrap();
+    assert_eq!(network.heads().gender(), Some(8..10));
+    let weights = weights(&network, 5);
+    let x = values(3 * 16 * 6, 4, 1.0);
+    let (outputs, _) =
+        network.forward_cpu(Activations::new(3, network.input(), x.clone()), &weights, &mut Pass::inference()).unwrap();
+    assert_eq!(outputs.values.len(), 3 * 10);
+    let emotions: Vec<f32> = outputs.values.chunks_exact(10).flat_map(|row| row[..8].to_vec()).collect();
+    let expected = ser_model::loss::softmax(&emotions, 8);
+    let got = Model::new(network, weights, &Device::Cpu).unwrap().probabilities(&x, 3).unwrap();
+    assert_eq!(got, expected);
 }

@@ -40,6 +40,7 @@ pub fn small_config(seed: u64) -> ModelConfig {
         label_smoothing: 0.0,
         early_stopping_on: StoppingPart::Val,
         seed,
+        gender_weight: None,
         augment: Default::default(),
     }
 }
@@ -64,5 +65,7 @@ pub fn toy_dataset(n: usize, offset: usize) -> Dataset {
         clip_ids.push(format!("clip{:03}", i + offset));
     }
     let classes = ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect();
-    Dataset { clip_ids, classes, labels, n_frames, n_coeffs, features }
+    // Clips alternate gender in runs of eight, so a gender head has something to learn.
+    let genders = (0..n).map(|i| Some(((i + offset) / 8 % 2) as u32)).collect();
+    Dataset { clip_ids, classes, labels, genders, n_frames, n_coeffs, features }
 }

@@ -94,6 +94,7 @@ fn the_exported_graph_computes_the_cpu_forward() {
     let small = crate::small_config(1);
     check_config(&small, 16, 6, 8, "the test network");
     check_config(&ModelConfig { attention_units: Some(4), ..small.clone() }, 16, 6, 3, "with attention pooling");
+    check_config(&ModelConfig { gender_weight: Some(0.5), ..small.clone() }, 16, 6, 5, "with a gender head");
     // An odd number of steps into each pool (floor), and kernels of 5 and 7.
     let odd = ModelConfig { conv1_kernel: 5, conv2_kernel: 7, ..small };
     check_config(&odd, 23, 6, 5, "odd steps, kernels 5 and 7");
@@ -101,10 +102,11 @@ fn the_exported_graph_computes_the_cpu_forward() {
 
 #[test]
 fn an_ensembles_graph_computes_the_mean_of_its_members() {
-    // Members of different shapes, each with its own standardisation.
+    // Members of different shapes, one with a gender head, each with its own standardisation.
     let (frames, coeffs, n_classes, n) = (16, 6, 4, 3);
     let small = crate::small_config(1);
-    let configs = [small.clone(), ModelConfig { attention_units: Some(4), conv1_filters: 5, ..small }];
+    let other = ModelConfig { attention_units: Some(4), conv1_filters: 5, gender_weight: Some(0.3), ..small.clone() };
+    let configs = [small, other];
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let members: Vec<(Network, Weights, Normalization)> = configs
         .iter()

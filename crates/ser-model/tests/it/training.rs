@@ -278,3 +278,36 @@ fn fixed_epochs_train_without_a_validation_part() {
     .to_string();
     assert!(err.contains("early_stopping_on: none"), "{err}");
 }
+
+#[test]
+fn a_gender_head_trains_alongside_and_answers_the_emotions_alone() {
+    let mut config = small_config(3);
+    config.max_epochs = 3;
+    config.gender_weight = Some(0.5);
+    let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
+    let features = features_config();
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrainOptions { out_dir: Some(dir.path()), ..TrainOptions::in_memory(&Device::Cpu) };
+    let outcome = train(&data, &config, &options, &Quiet).unwrap();
+    let heads = outcome.model.network.heads();
+    assert_eq!((heads.classes, heads.outputs()), (8, 10), "8 emotions, then female and male");
+    // The head changes training: the same seed without it trains other weights.
+    let plain = run(&ModelConfig { gender_weight: None, ..config.clone() }, None, false);
+    assert_ne!(weights(&outcome), weights(&plain));
+    // Saved and loaded, it predicts the emotions alone, and the same seed trains it again.
+    let checkpoint = ser_model::io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
+    let predictions = ser_model::predict::predict(&checkpoint, &toy_dataset(5, 7)).unwrap();
+    assert!(predictions.probabilities.iter().all(|p| p.len() == 8 && (p.iter().sum::<f32>() - 1.0).abs() < 1e-5));
+    let again = train(&data, &config, &TrainOptions::in_memory(&Device::Cpu), &Quiet).unwrap();
+    assert_eq!(weights(&outcome), weights(&again));
+
+    // A table without genders cannot train one, and says what to do.
+    let mut unknown = toy_dataset(96, 0);
+    unknown.genders = vec![None; unknown.len()];
+    let data = TrainData { train: &unknown, val: &val_set, features_config: &features, provenance: provenance() };
+    let err = train(&data, &config, &TrainOptions::in_memory(&Device::Cpu), &Quiet).unwrap_err().to_string();
+    assert!(err.contains("no training clip has a gender") && err.contains("remove gender_weight"), "{err}");
+    let bad = ModelConfig::from_yaml(&format!("{}gender_weight: -1\n", small_config(1).to_yaml())).unwrap_err();
+    assert!(bad.to_string().contains("gender_weight: -1"), "{bad}");
+}
