@@ -113,7 +113,7 @@ pub fn log_loss(probs: &[Vec<f32>], targets: &[u32]) -> f64 {
 mod tests {
     use super::*;
 
-    /// The gradient is the loss's: central differences in f64-sized steps, every logit, with class
+    /// The gradient is the loss's: central differences (step 0.01) at every logit, with class
     /// weights, smoothing, a mixup pair of terms and a gender head that some clips lack.
     #[test]
     fn the_gradient_is_the_derivative_of_the_loss() {

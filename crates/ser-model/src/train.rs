@@ -263,22 +263,16 @@ pub fn train(
                 augment_batch(values, batch.len(), frames, coeffs, &config.augment, &mut augment_rng)
             };
             // What the loss weighs: the clips' own targets, and with mixup their partners' too.
-            let clips: Vec<Vec<usize>> = match &mixup {
-                None => vec![batch.to_vec()],
-                Some((partner, _)) => vec![batch.to_vec(), partner.iter().map(|&p| batch[p]).collect()],
+            let clips: Vec<(f32, Vec<usize>)> = match &mixup {
+                None => vec![(1.0, batch.to_vec())],
+                Some((partner, lambda)) => {
+                    vec![(*lambda, batch.to_vec()), (1.0 - lambda, partner.iter().map(|&p| batch[p]).collect())]
+                }
             };
-            let coefs = match &mixup {
-                None => vec![1.0f32],
-                Some((_, lambda)) => vec![*lambda, 1.0 - lambda],
-            };
-            let terms = coefs
-                .iter()
-                .zip(&clips)
-                .map(|(c, ids)| (*c, ids.iter().map(|&i| train_targets[i]).collect()))
-                .collect();
-            let gender = config
-                .gender_weight
-                .map(|w| (w, clips.iter().map(|ids| ids.iter().map(|&i| train_set.genders[i]).collect()).collect()));
+            let terms = clips.iter().map(|(c, ids)| (*c, ids.iter().map(|&i| train_targets[i]).collect())).collect();
+            let gender = config.gender_weight.map(|w| {
+                (w, clips.iter().map(|(_, ids)| ids.iter().map(|&i| train_set.genders[i]).collect()).collect())
+            });
             let loss =
                 Loss { terms, class_weights: class_weights.as_deref(), smoothing: config.label_smoothing, gender };
             let x = Activations::new(batch.len(), network.input(), values);
