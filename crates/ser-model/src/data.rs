@@ -88,7 +88,7 @@ fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, table: &FeatureTable)
 }
 
 /// A `gender` value's index in [`ser_features::labels::GENDERS`], if it is one of them.
-pub fn gender_index(gender: &str) -> Option<u32> {
+fn gender_index(gender: &str) -> Option<u32> {
     ser_features::labels::GENDERS.iter().position(|g| *g == gender).map(|i| i as u32)
 }
 

@@ -4,6 +4,8 @@
 //! [`Loss::value_and_gradient`] on every head's logits; the candle engine feeds the gradient back
 //! into its graph.
 
+use std::ops::Range;
+
 use crate::network::Heads;
 
 /// What a batch's loss is measured against: the sum over `terms` of `weight x` the mean over the
@@ -28,34 +30,25 @@ impl Loss<'_> {
         let batch = logits.len() / width;
         let mut d_logits = vec![0f32; logits.len()];
         let mut total = 0f32;
+        // Adds `scale` times clip i's cross-entropy over the outputs `head` against `y`, and its
+        // gradient.
+        let mut add = |i: usize, head: Range<usize>, y: u32, scale: f32| {
+            let at = i * width + head.start..i * width + head.end;
+            total += scale * self.cross_entropy(&logits[at.clone()], y, scale, &mut d_logits[at]);
+        };
         for (coef, targets) in &self.terms {
             for (i, &y) in targets.iter().enumerate() {
                 let w = self.class_weights.map_or(1.0, |cw| cw[y as usize]);
-                let (row, d_row) = (i * width, &mut d_logits[i * width..(i + 1) * width]);
-                let scale = coef * w / batch as f32;
-                total += scale
-                    * self.cross_entropy(
-                        &logits[row..row + width][heads.emotion()],
-                        y,
-                        scale,
-                        &mut d_row[heads.emotion()],
-                    );
+                add(i, heads.emotion(), y, coef * w / batch as f32);
             }
         }
-        if let (Some((weight, sets)), Some(range)) = (&self.gender, heads.gender()) {
+        if let (Some((weight, sets)), Some(head)) = (&self.gender, heads.gender()) {
             assert_eq!(sets.len(), self.terms.len(), "one gender target list per term");
             for ((coef, _), genders) in self.terms.iter().zip(sets) {
                 for (i, g) in genders.iter().enumerate() {
-                    let Some(g) = *g else { continue };
-                    let scale = weight * coef / batch as f32;
-                    let (row, d_row) = (i * width, &mut d_logits[i * width..(i + 1) * width]);
-                    total += scale
-                        * self.cross_entropy(
-                            &logits[row..row + width][range.clone()],
-                            g,
-                            scale,
-                            &mut d_row[range.clone()],
-                        );
+                    if let Some(g) = *g {
+                        add(i, head.clone(), g, weight * coef / batch as f32);
+                    }
                 }
             }
         }

@@ -68,9 +68,9 @@ impl Heads {
     }
 
     /// The emotion logits (B, classes) of the outputs (B, outputs).
-    pub fn emotion_logits(self, outputs: &[f32]) -> Vec<f32> {
+    pub fn emotion_logits(self, outputs: Vec<f32>) -> Vec<f32> {
         if self.genders == 0 {
-            return outputs.to_vec();
+            return outputs;
         }
         outputs.chunks_exact(self.outputs()).flat_map(|row| &row[self.emotion()]).copied().collect()
     }
@@ -224,7 +224,7 @@ impl Network {
 
     /// Emotion logits (B, n_classes) on the CPU in inference mode.
     pub fn infer_cpu(&self, x: Activations, weights: &Weights) -> Result<Vec<f32>> {
-        Ok(self.heads.emotion_logits(&self.forward_cpu(x, weights, &mut Pass::inference())?.0.values))
+        Ok(self.heads.emotion_logits(self.forward_cpu(x, weights, &mut Pass::inference())?.0.values))
     }
 
     /// Emotion logits (B, n_classes) through candle in inference mode.
