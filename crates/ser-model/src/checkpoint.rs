@@ -33,6 +33,8 @@ pub const LAST_WEIGHTS_FILE: &str = "last.safetensors";
 pub const META_RESUME: &str = "ser.resume";
 /// Prefix of the best epoch's tensors in `last.safetensors`.
 pub const BEST_PREFIX: &str = "best.";
+/// Prefix of the weight average's tensors in `last.safetensors` (with `weight_average` set).
+pub const AVERAGE_PREFIX: &str = "average.";
 
 /// Where the training data came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -245,8 +247,10 @@ pub struct TrainState {
     pub adam_step: u64,
     pub learning_rate: f64,
     pub best_epoch: usize,
-    pub best_score: f64,
-    pub best_val_loss: f64,
+    /// The monitored score and the validation loss at their best; `None` before a validated
+    /// epoch (always, with fixed epochs).
+    pub best_score: Option<f64>,
+    pub best_val_loss: Option<f64>,
     pub epochs_since_best: usize,
     pub epochs_since_lr_improvement: usize,
     /// sha256 of the model config + data, so a resume with other inputs is refused.

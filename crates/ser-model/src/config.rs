@@ -57,6 +57,12 @@ pub struct ModelConfig {
     /// gender add nothing to it. Predictions and exports give the emotions alone. Absent: no head.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gender_weight: Option<f32>,
+    /// Keep an exponential moving average of the weights with this decay per optimiser step
+    /// (for example 0.999: about the last thousand steps; [`crate::average`]); validation,
+    /// early stopping and the checkpoint use the average instead of the last step's weights.
+    /// Absent: no average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_average: Option<f64>,
     /// Training-time augmentation of the standardised features (off when absent).
     #[serde(default, skip_serializing_if = "Augment::is_off")]
     pub augment: Augment,
@@ -158,6 +164,7 @@ impl ModelConfig {
             early_stopping_on: StoppingPart::Val,
             seed: 42,
             gender_weight: None,
+            weight_average: None,
             augment: Augment::default(),
         }
     }
@@ -209,6 +216,13 @@ impl ModelConfig {
             && !(w > 0.0 && w.is_finite())
         {
             return fail(format!("gender_weight: {w} must be a positive weight, or absent for no gender head"));
+        }
+        if let Some(d) = self.weight_average
+            && !(d > 0.0 && d < 1.0)
+        {
+            return fail(format!(
+                "weight_average: {d} must be a decay in (0, 1), for example 0.999, or absent for no average"
+            ));
         }
         if self.attention_units == Some(0) {
             return fail("attention_units: must be positive, or absent for the last state".into());

@@ -19,10 +19,11 @@ use ser_features::io::{AtomicFile, write_atomic};
 use ser_features::table::FeatureTable;
 use sha2::{Digest, Sha256};
 
+use crate::average::WeightAverage;
 use crate::checkpoint::{
-    BEST_PREFIX, Combine, DataProvenance, ENSEMBLE_KEY, EnsembleJson, EnsembleMember, EpochRecord, FORMAT_VERSION,
-    HISTORY_COLUMNS, HISTORY_FILE, LAST_WEIGHTS_FILE, META_RESUME, ModelJson, ResumeMeta, SIDECAR_FILE, WEIGHTS_FILE,
-    member_prefix,
+    AVERAGE_PREFIX, BEST_PREFIX, Combine, DataProvenance, ENSEMBLE_KEY, EnsembleJson, EnsembleMember, EpochRecord,
+    FORMAT_VERSION, HISTORY_COLUMNS, HISTORY_FILE, LAST_WEIGHTS_FILE, META_RESUME, ModelJson, ResumeMeta, SIDECAR_FILE,
+    WEIGHTS_FILE, member_prefix,
 };
 use crate::config::ModelConfig;
 use crate::data::{Dataset, part};
@@ -388,6 +389,8 @@ pub struct ResumePoint {
     pub weights: Weights,
     pub best: Weights,
     pub adam: Adam,
+    /// The weight average, with `weight_average` set.
+    pub average: Option<WeightAverage>,
 }
 
 /// Writes `last.safetensors` (atomically, one file) and `history.csv`.
@@ -396,13 +399,22 @@ pub fn write_epoch(dir: &Path, network: &Network, point: &ResumePoint) -> Result
     let mut tensors = named(specs, &point.weights, "");
     tensors.extend(named(specs, &point.best, BEST_PREFIX));
     tensors.extend(point.adam.moments(specs));
+    if let Some(average) = &point.average {
+        tensors.extend(named(specs, average.weights(), AVERAGE_PREFIX));
+    }
     let meta = serde_json::to_string(&point.meta).expect("resume state serialises");
     write_tensors(&dir.join(LAST_WEIGHTS_FILE), &tensors, Some((META_RESUME, meta)))?;
     write_history(&dir.join(HISTORY_FILE), &point.meta.history)
 }
 
-/// Reads `last.safetensors` for `--resume`; `None` when the directory has none.
-pub fn read_epoch(dir: &Path, network: &Network, learning_rate: f64) -> Result<Option<ResumePoint>> {
+/// Reads `last.safetensors` for `--resume`; `None` when the directory has none. `average_decay`
+/// is `weight_average` (the file then holds the average's tensors).
+pub fn read_epoch(
+    dir: &Path,
+    network: &Network,
+    learning_rate: f64,
+    average_decay: Option<f64>,
+) -> Result<Option<ResumePoint>> {
     let path = dir.join(LAST_WEIGHTS_FILE);
     if !path.is_file() {
         return Ok(None);
@@ -420,7 +432,11 @@ pub fn read_epoch(dir: &Path, network: &Network, learning_rate: f64) -> Result<O
     let mut adam = Adam::new(specs, learning_rate);
     adam.restore(specs, |name| file.tensors.get(name).map(|(_, v)| v.clone()), meta.state.adam_step)
         .ok_or_else(|| bad("optimiser moments are missing"))?;
-    Ok(Some(ResumePoint { meta, weights, best, adam }))
+    let average = match average_decay {
+        Some(decay) => Some(WeightAverage::new(decay, take_weights(&mut file, specs, AVERAGE_PREFIX, &path)?)),
+        None => None,
+    };
+    Ok(Some(ResumePoint { meta, weights, best, adam, average }))
 }
 
 /// `history.csv`: one row per epoch, written atomically.

@@ -152,6 +152,11 @@ impl Weights {
     pub fn values(&self) -> &[Vec<f32>] {
         &self.values
     }
+
+    /// Every parameter's values, in parameter order, to change in place (lengths stay).
+    pub fn values_mut(&mut self) -> &mut [Vec<f32>] {
+        &mut self.values
+    }
 }
 
 /// The gradient of a loss for each trained parameter, by [`ParamId`].

@@ -1,7 +1,7 @@
 //! The training loop: seeded shuffling, dropout and augmentation, one [`crate::step`] per batch
-//! and an Adam update, validation after every epoch, early stopping with best-weight restore,
-//! reduce-on-plateau, and (with a directory) an atomic resume point after every epoch and the
-//! checkpoint when training ends.
+//! and an Adam update (with `weight_average`, the weights' moving average after it), validation
+//! after every epoch, early stopping with best-weight restore, reduce-on-plateau, and (with a
+//! directory) an atomic resume point after every epoch and the checkpoint when training ends.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use crate::augment::{AugmentedBatch, augment_batch};
+use crate::average::WeightAverage;
 use crate::checkpoint::{self, DataProvenance, EpochRecord, ModelJson, Normalization, ResumeMeta, TrainState};
 use crate::config::{ModelConfig, Monitor, StoppingPart};
 use crate::data::Dataset;
@@ -193,8 +194,8 @@ pub fn train(
                 adam_step: 0,
                 learning_rate: config.learning_rate,
                 best_epoch: 0,
-                best_score: f64::NEG_INFINITY,
-                best_val_loss: f64::INFINITY,
+                best_score: None,
+                best_val_loss: None,
                 epochs_since_best: 0,
                 epochs_since_lr_improvement: 0,
                 run_key: key.clone(),
@@ -203,13 +204,14 @@ pub fn train(
             history: Vec::new(),
         },
         best: initial.clone(),
+        average: config.weight_average.map(|decay| WeightAverage::new(decay, initial.clone())),
         weights: initial,
         adam: Adam::new(specs, config.learning_rate),
     };
     if let Some(dir) = options.out_dir {
         io::retire_sidecar(dir)?;
         if options.resume
-            && let Some(mut saved) = io::read_epoch(dir, &network, config.learning_rate)?
+            && let Some(mut saved) = io::read_epoch(dir, &network, config.learning_rate, config.weight_average)?
         {
             if saved.meta.state.run_key != key {
                 return Err(Error::Checkpoint {
@@ -288,6 +290,9 @@ pub fn train(
             for (id, values) in step.state {
                 point.weights.set(id, values);
             }
+            if let Some(average) = &mut point.average {
+                average.update(&point.weights, point.adam.step);
+            }
             loss_sum += step.loss as f64 * batch.len() as f64;
             correct += step
                 .logits
@@ -296,8 +301,10 @@ pub fn train(
                 .filter(|(logits, i)| argmax(&logits[heads.emotion()]) as u32 == train_targets[**i])
                 .count();
         }
+        // What validation scores and the checkpoint keeps: the average when there is one.
+        let kept = point.average.as_ref().map_or(&point.weights, WeightAverage::weights);
         let validated =
-            if fixed_epochs { None } else { Some(evaluate(&network, &point.weights, device, &val_set, &val_targets)?) };
+            if fixed_epochs { None } else { Some(evaluate(&network, kept, device, &val_set, &val_targets)?) };
         let state = &mut point.meta.state;
         let record = EpochRecord {
             epoch: epoch + 1,
@@ -316,14 +323,14 @@ pub fn train(
             // Fixed epochs: every epoch is the latest, and the last one is the checkpoint.
             None => {
                 state.best_epoch = epoch + 1;
-                point.best = point.weights.clone();
+                point.best = kept.clone();
                 true
             }
             Some((val_loss, val)) => {
                 let score = monitor_score(config.monitor, val_loss, &val);
-                let is_best = score > state.best_score;
+                let is_best = state.best_score.is_none_or(|best| score > best);
                 if is_best {
-                    state.best_score = score;
+                    state.best_score = Some(score);
                     state.best_epoch = epoch + 1;
                     state.epochs_since_best = 0;
                     state.best_metrics = BTreeMap::from([
@@ -332,13 +339,13 @@ pub fn train(
                         ("val_macro_f1".to_string(), val.macro_f1),
                         ("val_uar".to_string(), val.uar),
                     ]);
-                    point.best = point.weights.clone();
+                    point.best = kept.clone();
                 } else {
                     state.epochs_since_best += 1;
                 }
                 // Reduce on plateau of the validation loss.
-                if val_loss < state.best_val_loss - 1e-4 {
-                    state.best_val_loss = val_loss;
+                if state.best_val_loss.is_none_or(|best| val_loss < best - 1e-4) {
+                    state.best_val_loss = Some(val_loss);
                     state.epochs_since_lr_improvement = 0;
                 } else {
                     state.epochs_since_lr_improvement += 1;

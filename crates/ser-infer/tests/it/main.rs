@@ -97,6 +97,7 @@ pub fn checkpoint() -> &'static Path {
             early_stopping_on: StoppingPart::Val,
             seed: 5,
             gender_weight: Some(0.3),
+            weight_average: None,
             augment: Default::default(),
         };
         let provenance = DataProvenance {

@@ -41,6 +41,7 @@ pub fn small_config(seed: u64) -> ModelConfig {
         early_stopping_on: StoppingPart::Val,
         seed,
         gender_weight: None,
+        weight_average: None,
         augment: Default::default(),
     }
 }

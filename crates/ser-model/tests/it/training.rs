@@ -118,25 +118,28 @@ fn early_stopping_restores_the_best_epoch() {
 
 #[test]
 fn resume_continues_exactly() {
-    let whole_dir = tempfile::tempdir().unwrap();
-    let mut config = small_config(5);
-    config.max_epochs = 4;
-    let whole = run(&config, Some(whole_dir.path()), false);
+    // Without and with a weight average (whose values the resume file carries too).
+    for average in [None, Some(0.9)] {
+        let whole_dir = tempfile::tempdir().unwrap();
+        let mut config = ModelConfig { weight_average: average, ..small_config(5) };
+        config.max_epochs = 4;
+        let whole = run(&config, Some(whole_dir.path()), false);
 
-    // "Interrupted" after 2 epochs, then resumed to 4 in the same directory.
-    let dir = tempfile::tempdir().unwrap();
-    config.max_epochs = 2;
-    run(&config, Some(dir.path()), false);
-    config.max_epochs = 4;
-    let resumed = run(&config, Some(dir.path()), true);
-    assert_eq!(history(&resumed), history(&whole));
-    assert_eq!(weights(&resumed), weights(&whole));
-    for file in ["model.safetensors", "model.json", "last.safetensors", "history.csv"] {
-        assert_eq!(
-            std::fs::read(dir.path().join(file)).unwrap(),
-            std::fs::read(whole_dir.path().join(file)).unwrap(),
-            "{file} differs"
-        );
+        // "Interrupted" after 2 epochs, then resumed to 4 in the same directory.
+        let dir = tempfile::tempdir().unwrap();
+        config.max_epochs = 2;
+        run(&config, Some(dir.path()), false);
+        config.max_epochs = 4;
+        let resumed = run(&config, Some(dir.path()), true);
+        assert_eq!(history(&resumed), history(&whole), "average {average:?}");
+        assert_eq!(weights(&resumed), weights(&whole), "average {average:?}");
+        for file in ["model.safetensors", "model.json", "last.safetensors", "history.csv"] {
+            assert_eq!(
+                std::fs::read(dir.path().join(file)).unwrap(),
+                std::fs::read(whole_dir.path().join(file)).unwrap(),
+                "{file} differs (average {average:?})"
+            );
+        }
     }
 }
 
@@ -265,6 +268,14 @@ fn fixed_epochs_train_without_a_validation_part() {
     // The same config trains the same weights again.
     let again = train(&data, &config, &TrainOptions { out_dir: None, ..options }, &Quiet).unwrap();
     assert_eq!(weights(&outcome), weights(&again));
+    // Interrupted after 3 epochs and resumed, it ends where the whole run did.
+    let part_dir = tempfile::tempdir().unwrap();
+    let part =
+        |resume| TrainOptions { out_dir: Some(part_dir.path()), resume, ..TrainOptions::in_memory(&Device::Cpu) };
+    train(&data, &ModelConfig { max_epochs: 3, ..config.clone() }, &part(false), &Quiet).unwrap();
+    let resumed = train(&data, &config, &part(true), &Quiet).unwrap();
+    assert_eq!(resumed.history.len(), 6);
+    assert_eq!(weights(&outcome), weights(&resumed));
 
     // Without `none`, an empty validation part is an error that names the way out.
     config.early_stopping_on = StoppingPart::Val;
@@ -310,4 +321,49 @@ fn a_gender_head_trains_alongside_and_answers_the_emotions_alone() {
     assert!(err.contains("no training clip has a gender") && err.contains("remove gender_weight"), "{err}");
     let bad = ModelConfig::from_yaml(&format!("{}gender_weight: -1\n", small_config(1).to_yaml())).unwrap_err();
     assert!(bad.to_string().contains("gender_weight: -1"), "{bad}");
+}
+
+#[test]
+fn a_weight_average_is_what_validation_scores_and_the_checkpoint_keeps() {
+    use ser_model::config::StoppingPart;
+    use ser_model::io;
+    let mut config = ModelConfig { weight_average: Some(0.95), ..small_config(8) };
+    config.max_epochs = 3;
+    let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
+    let features = features_config();
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+
+    // Fixed epochs: the checkpoint is the average after the last epoch, not the last step's
+    // weights, both of which the resume file holds.
+    config.early_stopping_on = StoppingPart::None;
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrainOptions { out_dir: Some(dir.path()), ..TrainOptions::in_memory(&Device::Cpu) };
+    let outcome = train(&data, &config, &options, &Quiet).unwrap();
+    let network = &outcome.model.network;
+    let point = io::read_epoch(dir.path(), network, config.learning_rate, config.weight_average).unwrap().unwrap();
+    let saved = io::read_weights(&dir.path().join("model.safetensors"), network).unwrap();
+    assert_eq!(&saved, point.average.as_ref().unwrap().weights());
+    assert_ne!(saved, point.weights, "the average differs from the last step's weights");
+    // Reproducible, and other weights than training without the average.
+    let again = train(&data, &config, &TrainOptions::in_memory(&Device::Cpu), &Quiet).unwrap();
+    assert_eq!(weights(&outcome), weights(&again));
+    let plain = run(&ModelConfig { weight_average: None, ..config.clone() }, None, false);
+    assert_ne!(weights(&outcome), weights(&plain));
+
+    // Early stopping: the best epoch's validation accuracy is the kept model's on that part.
+    config.early_stopping_on = StoppingPart::Val;
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrainOptions { out_dir: Some(dir.path()), ..TrainOptions::in_memory(&Device::Cpu) };
+    let outcome = train(&data, &config, &options, &Quiet).unwrap();
+    let checkpoint = io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
+    let predictions = ser_model::predict::predict(&checkpoint, &val_set).unwrap();
+    let right =
+        (0..val_set.len()).filter(|&i| Some(predictions.predicted(i)) == predictions.truth[i].as_deref()).count();
+    assert_eq!(outcome.metrics["val_accuracy"], right as f64 / val_set.len() as f64);
+
+    // A decay outside (0, 1) is refused with the key.
+    for bad in ["1", "0", "-0.5"] {
+        let err = ModelConfig::from_yaml(&format!("{}weight_average: {bad}\n", small_config(1).to_yaml())).unwrap_err();
+        assert!(err.to_string().contains("weight_average") && err.to_string().contains("(0, 1)"), "{err}");
+    }
 }
