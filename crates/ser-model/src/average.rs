@@ -21,7 +21,7 @@ impl WeightAverage {
     }
 
     /// The factor the average keeps at optimiser step `step` (1-based).
-    pub fn factor(&self, step: u64) -> f64 {
+    fn factor(&self, step: u64) -> f64 {
         let t = step.saturating_sub(1) as f64;
         self.decay.min((1.0 + t) / (10.0 + t))
     }

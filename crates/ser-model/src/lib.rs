@@ -4,9 +4,9 @@
 //! `model.yaml`), each holding its parameters, its candle forward and its CPU forward and
 //! backward. Training ([`train`]) runs one [`step`] per batch with either engine (the
 //! hand-written CPU pass, or candle's autograd on any device), the loss of [`loss`], the Adam
-//! of [`optim`] and, when set, the weight average of [`average`]; prediction ([`predict`]) runs the CPU forward on the CPU; [`onnx`] writes the same layers as
-//! an ONNX graph. [`checkpoint`] is the
-//! file contract and [`io`] the only module that touches the disk. Reads no audio and picks no
+//! of [`optim`] and, when set, the weight average of [`average`]; prediction ([`predict`]) runs
+//! the CPU forward on the CPU; [`onnx`] writes the same layers as an ONNX graph. [`checkpoint`]
+//! is the file contract and [`io`] the only module that touches the disk. Reads no audio and picks no
 //! hyperparameters: the feature table comes from ser-features, the config from `model.yaml` or
 //! ser-tune.
 

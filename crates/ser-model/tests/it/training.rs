@@ -357,9 +357,9 @@ fn a_weight_average_is_what_validation_scores_and_the_checkpoint_keeps() {
     let outcome = train(&data, &config, &options, &Quiet).unwrap();
     let checkpoint = io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
     let predictions = ser_model::predict::predict(&checkpoint, &val_set).unwrap();
-    let right =
-        (0..val_set.len()).filter(|&i| Some(predictions.predicted(i)) == predictions.truth[i].as_deref()).count();
-    assert_eq!(outcome.metrics["val_accuracy"], right as f64 / val_set.len() as f64);
+    let predicted: Vec<u32> = predictions.probabilities.iter().map(|p| ser_model::predict::argmax(p) as u32).collect();
+    let kept = ser_model::metrics::scores(&val_set.targets("validation").unwrap(), &predicted, val_set.classes.len());
+    assert_eq!((outcome.metrics["val_accuracy"], outcome.metrics["val_uar"]), (kept.accuracy, kept.uar));
 
     // A decay outside (0, 1) is refused with the key.
     for bad in ["1", "0", "-0.5"] {
