@@ -156,13 +156,15 @@ else
 endif
 
 train: $(MODELS) ## train the network (checkpoint in artifacts/P/model, or artifacts/P/folds/<i>/model)
-# model.json is written after the weights: it stands for the whole checkpoint.
+# model.json is written after the weights: it stands for the whole checkpoint. A training that was
+# stopped (Ctrl-C, a kill, a lost node) goes on from its last finished epoch when make runs again;
+# one whose config, data or binary changed trains anew (--resume-if-interrupted).
 ifeq ($(SEEDS),)
 $(MODEL)/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
-	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --out $(MODEL)
+	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --out $(MODEL) --resume-if-interrupted
 
 $(OUT)/folds/%/model/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
-	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D)
+	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --fold $* --out $(@D) --resume-if-interrupted
 else
 # An ensemble (ensemble.yaml): model.yaml trained once per seed into members/seed-<s>, then the
 # checkpoint (the same fold's) of each pipeline in `pipelines:`, trained by that pipeline's own
@@ -175,7 +177,7 @@ members_of = $(foreach s,$(SEEDS),$(call member_dir,$(1),$(s))) \
   $(foreach p,$(ENSEMBLE_PIPELINES),$(call other_member,$(1),$(p)))
 define member_rule
 $(call member_dir,$(1),$(2))/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
-	$(BIN)/ser-model train --config $$< --features $(FEAT) --splits $(SPLITS) --fold $(1) --seed $(2) --out $$(@D)
+	$(BIN)/ser-model train --config $$< --features $(FEAT) --splits $(SPLITS) --fold $(1) --seed $(2) --out $$(@D) --resume-if-interrupted
 endef
 $(foreach f,$(or $(FOLDS),0),$(foreach s,$(SEEDS),$(eval $(call member_rule,$(f),$(s)))))
 define other_pipeline_rule
@@ -199,7 +201,7 @@ $(PRED): $(MODEL)/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
 
 tuned: $(TUNED)/eval/metrics.json ## the search's final model: train tune/final.yaml, predict, evaluate (artifacts/P/tuned)
 $(TUNED)/model/model.json: $(TUNE)/best.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
-	$(BIN)/ser-model train --config $(TUNE)/final.yaml --features $(FEAT) --splits $(SPLITS) --out $(@D)
+	$(BIN)/ser-model train --config $(TUNE)/final.yaml --features $(FEAT) --splits $(SPLITS) --out $(@D) --resume-if-interrupted
 
 $(TUNED)/predictions/predictions.parquet: $(TUNED)/model/model.json $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model predict --checkpoint $(<D) --features $(FEAT) --splits $(SPLITS) --part test --out $@

@@ -4,7 +4,8 @@
 #      and that a real re-run after a model.yaml edit leaves the feature table untouched
 #   1a. make onnx exports the demo's checkpoint and a RAVDESS-recipe one; onnx.checker and
 #      onnxruntime accept them and match ser-model predict; the README's ONNX example runs
-#   2. two runs from clean give byte-identical metrics.json, feature table and weights (CPU)
+#   2. two runs from clean give byte-identical metrics.json, feature table and weights (CPU);
+#      make after a training stopped mid-run goes on from its last epoch to the same weights
 #   3. a feature table written by Python (pyarrow, tests/python_features.py) replaces feature
 #      extraction, and split, train, predict and eval run on it
 #   4. a manifest with three labels of its own (make MANIFEST=...) trains, predicts, reports and
@@ -127,6 +128,26 @@ for f in metrics.json features.parquet model.safetensors predictions.parquet; do
     esac
     cmp -s "$W/first/$f" "$second" && pass "$f identical in two runs from clean" || fail "$f differs between two runs from clean"
 done
+
+echo "== an interrupted training goes on where it stopped"
+# What a kill after the first epoch leaves: the resume point and no model.json. (max_epochs is not
+# part of what a resume must share, so a 1-epoch run's resume point is the 3-epoch run's after one.)
+sed -i 's/^max_epochs: .*/max_epochs: 1/' "$C/model.yaml"
+mk train >"$W/int1.log" 2>&1 || { cat "$W/int1.log"; fail "make train (1 epoch)"; }
+rm "$W/artifacts/demo/model/model.json"
+sed -i 's/^max_epochs: .*/max_epochs: 3/' "$C/model.yaml"
+mk eval >"$W/int2.log" 2>&1 || { cat "$W/int2.log"; fail "make eval after an interrupted training"; }
+grep -q "resuming after epoch 1" "$W/int2.log" && cmp -s "$W/first/model.safetensors" "$W/artifacts/demo/model/model.safetensors" \
+    && cmp -s "$W/first/metrics.json" "$METRICS" \
+    && pass "make went on from the interrupted run's epoch 1 to the uninterrupted run's weights and metrics" \
+    || fail "make after an interrupted training: $(grep -E 'resuming|first epoch' "$W/int2.log")"
+# A finished checkpoint make retrains (here: a rebuilt binary) trains from the first epoch.
+touch "target/$PROFILE/ser-model"
+mk eval >"$W/int3.log" 2>&1 || { cat "$W/int3.log"; fail "make eval after a rebuilt ser-model"; }
+grep -q "holds a finished run: training again from the first epoch" "$W/int3.log" && ! grep -q "resuming after" "$W/int3.log" \
+    && cmp -s "$W/first/model.safetensors" "$W/artifacts/demo/model/model.safetensors" \
+    && pass "a finished checkpoint that make retrains trains from the first epoch" \
+    || fail "retraining a finished checkpoint: $(grep -E 'resuming|first epoch' "$W/int3.log")"
 
 echo "== a feature stage written in Python"
 if "$PY" -c 'import numpy, pyarrow' 2>/dev/null; then

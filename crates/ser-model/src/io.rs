@@ -198,14 +198,14 @@ pub fn write_checkpoint(dir: &Path, network: &Network, weights: &Weights, meta: 
 }
 
 /// Creates the directory training is about to write and removes its `model.json`, so that a run
-/// that stops early leaves no sidecar of an older run beside newer weights.
-pub fn retire_sidecar(dir: &Path) -> Result<()> {
+/// that stops early leaves no sidecar of an older run beside newer weights. Returns whether there
+/// was one (the directory held a finished run).
+pub fn retire_sidecar(dir: &Path) -> Result<bool> {
     fs_err::create_dir_all(dir)?;
     match std::fs::remove_file(dir.join(SIDECAR_FILE)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(ser_features::Error::io(&dir.join(SIDECAR_FILE), e).into())
-        }
-        _ => Ok(()),
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ser_features::Error::io(&dir.join(SIDECAR_FILE), e).into()),
     }
 }
 

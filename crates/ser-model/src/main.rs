@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ser_features::split::SplitPart;
 use ser_model::checkpoint::{self, EpochRecord};
 use ser_model::step::Engine;
-use ser_model::train::{EpochReporter, TrainData, TrainOptions};
+use ser_model::train::{EpochReporter, Resume, TrainData, TrainOptions};
 use ser_model::{data, io, predict};
 
 const EXAMPLES: &str = "\
@@ -17,6 +17,7 @@ Examples:
   ser-model train --config pipelines/ravdess/model.yaml --features data/features/ravdess/features.parquet \\
       --splits data/features/ravdess/splits.parquet --out artifacts/ravdess/model
   ser-model train ... --resume          # continue an interrupted run in the same --out
+  ser-model train ... --resume-if-interrupted   # the same, or train anew if --out holds no such run (make)
   ser-model predict --checkpoint artifacts/ravdess/model --features data/features/ravdess/features.parquet \\
       --splits data/features/ravdess/splits.parquet --part test --out artifacts/ravdess/predictions/predictions.parquet
   ser-model export --checkpoint artifacts/ravdess/model --out artifacts/ravdess/model.onnx
@@ -129,9 +130,14 @@ struct TrainArgs {
     /// Override the config's seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Continue an interrupted run from `--out`'s last finished epoch.
-    #[arg(long)]
+    /// Continue the run in `--out` from its last finished epoch (an interrupted run, or a finished
+    /// one given more `max_epochs`); refuses one of another config or other data.
+    #[arg(long, conflicts_with = "resume_if_interrupted")]
     resume: bool,
+    /// Continue the run in `--out` only if it was interrupted (no model.json) with the same config
+    /// and data; otherwise train from the first epoch, saying why (what make passes).
+    #[arg(long)]
+    resume_if_interrupted: bool,
     #[command(flatten)]
     device: DeviceArgs,
     /// How each training step is computed [default: fused on cpu, candle on cuda]
@@ -287,7 +293,12 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     provenance.n_val = val.len();
     tracing::info!("training on {} clips, validating on {}, fold {}", train.len(), val.len(), args.fold);
     let data = TrainData { train: &train, val: &val, features_config: &table.config, provenance };
-    let options = TrainOptions { device, engine, out_dir: Some(&args.out), resume: args.resume };
+    let resume = match (args.resume, args.resume_if_interrupted) {
+        (true, _) => Resume::Always,
+        (_, true) => Resume::IfInterrupted,
+        _ => Resume::Never,
+    };
+    let options = TrainOptions { device, engine, out_dir: Some(&args.out), resume };
     let outcome = ser_model::train::train(&data, &config, &options, &EpochLog)
         .with_context(|| format!("training into {}", args.out.display()))?;
     println!(

@@ -64,14 +64,37 @@ pub struct TrainOptions<'a> {
     pub engine: Engine,
     /// The checkpoint directory to write, if any.
     pub out_dir: Option<&'a Path>,
-    /// Continue from `out_dir`'s resume point.
-    pub resume: bool,
+    /// Whether to continue from `out_dir`'s resume point.
+    pub resume: Resume,
+}
+
+/// Whether training continues from the resume point (`last.safetensors`) in its directory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Resume {
+    /// Train from the first epoch; a resume point there is overwritten.
+    #[default]
+    Never,
+    /// Continue the resume point, finished run or not (to train a finished run longer, raise
+    /// `max_epochs`); a resume point of another config or other data is an error. With none there,
+    /// train from the first epoch.
+    Always,
+    /// Continue only an interrupted run (a resume point without `model.json`) of the same config
+    /// and data; otherwise (nothing there, a finished run, another config or data, an unreadable
+    /// resume point) train from the first epoch, saying why. What `make` asks for: a run stopped
+    /// by a crash, a kill or a lost node goes on from its last finished epoch, and a checkpoint
+    /// make retrains because its inputs or the binary changed is trained anew.
+    IfInterrupted,
 }
 
 impl TrainOptions<'_> {
     /// On `device` with its default engine, writing nothing.
     pub fn in_memory(device: &Device) -> TrainOptions<'static> {
-        TrainOptions { device: device.clone(), engine: Engine::default_for(device), out_dir: None, resume: false }
+        TrainOptions {
+            device: device.clone(),
+            engine: Engine::default_for(device),
+            out_dir: None,
+            resume: Resume::Never,
+        }
     }
 }
 
@@ -118,6 +141,53 @@ fn run_key(config: &ModelConfig, provenance: &DataProvenance) -> String {
     let config = ModelConfig { max_epochs: 0, ..config.clone() };
     let text = format!("{}\n{}", config.to_yaml(), serde_json::to_string(provenance).expect("provenance serialises"));
     hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The resume point in `dir` that training continues from under `resume`, if any; `finished`
+/// says whether `dir` held a finished run's `model.json`.
+fn resume_point(
+    dir: &Path,
+    network: &Network,
+    config: &ModelConfig,
+    key: &str,
+    resume: Resume,
+    finished: bool,
+) -> Result<Option<ResumePoint>> {
+    let lenient = match resume {
+        Resume::Never => return Ok(None),
+        Resume::IfInterrupted if finished => {
+            tracing::info!("{} holds a finished run: training again from the first epoch", dir.display());
+            return Ok(None);
+        }
+        Resume::Always => false,
+        Resume::IfInterrupted => true,
+    };
+    let saved = match io::read_epoch(dir, network, config.learning_rate, config.weight_average) {
+        Ok(saved) => saved,
+        Err(e) if lenient => {
+            tracing::warn!("{e}: training from the first epoch");
+            return Ok(None);
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(mut saved) = saved else { return Ok(None) };
+    if saved.meta.state.run_key != key {
+        let path = dir.join(checkpoint::LAST_WEIGHTS_FILE);
+        if lenient {
+            tracing::warn!(
+                "{}: the interrupted run used another config or other data: training from the first epoch",
+                path.display()
+            );
+            return Ok(None);
+        }
+        return Err(Error::Checkpoint {
+            path,
+            message: "the interrupted run used another config or other data; remove the directory or drop --resume"
+                .into(),
+        });
+    }
+    saved.meta.history.truncate(saved.meta.state.epochs_done);
+    Ok(Some(saved))
 }
 
 /// Validation loss and scores of standardised clips with `weights`.
@@ -209,19 +279,8 @@ pub fn train(
         adam: Adam::new(specs, config.learning_rate),
     };
     if let Some(dir) = options.out_dir {
-        io::retire_sidecar(dir)?;
-        if options.resume
-            && let Some(mut saved) = io::read_epoch(dir, &network, config.learning_rate, config.weight_average)?
-        {
-            if saved.meta.state.run_key != key {
-                return Err(Error::Checkpoint {
-                    path: dir.join(checkpoint::LAST_WEIGHTS_FILE),
-                    message:
-                        "the interrupted run used another config or other data; remove the directory or drop --resume"
-                            .into(),
-                });
-            }
-            saved.meta.history.truncate(saved.meta.state.epochs_done);
+        let finished = io::retire_sidecar(dir)?;
+        if let Some(saved) = resume_point(dir, &network, config, &key, options.resume, finished)? {
             tracing::info!(
                 "resuming after epoch {} (best epoch {})",
                 saved.meta.state.epochs_done,

@@ -7,6 +7,7 @@ use candle_core::Device;
 use ser_model::checkpoint::{EnsembleJson, ModelJson};
 use ser_model::io::{read_checkpoint, write_ensemble, write_predictions};
 use ser_model::predict::predict;
+use ser_model::train::Resume;
 
 use crate::training::run;
 use crate::{small_config, toy_dataset};
@@ -14,7 +15,7 @@ use crate::{small_config, toy_dataset};
 #[test]
 fn saved_checkpoint_predicts_like_the_trained_network() {
     let dir = tempfile::tempdir().unwrap();
-    let outcome = run(&small_config(8), Some(dir.path()), false);
+    let outcome = run(&small_config(8), Some(dir.path()), Resume::Never);
     let checkpoint = read_checkpoint(dir.path(), &Device::Cpu).unwrap();
     assert_eq!(checkpoint.members[0].model.weights, outcome.model.weights, "the best epoch's weights, saved exactly");
     let data = toy_dataset(20, 500);
@@ -41,7 +42,7 @@ fn missing_or_foreign_checkpoints_are_clear_errors() {
     let err = read_checkpoint(dir.path(), &Device::Cpu).unwrap_err().to_string();
     assert!(err.contains("no model.json") && err.contains("has not finished"), "{err}");
 
-    run(&small_config(9), Some(dir.path()), false);
+    run(&small_config(9), Some(dir.path()), Resume::Never);
     let sidecar = dir.path().join("model.json");
     let text = std::fs::read_to_string(&sidecar).unwrap();
     std::fs::write(&sidecar, text.replace("\"format_version\": 1", "\"format_version\": 99")).unwrap();
@@ -58,7 +59,7 @@ fn missing_or_foreign_checkpoints_are_clear_errors() {
 /// Trains a small checkpoint into `dir`; `shift` moves its recorded normalisation's means, so
 /// that members standardise the same clip differently.
 fn member(dir: &std::path::Path, seed: u64, shift: f32) {
-    run(&small_config(seed), Some(dir), false);
+    run(&small_config(seed), Some(dir), Resume::Never);
     let sidecar = dir.join("model.json");
     let mut meta: ModelJson = serde_json::from_str(&std::fs::read_to_string(&sidecar).unwrap()).unwrap();
     meta.normalization.mean.iter_mut().for_each(|m| *m += shift);
@@ -157,7 +158,7 @@ fn python_loads_weights_and_predictions() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    run(&small_config(10), Some(dir.path()), false);
+    run(&small_config(10), Some(dir.path()), Resume::Never);
     let checkpoint = read_checkpoint(dir.path(), &Device::Cpu).unwrap();
     let preds = predict(&checkpoint, &toy_dataset(5, 0)).unwrap();
     let pred_path = dir.path().join("predictions.parquet");

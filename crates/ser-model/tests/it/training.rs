@@ -5,7 +5,7 @@ use ser_model::ModelConfig;
 use ser_model::checkpoint::{DataProvenance, EpochRecord};
 use ser_model::config::Augment;
 use ser_model::step::Engine;
-use ser_model::train::{Quiet, TrainData, TrainOptions, TrainOutcome, train};
+use ser_model::train::{Quiet, Resume, TrainData, TrainOptions, TrainOutcome, train};
 
 use crate::{small_config, toy_dataset};
 
@@ -27,7 +27,7 @@ fn features_config() -> ser_features::FeaturesConfig {
     ser_features::FeaturesConfig { n_mfcc: 6, frames: Some(16), ..ser_features::FeaturesConfig::reference() }
 }
 
-pub fn run_with(config: &ModelConfig, engine: Engine, out: Option<&std::path::Path>, resume: bool) -> TrainOutcome {
+pub fn run_with(config: &ModelConfig, engine: Engine, out: Option<&std::path::Path>, resume: Resume) -> TrainOutcome {
     let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
     let features = features_config();
     let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
@@ -35,7 +35,7 @@ pub fn run_with(config: &ModelConfig, engine: Engine, out: Option<&std::path::Pa
     train(&data, config, &options, &Quiet).unwrap()
 }
 
-pub fn run(config: &ModelConfig, out: Option<&std::path::Path>, resume: bool) -> TrainOutcome {
+pub fn run(config: &ModelConfig, out: Option<&std::path::Path>, resume: Resume) -> TrainOutcome {
     run_with(config, Engine::Fused, out, resume)
 }
 
@@ -50,11 +50,11 @@ fn weights(outcome: &TrainOutcome) -> Vec<Vec<f32>> {
 
 #[test]
 fn same_seed_gives_bit_identical_weights() {
-    let a = run(&small_config(3), None, false);
-    let b = run(&small_config(3), None, false);
+    let a = run(&small_config(3), None, Resume::Never);
+    let b = run(&small_config(3), None, Resume::Never);
     assert_eq!(weights(&a), weights(&b));
     assert_eq!(history(&a), history(&b));
-    let c = run(&small_config(4), None, false);
+    let c = run(&small_config(4), None, Resume::Never);
     assert_ne!(weights(&a), weights(&c));
 }
 
@@ -64,7 +64,7 @@ fn thread_count_does_not_change_the_weights() {
     let config = ModelConfig { conv1_filters: 32, conv2_filters: 32, ..small_config(5) };
     let on = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        pool.install(|| run(&config, None, false))
+        pool.install(|| run(&config, None, Resume::Never))
     };
     let (one, three) = (on(1), on(3));
     assert_eq!(weights(&one), weights(&three), "1 and 3 threads train the same weights");
@@ -83,10 +83,10 @@ fn augmented_training_is_reproducible() {
         noise_std: 0.1,
         mixup_alpha: 0.4,
     };
-    let a = run(&config, None, false);
-    let b = run(&config, None, false);
+    let a = run(&config, None, Resume::Never);
+    let b = run(&config, None, Resume::Never);
     assert_eq!(weights(&a), weights(&b), "same seed, same augmentation, same weights");
-    let plain = run(&small_config(6), None, false);
+    let plain = run(&small_config(6), None, Resume::Never);
     assert_ne!(weights(&a), weights(&plain), "augmentation changes training");
 }
 
@@ -95,7 +95,7 @@ fn it_learns_a_learnable_problem() {
     let mut config = small_config(1);
     config.max_epochs = 25;
     config.patience = 25;
-    let outcome = run(&config, None, false);
+    let outcome = run(&config, None, Resume::Never);
     let first = &outcome.history[0];
     let best = outcome.metrics["val_accuracy"];
     assert!(outcome.history.last().unwrap().train_loss < first.train_loss, "training loss went down");
@@ -107,7 +107,7 @@ fn early_stopping_restores_the_best_epoch() {
     let mut config = small_config(2);
     config.max_epochs = 30;
     config.patience = 3;
-    let outcome = run(&config, None, false);
+    let outcome = run(&config, None, Resume::Never);
     assert!(outcome.epochs_run <= 30);
     let best = &outcome.history[outcome.best_epoch - 1];
     assert_eq!(Some(outcome.metrics["val_accuracy"]), best.val_accuracy);
@@ -123,14 +123,14 @@ fn resume_continues_exactly() {
         let whole_dir = tempfile::tempdir().unwrap();
         let mut config = ModelConfig { weight_average: average, ..small_config(5) };
         config.max_epochs = 4;
-        let whole = run(&config, Some(whole_dir.path()), false);
+        let whole = run(&config, Some(whole_dir.path()), Resume::Never);
 
         // "Interrupted" after 2 epochs, then resumed to 4 in the same directory.
         let dir = tempfile::tempdir().unwrap();
         config.max_epochs = 2;
-        run(&config, Some(dir.path()), false);
+        run(&config, Some(dir.path()), Resume::Never);
         config.max_epochs = 4;
-        let resumed = run(&config, Some(dir.path()), true);
+        let resumed = run(&config, Some(dir.path()), Resume::Always);
         assert_eq!(history(&resumed), history(&whole), "average {average:?}");
         assert_eq!(weights(&resumed), weights(&whole), "average {average:?}");
         for file in ["model.safetensors", "model.json", "last.safetensors", "history.csv"] {
@@ -148,14 +148,73 @@ fn resume_with_other_data_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = small_config(5);
     config.max_epochs = 1;
-    run(&config, Some(dir.path()), false);
+    run(&config, Some(dir.path()), Resume::Never);
     config.dropout_dense = 0.3;
     let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
     let features = features_config();
     let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
-    let options = TrainOptions { out_dir: Some(dir.path()), resume: true, ..TrainOptions::in_memory(&Device::Cpu) };
+    let options =
+        TrainOptions { out_dir: Some(dir.path()), resume: Resume::Always, ..TrainOptions::in_memory(&Device::Cpu) };
     let err = train(&data, &config, &options, &Quiet).unwrap_err().to_string();
     assert!(err.contains("last.safetensors") && err.contains("another config"), "{err}");
+}
+
+/// Counts the epochs a run trains (a resumed run reports only those after its resume point).
+#[derive(Default)]
+struct Counter(std::sync::atomic::AtomicUsize);
+
+impl ser_model::train::EpochReporter for Counter {
+    fn on_epoch(&self, _record: &EpochRecord, _max_epochs: usize, _is_best: bool) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn resume_if_interrupted_continues_only_an_interrupted_run_of_the_same_config() {
+    let (train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
+    let features = features_config();
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+    let config = ModelConfig { max_epochs: 4, ..small_config(5) };
+    let whole = run(&config, None, Resume::Never);
+    // Trains in `dir` under IfInterrupted: the outcome and how many epochs it trained itself.
+    let train_in = |dir: &std::path::Path, config: &ModelConfig| {
+        let counter = Counter::default();
+        let options =
+            TrainOptions { out_dir: Some(dir), resume: Resume::IfInterrupted, ..TrainOptions::in_memory(&Device::Cpu) };
+        let outcome = train(&data, config, &options, &counter).unwrap();
+        (outcome, counter.0.into_inner())
+    };
+
+    // A run killed after its second epoch leaves the resume point and no model.json (training
+    // removes it first and writes it last): it goes on from epoch 3 to the whole run's weights.
+    let dir = tempfile::tempdir().unwrap();
+    run(&ModelConfig { max_epochs: 2, ..config.clone() }, Some(dir.path()), Resume::Never);
+    std::fs::remove_file(dir.path().join("model.json")).unwrap();
+    let (resumed, trained) = train_in(dir.path(), &config);
+    assert_eq!(trained, 2);
+    assert_eq!(history(&resumed), history(&whole));
+    assert_eq!(weights(&resumed), weights(&whole));
+
+    // A finished run (model.json there) is trained anew, from the first epoch.
+    let (again, trained) = train_in(dir.path(), &config);
+    assert_eq!(trained, 4);
+    assert_eq!(weights(&again), weights(&whole));
+
+    // An interrupted run of another config is not continued, nor refused: the new config trains
+    // from the first epoch, as it would in an empty directory.
+    let other = ModelConfig { dropout_dense: 0.3, ..config.clone() };
+    std::fs::remove_file(dir.path().join("model.json")).unwrap();
+    let (fresh, trained) = train_in(dir.path(), &other);
+    assert_eq!(trained, 4);
+    assert_eq!(weights(&fresh), weights(&run(&other, None, Resume::Never)));
+    assert_ne!(weights(&fresh), weights(&whole));
+
+    // Nor does an unreadable resume point stop it.
+    std::fs::remove_file(dir.path().join("model.json")).unwrap();
+    std::fs::write(dir.path().join("last.safetensors"), b"not a resume point").unwrap();
+    let (fresh, trained) = train_in(dir.path(), &config);
+    assert_eq!(trained, 4);
+    assert_eq!(weights(&fresh), weights(&whole));
 }
 
 #[test]
@@ -163,7 +222,7 @@ fn class_weights_train_too() {
     let mut config = small_config(6);
     config.class_weights = true;
     config.max_epochs = 2;
-    let outcome = run(&config, None, false);
+    let outcome = run(&config, None, Resume::Never);
     assert!(outcome.history.iter().all(|r| r.train_loss.is_finite()));
 }
 
@@ -175,8 +234,8 @@ fn the_candle_engine_trains_along_the_same_curve() {
     config.max_epochs = 4;
     config.patience = 10;
     let dir = tempfile::tempdir().unwrap();
-    let candle = run_with(&config, Engine::Candle, Some(dir.path()), false);
-    let fused = run(&config, None, false);
+    let candle = run_with(&config, Engine::Candle, Some(dir.path()), Resume::Never);
+    let fused = run(&config, None, Resume::Never);
     assert_eq!(candle.epochs_run, fused.epochs_run);
     for (c, f) in candle.history.iter().zip(&fused.history) {
         for (what, a, b) in
@@ -258,7 +317,8 @@ fn fixed_epochs_train_without_a_validation_part() {
     let features = features_config();
     let dir = tempfile::tempdir().unwrap();
     let data = TrainData { train: &train_set, val: &empty, features_config: &features, provenance: provenance() };
-    let options = TrainOptions { device: Device::Cpu, engine: Engine::Fused, out_dir: Some(dir.path()), resume: false };
+    let options =
+        TrainOptions { device: Device::Cpu, engine: Engine::Fused, out_dir: Some(dir.path()), resume: Resume::Never };
     let outcome = train(&data, &config, &options, &Quiet).unwrap();
     assert_eq!((outcome.epochs_run, outcome.best_epoch, outcome.stopped_early), (6, 6, false));
     assert!(outcome.history.iter().all(|r| r.val_loss.is_none() && r.val_uar.is_none()));
@@ -272,8 +332,8 @@ fn fixed_epochs_train_without_a_validation_part() {
     let part_dir = tempfile::tempdir().unwrap();
     let part =
         |resume| TrainOptions { out_dir: Some(part_dir.path()), resume, ..TrainOptions::in_memory(&Device::Cpu) };
-    train(&data, &ModelConfig { max_epochs: 3, ..config.clone() }, &part(false), &Quiet).unwrap();
-    let resumed = train(&data, &config, &part(true), &Quiet).unwrap();
+    train(&data, &ModelConfig { max_epochs: 3, ..config.clone() }, &part(Resume::Never), &Quiet).unwrap();
+    let resumed = train(&data, &config, &part(Resume::Always), &Quiet).unwrap();
     assert_eq!(resumed.history.len(), 6);
     assert_eq!(weights(&outcome), weights(&resumed));
 
@@ -282,7 +342,7 @@ fn fixed_epochs_train_without_a_validation_part() {
     let err = train(
         &data,
         &config,
-        &TrainOptions { device: Device::Cpu, engine: Engine::Fused, out_dir: None, resume: false },
+        &TrainOptions { device: Device::Cpu, engine: Engine::Fused, out_dir: None, resume: Resume::Never },
         &Quiet,
     )
     .unwrap_err()
@@ -304,7 +364,7 @@ fn a_gender_head_trains_alongside_and_answers_the_emotions_alone() {
     let heads = outcome.model.network.heads();
     assert_eq!((heads.classes, heads.outputs()), (8, 10), "8 emotions, then female and male");
     // The head changes training: the same seed without it trains other weights.
-    let plain = run(&ModelConfig { gender_weight: None, ..config.clone() }, None, false);
+    let plain = run(&ModelConfig { gender_weight: None, ..config.clone() }, None, Resume::Never);
     assert_ne!(weights(&outcome), weights(&plain));
     // Saved and loaded, it predicts the emotions alone, and the same seed trains it again.
     let checkpoint = ser_model::io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
@@ -347,7 +407,7 @@ fn a_weight_average_is_what_validation_scores_and_the_checkpoint_keeps() {
     // Reproducible, and other weights than training without the average.
     let again = train(&data, &config, &TrainOptions::in_memory(&Device::Cpu), &Quiet).unwrap();
     assert_eq!(weights(&outcome), weights(&again));
-    let plain = run(&ModelConfig { weight_average: None, ..config.clone() }, None, false);
+    let plain = run(&ModelConfig { weight_average: None, ..config.clone() }, None, Resume::Never);
     assert_ne!(weights(&outcome), weights(&plain));
 
     // Early stopping: the best epoch's validation accuracy is the kept model's on that part.
