@@ -157,8 +157,9 @@ endif
 
 train: $(MODELS) ## train the network (checkpoint in artifacts/P/model, or artifacts/P/folds/<i>/model)
 # model.json is written after the weights: it stands for the whole checkpoint. A training that was
-# stopped (Ctrl-C, a kill, a lost node) goes on from its last finished epoch when make runs again;
-# one whose config, data or binary changed trains anew (--resume-if-interrupted).
+# stopped (Ctrl-C, a kill, a lost node) goes on from its last finished epoch when make runs again,
+# unless its config or data changed meanwhile; a finished checkpoint make retrains (its config,
+# data or binary changed) trains from the first epoch (--resume-if-interrupted).
 ifeq ($(SEEDS),)
 $(MODEL)/model.json: $(CONF)/model.yaml $(FEAT) $(SPLITS) $(BIN)/ser-model
 	$(BIN)/ser-model train --config $< --features $(FEAT) --splits $(SPLITS) --out $(MODEL) --resume-if-interrupted
