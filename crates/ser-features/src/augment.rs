@@ -1,8 +1,8 @@
 //! Audio-level augmentation for training copies of a clip (`augment` in `features.yaml`): a cut
-//! to the speech, speed perturbation, a room, band-limiting to telephone bandwidth, a low-pass at a random cutoff,
-//! white noise at a random SNR and random gain (the transforms of [`crate::channel`]), each copy
-//! drawn from a generator seeded by `(seed, clip id, copy)`, so a copy is the same on every
-//! machine and shard. Functions of values: no IO.
+//! to the speech, speed perturbation, a vocal-tract-length warp, a room, band-limiting to
+//! telephone bandwidth, a low-pass at a random cutoff, white noise at a random SNR and random gain
+//! (the transforms of [`crate::channel`]), each copy drawn from a generator seeded by `(seed,
+//! clip id, copy)`, so a copy is the same on every machine and shard. Functions of values: no IO.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -12,12 +12,23 @@ use crate::audio::{AudioError, resample};
 use crate::channel::{TELEPHONE_BAND_HZ, add_noise, apply_gain, band_limit, low_pass, reverberate, trim};
 use crate::config::AudioAugment;
 
-/// Copy `copy` (1-based) of a clip: its samples at `sample_rate` and what was done, in words
-/// (`trim=31dB speed=0.9 room=0.42s telephone lowpass=4210Hz snr=17.5dB gain=-3.2dB`), in that
-/// order: where the recording was cut, the voice, the room it is in, the line or codec, the noise
-/// at the microphone, the level. A
-/// transform whose probability is 0 draws nothing, so adding one leaves older configs' copies as
-/// they were. The cut leaves at least `min_len` samples (the analysis' minimum), after any speed.
+/// One training copy of a clip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AugmentedCopy {
+    /// At the clip's sample rate.
+    pub samples: Vec<f32>,
+    /// The vocal-tract-length warp the features apply ([`crate::dsp::Analyzer::features_vtlp`]);
+    /// 1 for none. A warp of the spectrum, it is done in the filterbank, not on the samples.
+    pub vtlp_alpha: f32,
+    /// What was done, in words (`trim=31dB speed=0.9 vtlp=1.072 room=0.42s telephone
+    /// lowpass=4210Hz snr=17.5dB gain=-3.2dB`), in that order: where the recording was cut, the
+    /// voice, the room it is in, the line or codec, the noise at the microphone, the level.
+    pub what: String,
+}
+
+/// Copy `copy` (1-based) of a clip at `sample_rate`. A transform whose probability is 0 draws
+/// nothing, so adding one leaves older configs' copies as they were. The cut leaves at least
+/// `min_len` samples (the analysis' minimum), after any speed.
 pub fn augmented_copy(
     samples: &[f32],
     sample_rate: u32,
@@ -25,7 +36,7 @@ pub fn augmented_copy(
     clip_id: &str,
     copy: usize,
     min_len: usize,
-) -> Result<(Vec<f32>, String), AudioError> {
+) -> Result<AugmentedCopy, AudioError> {
     let digest = Sha256::digest(format!("{}/{clip_id}/{copy}", spec.seed).as_bytes());
     let mut rng = ChaCha8Rng::seed_from_u64(u64::from_le_bytes(digest[..8].try_into().expect("8 bytes")));
     let mut done = Vec::new();
@@ -48,6 +59,12 @@ pub fn augmented_copy(
             y = resample(&y, from, sample_rate)?;
         }
         done.push(format!("speed={speed}"));
+    }
+    let mut vtlp_alpha = 1.0;
+    if spec.vtlp > 0.0 && rng.random::<f32>() < spec.vtlp {
+        let [lo, hi] = spec.vtlp_alpha.expect("validated: vtlp needs vtlp_alpha");
+        vtlp_alpha = rng.random_range(lo..=hi);
+        done.push(format!("vtlp={vtlp_alpha:.3}"));
     }
     if spec.reverb > 0.0 && rng.random::<f32>() < spec.reverb {
         let [lo, hi] = spec.reverb_rt60_s.expect("validated: reverb needs reverb_rt60_s");
@@ -75,13 +92,27 @@ pub fn augmented_copy(
         apply_gain(&mut y, gain_db);
         done.push(format!("gain={gain_db:.1}dB"));
     }
-    Ok((y, done.join(" ")))
+    Ok(AugmentedCopy { samples: y, vtlp_alpha, what: done.join(" ") })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::channel::signals::{rms, tone};
+
+    /// [`augmented_copy`]'s samples and words (the copies of these tests draw no warp).
+    fn samples_and_words(
+        samples: &[f32],
+        sample_rate: u32,
+        spec: &AudioAugment,
+        clip_id: &str,
+        copy: usize,
+        min_len: usize,
+    ) -> Result<(Vec<f32>, String), AudioError> {
+        let c = augmented_copy(samples, sample_rate, spec, clip_id, copy, min_len)?;
+        assert_eq!(c.vtlp_alpha, 1.0, "no warp asked for");
+        Ok((c.samples, c.what))
+    }
 
     #[test]
     fn copies_are_seeded_by_clip_and_copy() {
@@ -95,10 +126,10 @@ mod tests {
             ..AudioAugment::default()
         };
         let y = tone(220.0, 22_050, 22_050);
-        let a = augmented_copy(&y, 22_050, &spec, "clip", 1, 0).unwrap();
-        assert_eq!(a, augmented_copy(&y, 22_050, &spec, "clip", 1, 0).unwrap(), "the same copy twice");
-        assert_ne!(a.0, augmented_copy(&y, 22_050, &spec, "clip", 2, 0).unwrap().0);
-        assert_ne!(a.0, augmented_copy(&y, 22_050, &spec, "other", 1, 0).unwrap().0);
+        let a = samples_and_words(&y, 22_050, &spec, "clip", 1, 0).unwrap();
+        assert_eq!(a, samples_and_words(&y, 22_050, &spec, "clip", 1, 0).unwrap(), "the same copy twice");
+        assert_ne!(a.0, samples_and_words(&y, 22_050, &spec, "clip", 2, 0).unwrap().0);
+        assert_ne!(a.0, samples_and_words(&y, 22_050, &spec, "other", 1, 0).unwrap().0);
         assert!(a.1.contains("speed=") && a.1.contains("gain=") && a.1.contains("snr="), "{}", a.1);
     }
 
@@ -114,14 +145,15 @@ mod tests {
             ..AudioAugment::default()
         };
         let y = tone(220.0, sr as usize, sr);
-        let (fast, what) = augmented_copy(&y, sr, &only(vec![1.1], 0.0), "c", 1, 0).unwrap();
+        let (fast, what) = samples_and_words(&y, sr, &only(vec![1.1], 0.0), "c", 1, 0).unwrap();
         assert_eq!(what, "speed=1.1");
         assert!((fast.len() as f32 - sr as f32 / 1.1).abs() < 2.0, "{} samples", fast.len());
         let high = tone(6000.0, sr as usize, sr);
-        let (phone, what) = augmented_copy(&high, sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap();
+        let (phone, what) = samples_and_words(&high, sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap();
         assert_eq!(what, "telephone");
         assert!(rms(&phone) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&phone), rms(&high));
-        let (mid, _) = augmented_copy(&tone(1000.0, sr as usize, sr), sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap();
+        let (mid, _) =
+            samples_and_words(&tone(1000.0, sr as usize, sr), sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap();
         assert!(rms(&mid) > 0.8 * 0.3 / 2f32.sqrt(), "1 kHz is in the band: {}", rms(&mid));
     }
 
@@ -136,12 +168,12 @@ mod tests {
             ..AudioAugment::default()
         };
         let high = tone(6000.0, sr as usize, sr);
-        let (cut, what) = augmented_copy(&high, sr, &spec, "c", 1, 0).unwrap();
+        let (cut, what) = samples_and_words(&high, sr, &spec, "c", 1, 0).unwrap();
         let hz: f32 = what.strip_prefix("lowpass=").and_then(|w| w.strip_suffix("Hz")).unwrap().parse().unwrap();
         assert!((3000.0..=4000.0).contains(&hz), "{what}");
         assert!(rms(&cut) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&cut), rms(&high));
         let low = tone(1000.0, sr as usize, sr);
-        let (kept, _) = augmented_copy(&low, sr, &spec, "c", 1, 0).unwrap();
+        let (kept, _) = samples_and_words(&low, sr, &spec, "c", 1, 0).unwrap();
         assert!(rms(&kept) > 0.9 * rms(&low), "1 kHz is below the cutoff: {}", rms(&kept));
     }
 
@@ -157,14 +189,14 @@ mod tests {
         };
         let mut click = vec![0f32; sr as usize];
         click[100] = 1.0;
-        let (a, what) = augmented_copy(&click, sr, &spec, "c", 1, 0).unwrap();
+        let (a, what) = samples_and_words(&click, sr, &spec, "c", 1, 0).unwrap();
         let rt60: f32 = what.strip_prefix("room=").and_then(|w| w.strip_suffix('s')).unwrap().parse().unwrap();
         assert!((0.3..=0.6).contains(&rt60), "{what}");
         let late: f32 = a[100 + sr as usize / 10..].iter().map(|v| v * v).sum();
         assert!(late > 0.01 * a.iter().map(|v| v * v).sum::<f32>(), "a tail 100 ms on");
         assert!((rms(&a) / rms(&click) - 1.0).abs() < 1e-3, "the clip's level is kept");
-        let (b, _) = augmented_copy(&click, sr, &spec, "c", 2, 0).unwrap();
-        let (c, _) = augmented_copy(&click, sr, &spec, "d", 1, 0).unwrap();
+        let (b, _) = samples_and_words(&click, sr, &spec, "c", 2, 0).unwrap();
+        let (c, _) = samples_and_words(&click, sr, &spec, "d", 1, 0).unwrap();
         assert_ne!(a, b, "two copies, two rooms");
         assert_ne!(a, c, "two clips, two rooms");
         let suite = crate::channel::Channel::Reverb { rt60_s: rt60 }.apply(&click, sr, 0).unwrap();
@@ -182,7 +214,7 @@ mod tests {
         clip.extend(tone(300.0, s, sr));
         clip.extend(vec![1e-4f32; s]);
         for copy in [1, 2] {
-            let (cut, what) = augmented_copy(&clip, sr, &spec, "c", copy, 0).unwrap();
+            let (cut, what) = samples_and_words(&clip, sr, &spec, "c", copy, 0).unwrap();
             let db: f32 = what.strip_prefix("trim=").and_then(|w| w.strip_suffix("dB")).unwrap().parse().unwrap();
             assert!((20.0..=40.0).contains(&db), "{what}");
             let seconds = cut.len() as f32 / sr as f32;
@@ -190,15 +222,15 @@ mod tests {
         }
         // Never shorter than the analysis needs, even after the fastest speed.
         let fast = AudioAugment { speeds: vec![1.5], ..spec.clone() };
-        let (cut, _) = augmented_copy(&clip, sr, &fast, "c", 1, 2 * s).unwrap();
+        let (cut, _) = samples_and_words(&clip, sr, &fast, "c", 1, 2 * s).unwrap();
         assert!(cut.len() >= 2 * s, "{} samples after the cut and speed 1.5", cut.len());
         let never = AudioAugment { trim: 0.0, ..spec.clone() };
-        assert_eq!(augmented_copy(&clip, sr, &never, "c", 1, 0).unwrap(), (clip.clone(), String::new()));
+        assert_eq!(samples_and_words(&clip, sr, &never, "c", 1, 0).unwrap(), (clip.clone(), String::new()));
     }
 
     #[test]
     fn transforms_left_at_zero_draw_nothing() {
-        // Adding trim, lowpass and reverb to the generator's sequence must not move older configs'
+        // Adding trim, vtlp, lowpass and reverb to the generator's sequence must not move older configs'
         // copies: with each at 0 (their ranges given or not) the copy is the one they drew before.
         let spec = AudioAugment {
             copies: 1,
@@ -211,6 +243,7 @@ mod tests {
         };
         let with_ranges = AudioAugment {
             lowpass_hz: Some([3000.0, 8000.0]),
+            vtlp_alpha: Some([0.9, 1.1]),
             reverb_rt60_s: Some([0.2, 0.8]),
             trim_top_db: Some([20.0, 40.0]),
             ..spec.clone()
@@ -222,5 +255,31 @@ mod tests {
                 augmented_copy(&y, 22_050, &with_ranges, id, 1, 0).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn a_warped_copy_draws_its_factor_and_keeps_its_samples() {
+        let sr = 22_050;
+        let spec = AudioAugment {
+            copies: 3,
+            seed: 2,
+            speeds: vec![0.9, 1.0, 1.1],
+            vtlp: 1.0,
+            vtlp_alpha: Some([0.85, 1.15]),
+            ..AudioAugment::default()
+        };
+        let y = tone(220.0, sr as usize, sr);
+        let unwarped = AudioAugment { vtlp: 0.0, ..spec.clone() };
+        let mut alphas = Vec::new();
+        for copy in 1..=3 {
+            let c = augmented_copy(&y, sr, &spec, "c", copy, 0).unwrap();
+            assert!((0.85..=1.15).contains(&c.vtlp_alpha), "{}", c.vtlp_alpha);
+            assert!(c.what.contains(&format!("vtlp={:.3}", c.vtlp_alpha)), "{}", c.what);
+            // The warp is the features' to apply: the samples are the copy's without it (its speed
+            // drawn before the warp, nothing drawn after).
+            assert_eq!(c.samples, augmented_copy(&y, sr, &unwarped, "c", copy, 0).unwrap().samples);
+            alphas.push(c.vtlp_alpha);
+        }
+        assert!(alphas[0] != alphas[1] && alphas[1] != alphas[2], "{alphas:?}");
     }
 }

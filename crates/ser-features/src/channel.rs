@@ -400,6 +400,14 @@ mod tests {
         assert!(err.contains("augment.trim: 2 is a probability"), "{err}");
         let err = refused("  trim: 0.5\n  trim_top_db: [0.0, 40.0]\n");
         assert!(err.contains("augment.trim_top_db: [0, 40] must lie within (0, 120] dB"), "{err}");
+        let err = refused("  vtlp: 0.5\n");
+        assert!(err.contains("augment.vtlp_alpha: give the warp factors"), "{err}");
+        let err = refused("  vtlp: -0.1\n  vtlp_alpha: [0.9, 1.1]\n");
+        assert!(err.contains("augment.vtlp: -0.1 is a probability"), "{err}");
+        let err = refused("  vtlp: 0.5\n  vtlp_alpha: [0.5, 1.1]\n");
+        assert!(err.contains("augment.vtlp_alpha: [0.5, 1.1] must lie within 0.7..=1.4"), "{err}");
+        let err = refused("  vtlp: 0.5\n  vtlp_alpha: [1.1, 0.9]\n");
+        assert!(err.contains("augment.vtlp_alpha: [1.1, 0.9] is not a range"), "{err}");
         let ok = format!("{base}augment:\n  copies: 1\n  seed: 1\n  lowpass: 0.5\n  lowpass_hz: [1000.0, 2500.0]\n");
         assert!(crate::FeaturesConfig::from_yaml(&ok).is_ok());
     }

@@ -121,7 +121,20 @@ pub struct AudioAugment {
     /// The cut's levels in dB below the loudest frame, `[low, high]`; needed when `trim` is above 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trim_top_db: Option<[f32; 2]>,
+    /// Probability that a copy is heard as a voice of another vocal-tract length (VTLP): its
+    /// spectrum stretched along frequency by a factor drawn uniformly from `vtlp_alpha` (above 1:
+    /// formants and harmonics move up, as from a shorter vocal tract), tempo kept. Applied in the
+    /// mel filterbank ([`crate::dsp::MelBasis::slaney_warped`]), so it warps the copy's channel
+    /// and noise with the voice.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub vtlp: f32,
+    /// The warp factors, `[low, high]` within [`VTLP_ALPHA_RANGE`]; needed when `vtlp` is above 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtlp_alpha: Option<[f32; 2]>,
 }
+
+/// The warp factors `vtlp_alpha` may draw from: past them a voice no longer sounds like one.
+pub const VTLP_ALPHA_RANGE: std::ops::RangeInclusive<f32> = 0.7..=1.4;
 
 fn is_zero(p: &f32) -> bool {
     *p == 0.0
@@ -142,6 +155,7 @@ impl AudioAugment {
             ("lowpass_hz", self.lowpass_hz),
             ("reverb_rt60_s", self.reverb_rt60_s),
             ("trim_top_db", self.trim_top_db),
+            ("vtlp_alpha", self.vtlp_alpha),
         ];
         for (name, range) in ranges {
             if let Some([lo, hi]) = range
@@ -150,8 +164,13 @@ impl AudioAugment {
                 return fail(format!("{name}: [{lo}, {hi}] is not a range low <= high"));
             }
         }
-        let probabilities =
-            [("telephone", self.telephone), ("lowpass", self.lowpass), ("reverb", self.reverb), ("trim", self.trim)];
+        let probabilities = [
+            ("telephone", self.telephone),
+            ("lowpass", self.lowpass),
+            ("reverb", self.reverb),
+            ("trim", self.trim),
+            ("vtlp", self.vtlp),
+        ];
         for (name, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {
                 return fail(format!("{name}: {p} is a probability, in [0, 1]"));
@@ -184,6 +203,15 @@ impl AudioAugment {
             && !(lo > 0.0 && hi <= crate::channel::MAX_TRIM_DB)
         {
             return fail(format!("trim_top_db: [{lo}, {hi}] must lie within (0, {}] dB", crate::channel::MAX_TRIM_DB));
+        }
+        if self.vtlp > 0.0 && self.vtlp_alpha.is_none() {
+            return fail("vtlp_alpha: give the warp factors [low, high] that vtlp draws from (e.g. [0.9, 1.1])".into());
+        }
+        if let Some([lo, hi]) = self.vtlp_alpha
+            && !(VTLP_ALPHA_RANGE.contains(&lo) && VTLP_ALPHA_RANGE.contains(&hi))
+        {
+            let range = VTLP_ALPHA_RANGE;
+            return fail(format!("vtlp_alpha: [{lo}, {hi}] must lie within {}..={}", range.start(), range.end()));
         }
         Ok(())
     }

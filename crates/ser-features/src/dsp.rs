@@ -11,6 +11,9 @@
 //! - `delta`: Savitzky-Golay derivative, width 9, polynomial order = derivative order,
 //!   `mode="interp"` (the edge frames take the derivative of the fit over the first/last 9).
 //!
+//! Besides librosa, vocal-tract-length perturbation for training copies: the mel filterbank
+//! evaluated on a stretched frequency axis ([`MelBasis::slaney_warped`]).
+//!
 //! Everything here is a function of values; no IO.
 
 use std::sync::Arc;
@@ -96,6 +99,11 @@ impl Analyzer {
     /// The dB mel spectrogram (`power_to_db(melspectrogram(y))`), frames x n_mels, and the
     /// floor that `top_db` applied (the dB value of silence in this clip).
     pub fn log_mel(&self, samples: &[f32]) -> (FeatureMatrix, f32) {
+        self.log_mel_through(samples, &self.mel)
+    }
+
+    /// [`Analyzer::log_mel`] through the filterbank `mel`.
+    fn log_mel_through(&self, samples: &[f32], mel: &MelBasis) -> (FeatureMatrix, f32) {
         let n_fft = self.config.n_fft;
         let hop = self.config.hop_length;
         let n_mels = self.config.n_mels;
@@ -121,7 +129,7 @@ impl Analyzer {
                 *p = c.re * c.re + c.im * c.im;
             }
             let row = &mut values[frame_idx * n_mels..(frame_idx + 1) * n_mels];
-            self.mel.apply(&power, row);
+            mel.apply(&power, row);
             for v in row.iter_mut() {
                 *v = 10.0 * v.max(AMIN).log10();
                 max_db = max_db.max(*v);
@@ -141,7 +149,11 @@ impl Analyzer {
 
     /// MFCCs of the clip, frames x n_mfcc, and the MFCC frame of silence (the DCT of the floor).
     pub fn mfcc(&self, samples: &[f32]) -> (FeatureMatrix, Vec<f32>) {
-        let (log_mel, floor) = self.log_mel(samples);
+        self.mfcc_through(samples, &self.mel)
+    }
+
+    fn mfcc_through(&self, samples: &[f32], mel: &MelBasis) -> (FeatureMatrix, Vec<f32>) {
+        let (log_mel, floor) = self.log_mel_through(samples, mel);
         let n_mfcc = self.config.n_mfcc;
         let mut values = vec![0f32; log_mel.n_frames * n_mfcc];
         for frame_idx in 0..log_mel.n_frames {
@@ -185,11 +197,27 @@ impl Analyzer {
     ///
     /// The caller guarantees `samples.len() >= self.min_samples()`.
     pub fn features(&self, samples: &[f32]) -> ClipFeatures {
+        self.features_through(samples, &self.mel)
+    }
+
+    /// [`Analyzer::features`] of the clip as a voice of another vocal-tract length: its spectrum
+    /// stretched along frequency by `alpha` ([`MelBasis::slaney_warped`]; the augmentation's
+    /// `vtlp`). `alpha` 1 is [`Analyzer::features`].
+    pub fn features_vtlp(&self, samples: &[f32], alpha: f32) -> ClipFeatures {
+        if alpha == 1.0 {
+            return self.features(samples);
+        }
+        let c = &self.config;
+        let mel = MelBasis::slaney_warped(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax_hz(), alpha);
+        self.features_through(samples, &mel)
+    }
+
+    fn features_through(&self, samples: &[f32], mel: &MelBasis) -> ClipFeatures {
         let samples = &self.prepare(samples)[..];
         let (base, silence) = match self.config.kind {
-            FeatureKind::Mfcc => self.mfcc(samples),
+            FeatureKind::Mfcc => self.mfcc_through(samples, mel),
             FeatureKind::LogMel => {
-                let (m, floor) = self.log_mel(samples);
+                let (m, floor) = self.log_mel_through(samples, mel);
                 (m, vec![floor; self.config.n_mels])
             }
         };
@@ -381,8 +409,42 @@ impl MelBasis {
     /// `librosa.filters.mel(sr, n_fft, n_mels, fmin, fmax, htk=False, norm="slaney")`, computed
     /// in f64 and stored as f32 like librosa's default dtype.
     pub fn slaney(sample_rate: u32, n_fft: usize, n_mels: usize, fmin: f32, fmax: f32) -> MelBasis {
+        MelBasis::from_triangles(sample_rate, n_fft, n_mels, fmin, fmax, |f| (f, 1.0))
+    }
+
+    /// [`MelBasis::slaney`] heard through vocal-tract-length perturbation (Jaitly & Hinton, 2013):
+    /// the spectrum stretched along frequency by `alpha`, so that what lay at `f` lies at
+    /// `w(f)`, `w(f) = alpha f` up to a break at `0.8 nyquist min(1, 1/alpha)` and linear from
+    /// there to `w(nyquist) = nyquist` (the spectrum keeps its span). Each band weighs
+    /// bin `f` by the plain triangle at `w(f)` times `w'(f)`: the band sums the energy the plain
+    /// band would sum over the stretched spectrum. `alpha` 1 is [`MelBasis::slaney`] exactly.
+    pub fn slaney_warped(sample_rate: u32, n_fft: usize, n_mels: usize, fmin: f32, fmax: f32, alpha: f32) -> MelBasis {
+        if alpha == 1.0 {
+            return MelBasis::slaney(sample_rate, n_fft, n_mels, fmin, fmax);
+        }
+        let alpha = alpha as f64;
+        let nyquist = sample_rate as f64 / 2.0;
+        let knee = 0.8 * nyquist * (1.0 / alpha).min(1.0);
+        let upper_slope = (nyquist - alpha * knee) / (nyquist - knee);
+        let warp = |f: f64| {
+            if f <= knee { (alpha * f, alpha) } else { (alpha * knee + (f - knee) * upper_slope, upper_slope) }
+        };
+        MelBasis::from_triangles(sample_rate, n_fft, n_mels, fmin, fmax, warp)
+    }
+
+    /// The Slaney-normalised triangles between `fmin` and `fmax`, each bin's frequency `f` seen at
+    /// `warp(f) = (w(f), w'(f))` and its weight scaled by `w'(f)`.
+    fn from_triangles(
+        sample_rate: u32,
+        n_fft: usize,
+        n_mels: usize,
+        fmin: f32,
+        fmax: f32,
+        warp: impl Fn(f64) -> (f64, f64),
+    ) -> MelBasis {
         let n_bins = n_fft / 2 + 1;
-        let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sample_rate as f64 / n_fft as f64).collect();
+        let fft_freqs: Vec<(f64, f64)> =
+            (0..n_bins).map(|k| warp(k as f64 * sample_rate as f64 / n_fft as f64)).collect();
         let (mel_min, mel_max) = (hz_to_mel(fmin as f64), hz_to_mel(fmax as f64));
         let mel_f: Vec<f64> = (0..n_mels + 2)
             .map(|i| mel_to_hz(mel_min + (mel_max - mel_min) * i as f64 / (n_mels + 1) as f64))
@@ -393,10 +455,10 @@ impl MelBasis {
                 let enorm = 2.0 / (hi - lo);
                 let weights: Vec<f32> = fft_freqs
                     .iter()
-                    .map(|&f| {
+                    .map(|&(f, slope)| {
                         let lower = (f - lo) / (mid - lo);
                         let upper = (hi - f) / (hi - mid);
-                        (lower.min(upper).max(0.0) * enorm) as f32
+                        (lower.min(upper).max(0.0) * enorm * slope) as f32
                     })
                     .collect();
                 let first = weights.iter().position(|&w| w != 0.0).unwrap_or(0);
@@ -518,4 +580,52 @@ pub fn fix_length(mut x: FeatureMatrix, n_frames: usize, fill: &[f32]) -> Featur
     }
     x.n_frames = n_frames;
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The band that takes most of a spectrum holding one bin.
+    fn loudest_band(mel: &MelBasis, n_bins: usize, bin: usize) -> usize {
+        let mut power = vec![0f32; n_bins];
+        power[bin] = 1.0;
+        let mut out = vec![0f32; mel.n_mels()];
+        mel.apply(&power, &mut out);
+        (0..out.len()).max_by(|&a, &b| out[a].total_cmp(&out[b])).unwrap()
+    }
+
+    #[test]
+    fn a_warped_filterbank_hears_a_voice_stretched_along_frequency() {
+        let (sr, n_fft, n_mels) = (22_050, 2048, 128);
+        let n_bins = n_fft / 2 + 1;
+        let hz_per_bin = sr as f32 / n_fft as f32;
+        let plain = MelBasis::slaney(sr, n_fft, n_mels, 0.0, 11_025.0);
+        assert_eq!(MelBasis::slaney_warped(sr, n_fft, n_mels, 0.0, 11_025.0, 1.0).bands, plain.bands);
+        for alpha in [0.85f32, 1.15] {
+            let warped = MelBasis::slaney_warped(sr, n_fft, n_mels, 0.0, 11_025.0, alpha);
+            // A formant at 500 Hz or 2 kHz (below the knee) is heard at alpha times its frequency.
+            for hz in [500.0f32, 2000.0] {
+                let bin = (hz / hz_per_bin).round() as usize;
+                let moved = (hz * alpha / hz_per_bin).round() as usize;
+                let (got, want) = (loudest_band(&warped, n_bins, bin), loudest_band(&plain, n_bins, moved));
+                assert!(got.abs_diff(want) <= 1, "alpha {alpha}, {hz} Hz: band {got}, the plain bank's {want}");
+                assert_ne!(got, loudest_band(&plain, n_bins, bin), "alpha {alpha}, {hz} Hz: moved");
+            }
+            // The spectrum keeps its span: the top band still hears the top of it. A flat spectrum
+            // stays flat: stretched, each band sums the same energy (w' weighs the narrower span).
+            assert_eq!(loudest_band(&warped, n_bins, n_bins - 2), n_mels - 1, "alpha {alpha}");
+            let flat = vec![1f32; n_bins];
+            let (mut a, mut b) = (vec![0f32; n_mels], vec![0f32; n_mels]);
+            warped.apply(&flat, &mut a);
+            plain.apply(&flat, &mut b);
+            let band = 60;
+            assert!(
+                (a[band] / b[band] - 1.0).abs() < 0.05,
+                "alpha {alpha}: band {band} {} against {}",
+                a[band],
+                b[band]
+            );
+        }
+    }
 }

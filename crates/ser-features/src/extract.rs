@@ -265,8 +265,8 @@ pub fn extract_clip(
     let (audio, samples) = analysis_samples(bytes, &digest, analyzer)?;
     let meta = &clip.meta;
     let sha256 = hex::encode(digest);
-    let row = |clip_id: String, samples: &[f32], source: Option<(String, String)>| {
-        let features = analyzer.features(samples);
+    let row = |clip_id: String, samples: &[f32], vtlp_alpha: f32, source: Option<(String, String)>| {
+        let features = analyzer.features_vtlp(samples, vtlp_alpha);
         let (source_clip_id, augmentation) = source.unzip();
         FeatureRow {
             clip_id,
@@ -292,16 +292,16 @@ pub fn extract_clip(
             augmentation,
         }
     };
-    let mut rows = vec![row(meta.clip_id.clone(), &samples, None)];
+    let mut rows = vec![row(meta.clip_id.clone(), &samples, 1.0, None)];
     rows[0].duration_s = audio.duration_s();
     if let Some(spec) = &config.augment {
         for copy in 1..=spec.copies {
-            let (y, what) =
-                augmented_copy(&samples, config.sample_rate, spec, &meta.clip_id, copy, analyzer.min_samples())?;
-            if y.len() < analyzer.min_samples() {
-                return Err(too_short(analyzer, y.len() as f64 / config.sample_rate as f64));
+            let c = augmented_copy(&samples, config.sample_rate, spec, &meta.clip_id, copy, analyzer.min_samples())?;
+            if c.samples.len() < analyzer.min_samples() {
+                return Err(too_short(analyzer, c.samples.len() as f64 / config.sample_rate as f64));
             }
-            rows.push(row(format!("{}{AUGMENTED_SUFFIX}{copy}", meta.clip_id), &y, Some((meta.clip_id.clone(), what))));
+            let id = format!("{}{AUGMENTED_SUFFIX}{copy}", meta.clip_id);
+            rows.push(row(id, &c.samples, c.vtlp_alpha, Some((meta.clip_id.clone(), c.what))));
         }
     }
     Ok(rows)

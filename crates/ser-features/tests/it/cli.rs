@@ -639,6 +639,38 @@ fn augmented_copies_are_rows_of_their_own_and_stay_out_of_the_split() {
 }
 
 #[test]
+fn a_vocal_tract_length_warp_reaches_the_copies_features_and_no_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = corpus(dir.path(), "1");
+    // Copies of nothing but a speed of 1: each is its clip, unless the warp acts.
+    let extract = |name: &str, vtlp: &str| {
+        let config = dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&config, format!("{CONFIG}augment:\n  copies: 1\n  seed: 5\n  speeds: [1.0]\n{vtlp}")).unwrap();
+        let table = dir.path().join(format!("{name}.parquet"));
+        ok(&["extract", "--config", config.to_str().unwrap(), "--in", &raw, "--out", table.to_str().unwrap()]);
+        read_feature_table(&table).unwrap().rows
+    };
+    let plain = extract("plain", "");
+    let warped = extract("warped", "  vtlp: 1.0\n  vtlp_alpha: [1.12, 1.12]\n");
+    assert_eq!(plain.len(), warped.len());
+    let mut copies = 0;
+    for (p, w) in plain.iter().zip(&warped) {
+        assert_eq!(p.clip_id, w.clip_id);
+        match w.source_clip_id.as_deref() {
+            None => assert_eq!(p.features, w.features, "{}: a clip is never warped", p.clip_id),
+            Some(source) => {
+                copies += 1;
+                let clip = plain.iter().find(|r| r.clip_id == source).unwrap();
+                assert_eq!(p.features, clip.features, "{}: without the warp the copy is its clip", p.clip_id);
+                assert_ne!(w.features, clip.features, "{}: the warp reaches the features", p.clip_id);
+                assert_eq!(w.augmentation.as_deref(), Some("speed=1 vtlp=1.120"));
+            }
+        }
+    }
+    assert_eq!(copies, plain.len() / 2);
+}
+
+#[test]
 fn a_cut_to_the_speech_shortens_each_clip_and_names_one_left_too_short() {
     let dir = tempfile::tempdir().unwrap();
     let raw = corpus(dir.path(), "1");
