@@ -100,18 +100,10 @@ mod tests {
     use super::*;
     use crate::channel::signals::{rms, tone};
 
-    /// [`augmented_copy`]'s samples and words (the copies of these tests draw no warp).
-    fn samples_and_words(
-        samples: &[f32],
-        sample_rate: u32,
-        spec: &AudioAugment,
-        clip_id: &str,
-        copy: usize,
-        min_len: usize,
-    ) -> Result<(Vec<f32>, String), AudioError> {
-        let c = augmented_copy(samples, sample_rate, spec, clip_id, copy, min_len)?;
+    /// A copy's samples and words, for the copies of these tests, which draw no warp.
+    fn unwarped(c: AugmentedCopy) -> (Vec<f32>, String) {
         assert_eq!(c.vtlp_alpha, 1.0, "no warp asked for");
-        Ok((c.samples, c.what))
+        (c.samples, c.what)
     }
 
     #[test]
@@ -126,10 +118,10 @@ mod tests {
             ..AudioAugment::default()
         };
         let y = tone(220.0, 22_050, 22_050);
-        let a = samples_and_words(&y, 22_050, &spec, "clip", 1, 0).unwrap();
-        assert_eq!(a, samples_and_words(&y, 22_050, &spec, "clip", 1, 0).unwrap(), "the same copy twice");
-        assert_ne!(a.0, samples_and_words(&y, 22_050, &spec, "clip", 2, 0).unwrap().0);
-        assert_ne!(a.0, samples_and_words(&y, 22_050, &spec, "other", 1, 0).unwrap().0);
+        let a = unwarped(augmented_copy(&y, 22_050, &spec, "clip", 1, 0).unwrap());
+        assert_eq!(a, unwarped(augmented_copy(&y, 22_050, &spec, "clip", 1, 0).unwrap()), "the same copy twice");
+        assert_ne!(a.0, unwarped(augmented_copy(&y, 22_050, &spec, "clip", 2, 0).unwrap()).0);
+        assert_ne!(a.0, unwarped(augmented_copy(&y, 22_050, &spec, "other", 1, 0).unwrap()).0);
         assert!(a.1.contains("speed=") && a.1.contains("gain=") && a.1.contains("snr="), "{}", a.1);
     }
 
@@ -145,15 +137,15 @@ mod tests {
             ..AudioAugment::default()
         };
         let y = tone(220.0, sr as usize, sr);
-        let (fast, what) = samples_and_words(&y, sr, &only(vec![1.1], 0.0), "c", 1, 0).unwrap();
+        let (fast, what) = unwarped(augmented_copy(&y, sr, &only(vec![1.1], 0.0), "c", 1, 0).unwrap());
         assert_eq!(what, "speed=1.1");
         assert!((fast.len() as f32 - sr as f32 / 1.1).abs() < 2.0, "{} samples", fast.len());
         let high = tone(6000.0, sr as usize, sr);
-        let (phone, what) = samples_and_words(&high, sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap();
+        let (phone, what) = unwarped(augmented_copy(&high, sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap());
         assert_eq!(what, "telephone");
         assert!(rms(&phone) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&phone), rms(&high));
         let (mid, _) =
-            samples_and_words(&tone(1000.0, sr as usize, sr), sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap();
+            unwarped(augmented_copy(&tone(1000.0, sr as usize, sr), sr, &only(Vec::new(), 1.0), "c", 1, 0).unwrap());
         assert!(rms(&mid) > 0.8 * 0.3 / 2f32.sqrt(), "1 kHz is in the band: {}", rms(&mid));
     }
 
@@ -168,12 +160,12 @@ mod tests {
             ..AudioAugment::default()
         };
         let high = tone(6000.0, sr as usize, sr);
-        let (cut, what) = samples_and_words(&high, sr, &spec, "c", 1, 0).unwrap();
+        let (cut, what) = unwarped(augmented_copy(&high, sr, &spec, "c", 1, 0).unwrap());
         let hz: f32 = what.strip_prefix("lowpass=").and_then(|w| w.strip_suffix("Hz")).unwrap().parse().unwrap();
         assert!((3000.0..=4000.0).contains(&hz), "{what}");
         assert!(rms(&cut) < 0.05 * rms(&high), "6 kHz passes: {} of {}", rms(&cut), rms(&high));
         let low = tone(1000.0, sr as usize, sr);
-        let (kept, _) = samples_and_words(&low, sr, &spec, "c", 1, 0).unwrap();
+        let (kept, _) = unwarped(augmented_copy(&low, sr, &spec, "c", 1, 0).unwrap());
         assert!(rms(&kept) > 0.9 * rms(&low), "1 kHz is below the cutoff: {}", rms(&kept));
     }
 
@@ -189,14 +181,14 @@ mod tests {
         };
         let mut click = vec![0f32; sr as usize];
         click[100] = 1.0;
-        let (a, what) = samples_and_words(&click, sr, &spec, "c", 1, 0).unwrap();
+        let (a, what) = unwarped(augmented_copy(&click, sr, &spec, "c", 1, 0).unwrap());
         let rt60: f32 = what.strip_prefix("room=").and_then(|w| w.strip_suffix('s')).unwrap().parse().unwrap();
         assert!((0.3..=0.6).contains(&rt60), "{what}");
         let late: f32 = a[100 + sr as usize / 10..].iter().map(|v| v * v).sum();
         assert!(late > 0.01 * a.iter().map(|v| v * v).sum::<f32>(), "a tail 100 ms on");
         assert!((rms(&a) / rms(&click) - 1.0).abs() < 1e-3, "the clip's level is kept");
-        let (b, _) = samples_and_words(&click, sr, &spec, "c", 2, 0).unwrap();
-        let (c, _) = samples_and_words(&click, sr, &spec, "d", 1, 0).unwrap();
+        let (b, _) = unwarped(augmented_copy(&click, sr, &spec, "c", 2, 0).unwrap());
+        let (c, _) = unwarped(augmented_copy(&click, sr, &spec, "d", 1, 0).unwrap());
         assert_ne!(a, b, "two copies, two rooms");
         assert_ne!(a, c, "two clips, two rooms");
         let suite = crate::channel::Channel::Reverb { rt60_s: rt60 }.apply(&click, sr, 0).unwrap();
@@ -214,7 +206,7 @@ mod tests {
         clip.extend(tone(300.0, s, sr));
         clip.extend(vec![1e-4f32; s]);
         for copy in [1, 2] {
-            let (cut, what) = samples_and_words(&clip, sr, &spec, "c", copy, 0).unwrap();
+            let (cut, what) = unwarped(augmented_copy(&clip, sr, &spec, "c", copy, 0).unwrap());
             let db: f32 = what.strip_prefix("trim=").and_then(|w| w.strip_suffix("dB")).unwrap().parse().unwrap();
             assert!((20.0..=40.0).contains(&db), "{what}");
             let seconds = cut.len() as f32 / sr as f32;
@@ -222,10 +214,10 @@ mod tests {
         }
         // Never shorter than the analysis needs, even after the fastest speed.
         let fast = AudioAugment { speeds: vec![1.5], ..spec.clone() };
-        let (cut, _) = samples_and_words(&clip, sr, &fast, "c", 1, 2 * s).unwrap();
+        let (cut, _) = unwarped(augmented_copy(&clip, sr, &fast, "c", 1, 2 * s).unwrap());
         assert!(cut.len() >= 2 * s, "{} samples after the cut and speed 1.5", cut.len());
         let never = AudioAugment { trim: 0.0, ..spec.clone() };
-        assert_eq!(samples_and_words(&clip, sr, &never, "c", 1, 0).unwrap(), (clip.clone(), String::new()));
+        assert_eq!(unwarped(augmented_copy(&clip, sr, &never, "c", 1, 0).unwrap()), (clip.clone(), String::new()));
     }
 
     #[test]
@@ -269,7 +261,7 @@ mod tests {
             ..AudioAugment::default()
         };
         let y = tone(220.0, sr as usize, sr);
-        let unwarped = AudioAugment { vtlp: 0.0, ..spec.clone() };
+        let no_warp = AudioAugment { vtlp: 0.0, ..spec.clone() };
         let mut alphas = Vec::new();
         for copy in 1..=3 {
             let c = augmented_copy(&y, sr, &spec, "c", copy, 0).unwrap();
@@ -277,7 +269,7 @@ mod tests {
             assert!(c.what.contains(&format!("vtlp={:.3}", c.vtlp_alpha)), "{}", c.what);
             // The warp is the features' to apply: the samples are the copy's without it (its speed
             // drawn before the warp, nothing drawn after).
-            assert_eq!(c.samples, augmented_copy(&y, sr, &unwarped, "c", copy, 0).unwrap().samples);
+            assert_eq!(c.samples, augmented_copy(&y, sr, &no_warp, "c", copy, 0).unwrap().samples);
             alphas.push(c.vtlp_alpha);
         }
         assert!(alphas[0] != alphas[1] && alphas[1] != alphas[2], "{alphas:?}");
