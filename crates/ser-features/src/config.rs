@@ -125,7 +125,8 @@ pub struct AudioAugment {
     /// spectrum stretched along frequency by a factor drawn uniformly from `vtlp_alpha` (above 1:
     /// formants and harmonics move up, as from a shorter vocal tract), tempo kept. Applied in the
     /// mel filterbank ([`crate::dsp::MelBasis::slaney_warped`]), so it warps the copy's channel
-    /// and noise with the voice.
+    /// and noise with the voice; the prosody channels, taken from the samples, keep the copy's
+    /// pitch.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub vtlp: f32,
     /// The warp factors, `[low, high]` within [`VTLP_ALPHA_RANGE`]; needed when `vtlp` is above 0.
