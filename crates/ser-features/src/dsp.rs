@@ -74,7 +74,7 @@ impl Analyzer {
         let n_fft = config.n_fft;
         let window = hann_periodic(n_fft);
         let fft = RealFftPlanner::<f32>::new().plan_fft_forward(n_fft);
-        let mel = MelBasis::slaney(config.sample_rate, n_fft, config.n_mels, config.fmin, config.fmax_hz());
+        let mel = filterbank(config, 1.0);
         let dct = dct_ortho(config.n_mfcc.min(config.n_mels), config.n_mels);
         let prosody = config.prosody.as_ref().map(|p| Prosody::new(p, config.sample_rate, config.hop_length));
         Analyzer { config: config.clone(), window, fft, mel, dct, prosody }
@@ -207,9 +207,7 @@ impl Analyzer {
         if alpha == 1.0 {
             return self.features(samples);
         }
-        let c = &self.config;
-        let mel = MelBasis::slaney_warped(c.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax_hz(), alpha);
-        self.features_through(samples, &mel)
+        self.features_through(samples, &filterbank(&self.config, alpha))
     }
 
     fn features_through(&self, samples: &[f32], mel: &MelBasis) -> ClipFeatures {
@@ -263,6 +261,11 @@ impl Analyzer {
         };
         ClipFeatures { matrix, n_frames_source }
     }
+}
+
+/// The configured mel filterbank, heard through a vocal-tract-length warp of `alpha` (1: none).
+fn filterbank(config: &FeaturesConfig, alpha: f32) -> MelBasis {
+    MelBasis::slaney_warped(config.sample_rate, config.n_fft, config.n_mels, config.fmin, config.fmax_hz(), alpha)
 }
 
 /// `librosa.effects.trim(y, top_db, frame_length, hop_length)`'s span: from the first to the
