@@ -166,10 +166,7 @@ impl<'s> AudioDecoder<'s> {
                 buffer.copy_to_slice_interleaved(&mut self.interleaved[..]);
                 downmix(&self.interleaved, channels, out);
             }
-            // A branch-free pass first (it vectorises); the position only when one is found.
-            let fresh = &out[start..];
-            if !fresh.iter().fold(true, |finite, s| finite & s.is_finite()) {
-                let i = fresh.iter().position(|s| !s.is_finite()).expect("the pass above found one");
+            if let Some(i) = first_non_finite(&out[start..]) {
                 return Err(AudioError::NonFinite { frame: self.frames_read as usize + i });
             }
             self.frames_read += (out.len() - start) as u64;
@@ -215,6 +212,15 @@ pub fn decode_audio(bytes: &[u8], max_duration_s: f32) -> Result<Audio, AudioErr
         return Err(AudioError::NoSamples);
     }
     Ok(Audio { samples, sample_rate: decoder.sample_rate, n_channels: decoder.n_channels })
+}
+
+/// The index of the first NaN or infinite sample. A branch-free pass first (it vectorises); the
+/// position only when there is one.
+pub fn first_non_finite(samples: &[f32]) -> Option<usize> {
+    if samples.iter().fold(true, |finite, s| finite & s.is_finite()) {
+        return None;
+    }
+    samples.iter().position(|s| !s.is_finite())
 }
 
 /// Averages interleaved channels to mono, appending to `out`. A trailing partial frame is

@@ -397,18 +397,24 @@ fn main() {
     let _ = stop.send(());
     server.join().unwrap();
 
-    // One clip end to end on one core; the Python child inherits the pinning.
+    // One clip end to end on one core: the calls run in a one-thread pool pinned to CPU 0, so the
+    // library's parallel parts (rayon) stay on that core too; the Python child inherits the
+    // pinning of this thread.
     pin_to_cpu0();
-    let _ = classifier.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap(); // warm-up
-    let mut single = Vec::new();
-    for _ in 0..3 {
-        for p in &paths {
-            let t0 = Instant::now();
-            let bytes = std::fs::read(p).unwrap();
-            classifier.predict_wav(&bytes).unwrap();
-            single.push(t0.elapsed().as_secs_f64() * 1000.0);
+    let one_core = rayon::ThreadPoolBuilder::new().num_threads(1).start_handler(|_| pin_to_cpu0()).build().unwrap();
+    let single = one_core.install(|| {
+        let _ = classifier.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap(); // warm-up
+        let mut single = Vec::new();
+        for _ in 0..3 {
+            for p in &paths {
+                let t0 = Instant::now();
+                let bytes = std::fs::read(p).unwrap();
+                classifier.predict_wav(&bytes).unwrap();
+                single.push(t0.elapsed().as_secs_f64() * 1000.0);
+            }
         }
-    }
+        single
+    });
     let ser_median = quantile(single.clone(), 0.5);
     report["ser_clip_ms_median"] = round(ser_median, 2).into();
     report["ser_clip_ms_p90"] = round(quantile(single.clone(), 0.9), 2).into();
@@ -431,27 +437,30 @@ fn main() {
         // beside it when BENCH_CANDIDATE_CHECKPOINT names one: is it still within the budget?
         let candidate = std::env::var_os("BENCH_CANDIDATE_CHECKPOINT").map(PathBuf::from);
         let candidate = candidate.map(|c| (c.display().to_string(), Classifier::load(&c, &Device::Cpu).unwrap()));
-        let _ = shipped.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap(); // warm-up
-        if let Some((_, c)) = &candidate {
-            let _ = c.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap();
-        }
-        let (mut times, mut member_times, mut candidate_times) = (Vec::new(), Vec::new(), Vec::new());
-        let time = |classifier: &Classifier, p: &Path, into: &mut Vec<f64>| {
-            let t0 = Instant::now();
-            classifier.predict_wav(&std::fs::read(p).unwrap()).unwrap();
-            into.push(t0.elapsed().as_secs_f64() * 1000.0);
-        };
-        for _ in 0..3 {
-            for p in &paths {
-                time(&shipped, p, &mut times);
-                if let Some(member) = &member {
-                    time(member, p, &mut member_times);
-                }
-                if let Some((_, c)) = &candidate {
-                    time(c, p, &mut candidate_times);
+        let (times, member_times, candidate_times) = one_core.install(|| {
+            let _ = shipped.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap(); // warm-up
+            if let Some((_, c)) = &candidate {
+                let _ = c.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap();
+            }
+            let (mut times, mut member_times, mut candidate_times) = (Vec::new(), Vec::new(), Vec::new());
+            let time = |classifier: &Classifier, p: &Path, into: &mut Vec<f64>| {
+                let t0 = Instant::now();
+                classifier.predict_wav(&std::fs::read(p).unwrap()).unwrap();
+                into.push(t0.elapsed().as_secs_f64() * 1000.0);
+            };
+            for _ in 0..3 {
+                for p in &paths {
+                    time(&shipped, p, &mut times);
+                    if let Some(member) = &member {
+                        time(member, p, &mut member_times);
+                    }
+                    if let Some((_, c)) = &candidate {
+                        time(c, p, &mut candidate_times);
+                    }
                 }
             }
-        }
+            (times, member_times, candidate_times)
+        });
         report["deploy_checkpoint"] = deploy.display().to_string().into();
         report["deploy_members"] = shipped.checkpoint().members.len().into();
         let deploy_median = quantile(times.clone(), 0.5);

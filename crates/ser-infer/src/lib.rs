@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use candle_core::Device;
 use rayon::prelude::*;
 use ser_features::FeaturesConfig;
-use ser_features::audio::{AudioError, check_sample_rate, decode_audio, resample};
+use ser_features::audio::{AudioError, check_sample_rate, decode_audio, first_non_finite, resample};
 use ser_features::dsp::Analyzer;
 use ser_model::data::Dataset;
 use ser_model::predict::Checkpoint;
@@ -139,7 +139,7 @@ impl Classifier {
     pub fn features(&self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
         let config = self.features_config();
         check_sample_rate(sample_rate)?;
-        if let Some(i) = samples.iter().position(|s| !s.is_finite()) {
+        if let Some(i) = first_non_finite(samples) {
             return Err(AudioError::NonFinite { frame: i }.into());
         }
         let resampled = resample(samples, sample_rate, config.sample_rate)?;

@@ -93,13 +93,16 @@ pub fn probabilities(
     let per_clip = shape.len();
     match device_params {
         None => {
-            let batches: Vec<Result<Vec<Vec<f32>>>> = features
-                .par_chunks(CPU_BATCH * per_clip)
-                .map(|chunk| {
-                    let x = Activations::new(chunk.len() / per_clip, shape, chunk.to_vec());
-                    Ok(softmax(&network.infer_cpu(x, weights)?, n_classes))
-                })
-                .collect();
+            let batch = |chunk: &[f32]| -> Result<Vec<Vec<f32>>> {
+                let x = Activations::new(chunk.len() / per_clip, shape, chunk.to_vec());
+                Ok(softmax(&network.infer_cpu(x, weights)?, n_classes))
+            };
+            // One batch runs on the calling thread: a single clip (a request, a stream's window)
+            // is not handed to the pool and back.
+            if (1..=CPU_BATCH).contains(&n) {
+                return batch(features);
+            }
+            let batches: Vec<Result<Vec<Vec<f32>>>> = features.par_chunks(CPU_BATCH * per_clip).map(batch).collect();
             Ok(batches.into_iter().collect::<Result<Vec<_>>>()?.into_iter().flatten().collect())
         }
         Some(params) => {

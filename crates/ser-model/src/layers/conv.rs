@@ -1,11 +1,13 @@
 //! Conv1D over time with "same" padding (odd kernel): `weight` (out, in, k), `bias` (out), as
-//! PyTorch lays them out. Both passes are im2col + one matrix product, so autograd's backward is
-//! matrix products too (candle's CPU conv backward is a slow direct loop).
+//! PyTorch lays them out. Training's passes are im2col + one matrix product, so autograd's
+//! backward is matrix products too (candle's CPU conv backward is a slow direct loop). Inference
+//! keeps no columns for a backward pass, so it sums the same products without building them
+//! ([`Conv1d::shifted_products`]).
 
 use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
-use crate::linalg::{Threads, column_sums, linear, linear_input_grad, linear_weight_grad};
+use crate::linalg::{Threads, View, column_sums, linear, linear_input_grad, linear_weight_grad, matmul, rows};
 use crate::onnx::{Attr, Graph};
 use crate::params::{Gradients, Init, ParamId, Weights};
 use crate::{Error, Result};
@@ -60,6 +62,44 @@ impl Conv1d {
         cols
     }
 
+    /// `im2col(x) weight^T` without the columns, one core: for each kernel offset `j`, the clip's
+    /// input steps shifted by `j - k/2` times `weight[:, :, j]^T` (a strided view of the weight),
+    /// summed over the offsets into the output steps the shifted rows reach. The same terms as
+    /// im2col's product, summed in another order (equal up to rounding).
+    fn shifted_products(&self, x: &[f32], batch: usize, steps: usize, weight: &[f32]) -> Vec<f32> {
+        let (c_in, c_out, kernel) = (self.in_channels, self.out_channels, self.kernel);
+        let pad = kernel / 2;
+        // weight[o, c, j] at o c_in k + c k + j: offset j's (c_in x c_out) matrix from element j.
+        let offset_view = View { row_stride: kernel, col_stride: c_in * kernel };
+        let mut z = vec![0f32; batch * steps * c_out];
+        // The middle offset reaches every step, so it writes; the others add.
+        let offsets = std::iter::once(pad).chain((0..kernel).filter(|&j| j != pad));
+        for b in 0..batch {
+            let (x, z) =
+                (&x[b * steps * c_in..(b + 1) * steps * c_in], &mut z[b * steps * c_out..(b + 1) * steps * c_out]);
+            for j in offsets.clone() {
+                // Output steps t whose input step t + j - pad lies in the clip.
+                let (first, end) = (pad.saturating_sub(j), (steps + pad).saturating_sub(j).min(steps));
+                if first >= end {
+                    continue;
+                }
+                let src = first + j - pad;
+                matmul(
+                    (end - first, c_out, c_in),
+                    &mut z[first * c_out..end * c_out],
+                    rows(c_out),
+                    j != pad,
+                    &x[src * c_in..],
+                    rows(c_in),
+                    &weight[j..],
+                    offset_view,
+                    Threads::One,
+                );
+            }
+        }
+        z
+    }
+
     /// The adjoint of [`Conv1d::im2col`]: sums each column back onto the input step it came from.
     fn col2im(&self, d_cols: &[f32], batch: usize, steps: usize) -> Vec<f32> {
         let (c_in, kernel) = (self.in_channels, self.kernel);
@@ -111,13 +151,17 @@ impl Layer for Conv1d {
 
     fn forward_cpu(&self, x: Activations, weights: &Weights, pass: &mut Pass<Vec<f32>>) -> (Activations, Saved) {
         let (batch, steps) = (x.batch, x.shape.steps());
-        let n = batch * steps;
-        let cols = self.im2col(&x.values, batch, steps);
-        // Training runs one batch at a time, so its products split over the cores; inference
-        // runs batches in parallel (`predict`), one core each.
-        let threads = if pass.is_training() { Threads::Pool } else { Threads::One };
-        let mut z =
-            linear(&cols, weights.get(self.weight), (n, self.out_channels, self.in_channels * self.kernel), threads);
+        let weight = weights.get(self.weight);
+        // Training runs one batch at a time, so its products split over the cores and keeps the
+        // columns for the backward pass; inference runs batches in parallel (`predict`), one
+        // core each, and needs no columns.
+        let (mut z, cols) = if pass.is_training() {
+            let cols = self.im2col(&x.values, batch, steps);
+            let dims = (batch * steps, self.out_channels, self.in_channels * self.kernel);
+            (linear(&cols, weight, dims, Threads::Pool), Some(cols))
+        } else {
+            (self.shifted_products(&x.values, batch, steps, weight), None)
+        };
         let bias = weights.get(self.bias);
         for row in z.chunks_exact_mut(self.out_channels) {
             for (v, b) in row.iter_mut().zip(bias) {
@@ -125,7 +169,7 @@ impl Layer for Conv1d {
             }
         }
         let out = Activations::new(batch, self.output_shape(x.shape), z);
-        (out, pass.save(|| ConvSaved { batch, steps, cols }))
+        (out, pass.save(|| ConvSaved { batch, steps, cols: cols.expect("training builds the columns") }))
     }
 
     fn backward_cpu(
@@ -165,5 +209,29 @@ impl Layer for Conv1d {
             ],
         );
         Ok(graph.swap_time_and_features(&y))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inference's shifted products equal training's im2col product, clip by clip, for kernels
+    /// wider than the clip too.
+    #[test]
+    fn shifted_products_equal_the_im2col_product() {
+        let value = |i: usize, salt: usize| (((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0);
+        for (batch, steps, c_in, c_out, kernel) in
+            [(1, 174, 12, 8, 5), (3, 9, 5, 4, 3), (2, 2, 3, 6, 5), (2, 1, 4, 3, 7)]
+        {
+            let conv = Conv1d { weight: ParamId(0), bias: ParamId(1), in_channels: c_in, out_channels: c_out, kernel };
+            let x: Vec<f32> = (0..batch * steps * c_in).map(|i| value(i, 1)).collect();
+            let w: Vec<f32> = (0..c_out * c_in * kernel).map(|i| value(i, 2)).collect();
+            let want = linear(&conv.im2col(&x, batch, steps), &w, (batch * steps, c_out, c_in * kernel), Threads::One);
+            let got = conv.shifted_products(&x, batch, steps, &w);
+            assert_eq!(got.len(), want.len());
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(worst < 1e-5, "{batch}x{steps}x{c_in} -> {c_out}, k {kernel}: max difference {worst}");
+        }
     }
 }
