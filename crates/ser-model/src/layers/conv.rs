@@ -220,7 +220,7 @@ mod tests {
     /// wider than the clip too.
     #[test]
     fn shifted_products_equal_the_im2col_product() {
-        let value = |i: usize, salt: usize| (((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0);
+        let value = |i: usize, salt: usize| ((i * 7919 + salt * 104_729) % 2003) as f32 / 1001.5 - 1.0;
         for (batch, steps, c_in, c_out, kernel) in
             [(1, 174, 12, 8, 5), (3, 9, 5, 4, 3), (2, 2, 3, 6, 5), (2, 1, 4, 3, 7)]
         {
