@@ -48,6 +48,13 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// One clip end to end (the file read, then `predict_wav`), its milliseconds pushed onto `into`.
+fn time_one_clip(classifier: &Classifier, path: &Path, into: &mut Vec<f64>) {
+    let t0 = Instant::now();
+    classifier.predict_wav(&std::fs::read(path).unwrap()).unwrap();
+    into.push(t0.elapsed().as_secs_f64() * 1000.0);
+}
+
 fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(f64::total_cmp);
     v[((v.len() - 1) as f64 * q).round() as usize]
@@ -407,10 +414,7 @@ fn main() {
         let mut single = Vec::new();
         for _ in 0..3 {
             for p in &paths {
-                let t0 = Instant::now();
-                let bytes = std::fs::read(p).unwrap();
-                classifier.predict_wav(&bytes).unwrap();
-                single.push(t0.elapsed().as_secs_f64() * 1000.0);
+                time_one_clip(&classifier, p, &mut single);
             }
         }
         single
@@ -443,19 +447,14 @@ fn main() {
                 let _ = c.predict_wav(&std::fs::read(&paths[0]).unwrap()).unwrap();
             }
             let (mut times, mut member_times, mut candidate_times) = (Vec::new(), Vec::new(), Vec::new());
-            let time = |classifier: &Classifier, p: &Path, into: &mut Vec<f64>| {
-                let t0 = Instant::now();
-                classifier.predict_wav(&std::fs::read(p).unwrap()).unwrap();
-                into.push(t0.elapsed().as_secs_f64() * 1000.0);
-            };
             for _ in 0..3 {
                 for p in &paths {
-                    time(&shipped, p, &mut times);
+                    time_one_clip(&shipped, p, &mut times);
                     if let Some(member) = &member {
-                        time(member, p, &mut member_times);
+                        time_one_clip(member, p, &mut member_times);
                     }
                     if let Some((_, c)) = &candidate {
-                        time(c, p, &mut candidate_times);
+                        time_one_clip(c, p, &mut candidate_times);
                     }
                 }
             }
