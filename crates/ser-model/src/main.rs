@@ -23,6 +23,7 @@ Examples:
   ser-model export --checkpoint artifacts/ravdess/model --out artifacts/ravdess/model.onnx
   ser-model ensemble --config pipelines/ravdess-deploy/ensemble.yaml --out artifacts/ravdess-deploy/model \\
       artifacts/ravdess-deploy/members/seed-42 artifacts/ravdess-deploy/members/seed-43 \\
+      artifacts/ravdess-deploy/members/seed-44 artifacts/ravdess-deploy-room/model \\
       artifacts/ravdess-deploy-trim/model artifacts/ravdess-deploy-gain/model
 
 Exit status: 0 success, 1 failure, 2 usage error.";
