@@ -88,11 +88,11 @@ build: ## build every stage binary (PROFILE, default release)
 # Binaries are prerequisites, so a rebuilt stage re-runs. A binary depends on the sources of its
 # crate and of the crates it links; after a change cargo rebuilds what it must and the binary is
 # touched, so `make -n` and `make -q` tell the truth about what would run.
-CRATES_features := ser-features
-CRATES_model := ser-model ser-features
-CRATES_tune := ser-tune ser-model ser-features
-CRATES_eval := ser-eval
-CRATES_infer := ser-infer ser-model ser-features
+CRATES_features := ser-features ser-cli
+CRATES_model := ser-model ser-features ser-cli
+CRATES_tune := ser-tune ser-model ser-features ser-cli
+CRATES_eval := ser-eval ser-cli
+CRATES_infer := ser-infer ser-model ser-features ser-cli
 sources = $(shell find $(foreach c,$(1),crates/$(c)/src crates/$(c)/Cargo.toml) -type f) Cargo.toml $(wildcard Cargo.lock)
 .SECONDEXPANSION:
 $(BIN)/ser-%: $$(call sources,$$(CRATES_$$*))

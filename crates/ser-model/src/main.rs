@@ -33,19 +33,9 @@ Exit status: 0 success, 1 failure, 2 usage error.";
 #[command(version, about, after_long_help = EXAMPLES)]
 struct Cli {
     #[command(flatten)]
-    log: LogArgs,
+    log: ser_cli::LogArgs,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Debug, Args)]
-struct LogArgs {
-    /// More log output (-v info for libraries, -vv debug, -vvv trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    /// Only errors.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,30 +171,8 @@ fn main() -> ExitCode {
     // SAFETY: first thing in main; no other thread exists yet.
     unsafe { ser_model::use_inline_elementwise_ops() };
     let cli = Cli::parse();
-    init_logging(&cli.log);
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn init_logging(log: &LogArgs) {
-    let default = if log.quiet {
-        "error"
-    } else {
-        match log.verbose {
-            0 => "warn,ser_model=info,ser_features=info",
-            1 => "info",
-            2 => "debug",
-            _ => "trace",
-        }
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    cli.log.init("warn,ser_model=info,ser_features=info");
+    ser_cli::exit(run(cli))
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
