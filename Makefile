@@ -87,15 +87,14 @@ build: ## build every stage binary (PROFILE, default release)
 
 # Binaries are prerequisites, so a rebuilt stage re-runs. A binary depends on the sources of its
 # crate and of the crates it links; after a change cargo rebuilds what it must and the binary is
-# touched, so `make -n` and `make -q` tell the truth about what would run.
-CRATES_features := ser-features ser-cli
-CRATES_model := ser-model ser-features ser-cli
-CRATES_tune := ser-tune ser-model ser-features ser-cli
-CRATES_eval := ser-eval ser-cli
-CRATES_infer := ser-infer ser-model ser-features ser-cli
+# touched, so `make -n` and `make -q` tell the truth about what would run. The crates it links
+# are read from the Cargo.toml files (each `ser-* = { path = ... }` dependency above
+# [dev-dependencies], followed to the end), so the crate graph is written once, by cargo's files.
+path_deps = $(shell sed -n -e '/^\[dev-dependencies\]/q' -e 's/^\(ser-[a-z-]*\) = { path = .*/\1/p' crates/$(1)/Cargo.toml)
+crates_of = $(sort $(1) $(foreach d,$(call path_deps,$(1)),$(call crates_of,$(d))))
 sources = $(shell find $(foreach c,$(1),crates/$(c)/src crates/$(c)/Cargo.toml) -type f) Cargo.toml $(wildcard Cargo.lock)
 .SECONDEXPANSION:
-$(BIN)/ser-%: $$(call sources,$$(CRATES_$$*))
+$(BIN)/ser-%: $$(call sources,$$(call crates_of,ser-$$*))
 	$(CARGO) build --profile $(PROFILE) --quiet -p ser-$* --bin ser-$*
 	@touch $@
 
