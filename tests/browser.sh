@@ -34,8 +34,8 @@ serve_pid=
 cleanup() { [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null; rm -rf "$W"; }
 trap cleanup EXIT
 mkdir -p "$W/pipelines"
-cp -r pipelines/demo "$W/pipelines/demo"
-sed -i -e 's/^max_epochs: .*/max_epochs: 3/' -e 's/^patience: .*/patience: 3/' "$W/pipelines/demo/model.yaml"
+cp pipelines/demo.yaml "$W/pipelines/demo-full.yaml"
+printf 'extends: demo-full\nmodel: {max_epochs: 3, patience: 3}\n' >"$W/pipelines/demo.yaml"
 make -s --no-print-directory PROFILE="$PROFILE" PIPELINES="$W/pipelines" DATA="$W/data" ARTIFACTS="$W/artifacts" P=demo train \
     >"$W/train.log" 2>&1 || { cat "$W/train.log"; echo "FAIL training the demo checkpoint"; exit 1; }
 CKPT=$W/artifacts/demo/model

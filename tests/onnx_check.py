@@ -4,11 +4,11 @@
 Checks an exported model with `onnx.checker` (full check, shapes inferred), runs it with
 onnxruntime on the raw features of the clips in a predictions file, and compares the
 probabilities with `ser-model predict`'s (within 1e-4). With --readme, also runs the Python
-example of README.md (between its onnx-example markers) on one clip and checks it prints the
+example of a Markdown file (docs/guide/onnx.md, between its onnx-example markers) on one clip and checks it prints the
 label `ser-model predict` gave that clip.
 
     python3 tests/onnx_check.py MODEL.onnx FEATURES.parquet PREDICTIONS.parquet \
-        [--readme README.md --ser-features BIN --audio-root DIR]
+        [--readme docs/guide/onnx.md --ser-features BIN --audio-root DIR]
 """
 import argparse
 import json
@@ -60,7 +60,7 @@ def main():
 
     if args.readme:
         block = re.search(r"<!-- onnx-example -->\s*```python\n(.*?)```", open(args.readme).read(), re.S)
-        assert block, "README.md has no onnx-example block"
+        assert block, f"{args.readme} has no onnx-example block"
         clip = preds["clip_id"][0]
         audio = os.path.join(args.audio_root, table["path"][row_of[clip]])
         code = (block.group(1)
@@ -68,15 +68,15 @@ def main():
                 .replace('"target/release/ser-features"', repr(os.path.abspath(args.ser_features)))
                 .replace('"clip.wav"', repr(os.path.abspath(audio))))
         lines = [l for l in block.group(1).strip().splitlines() if l.strip()]
-        assert len(lines) <= 10, f"the README example has {len(lines)} lines"
+        assert len(lines) <= 10, f"the example has {len(lines)} lines"
         with tempfile.TemporaryDirectory() as work:
             out = subprocess.run([sys.executable, "-c", code], cwd=work, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         label, confidence = out.stdout.split()
         predicted = labels[int(np.argmax(expected[0]))]
-        assert label == predicted, f"README example says {label}, ser-model predict {predicted}"
+        assert label == predicted, f"the example says {label}, ser-model predict {predicted}"
         assert abs(float(confidence) - float(expected[0].max())) < 2e-3, (confidence, expected[0].max())
-        print(f"ok   the README's ONNX example classifies {os.path.basename(audio)} as {label}, as predict does")
+        print(f"ok   the ONNX guide's example classifies {os.path.basename(audio)} as {label}, as predict does")
 
 
 if __name__ == "__main__":

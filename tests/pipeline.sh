@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make-level tests of the pipeline on a small copy of the demo pipeline, in a temporary folder:
-#   1. re-run rules: what a change to each params file, or a rebuilt binary, re-runs (make -n),
-#      and that a real re-run after a model.yaml edit leaves the feature table untouched
+#   1. re-run rules: what a change to each section of the pipeline file, or a rebuilt binary,
+#      re-runs (make -n; nothing for a touched file or the same keys through another base),
+#      and that a real re-run after a model edit leaves the feature table untouched; every
+#      pipeline in pipelines/ resolves and plans
 #   1a. make onnx exports the demo's checkpoint and a RAVDESS-recipe one; onnx.checker and
 #      onnxruntime accept them and match ser-model predict; the README's ONNX example runs
 #   2. two runs from clean give byte-identical metrics.json, feature table and weights (CPU);
@@ -13,7 +15,8 @@
 #   4a. make robustness on the 4-fold pipeline; a deployment pipeline (kind: all, fixed epochs)
 #      trains on every clip and its eval reports the 4-fold figure; ensemble.yaml makes each
 #      checkpoint (a fold's, the deployment one) the mean of members of several seeds
-#   5. make data: an offline download stops with advice; a damaged download is refused
+#   5. make data: an offline download stops with advice; a damaged download is refused (RAVDESS
+#      and nEMO); nEMO's names and data.tsv read by --corpus nemo
 #   6. make clean P=demo removes the demo's outputs alone; make clean-all removes every pipeline's
 # PROFILE picks the binaries (default test-release, which `make test-cargo` has built).
 set -euo pipefail
@@ -37,12 +40,17 @@ expect_run() { # expect_run "what changed" "stage stage ..."
     if [ "$got" = "$want" ]; then pass "$1 re-runs: ${want:-nothing}"; else fail "$1 re-runs [$got], expected [$want]"; fi
 }
 
-# A small demo: fewer epochs, so each run takes seconds.
+# A small demo: the real demo pipeline as its base, fewer epochs, so each run takes seconds. The
+# re-run tests below change its sections; `demo_with` writes it with extra keys.
 mkdir -p "$W/pipelines"
-cp -r pipelines/demo "$W/pipelines/demo"
-sed -i -e 's/^max_epochs: .*/max_epochs: 3/' -e 's/^patience: .*/patience: 3/' "$W/pipelines/demo/model.yaml"
-sed -i -e 's/^bootstrap_resamples: .*/bootstrap_resamples: 200/' "$W/pipelines/demo/eval.yaml"
-C=$W/pipelines/demo
+cp pipelines/demo.yaml "$W/pipelines/demo-full.yaml"
+C=$W/pipelines/demo.yaml
+demo_with() { # demo_with "yaml lines" (each section once)
+    printf 'extends: demo-full\n%s\n' "$1" >"$C"
+}
+SMALL='model: {max_epochs: 3, patience: 3}
+eval: {bootstrap_resamples: 200}'
+demo_with "$SMALL"
 FEAT=$W/data/features/demo/features.parquet
 METRICS=$W/artifacts/demo/eval/metrics.json
 
@@ -56,9 +64,16 @@ pass "make eval from clean ($(($(date +%s) - start)) s)"
 clip=$(find "$W/data/raw/demo/Actor_08" -name '*.wav' -print -quit) # no `| head`: pipefail + SIGPIPE
 out=$(mk infer IN="$clip" 2>&1) && grep -q "Actor_08" <<<"$out" && pass "make infer classifies new audio with the pipeline's checkpoint" \
     || fail "make infer: $out"
-for f in pipelines/*/infer.yaml; do
-    "target/$PROFILE/ser-infer" --config "$f" predict --checkpoint "$W/artifacts/demo/model" "$clip" >/dev/null 2>"$W/infer.err" \
-        && pass "$f is a valid infer.yaml" || fail "$f: $(cat "$W/infer.err")"
+for name in $(cd pipelines && ls *.yaml | sed 's/\.yaml$//'); do
+    # Every pipeline resolves (its bases merged, each stage's params checked by the stage's own
+    # parser), and its plan is written.
+    "target/$PROFILE/ser-pipeline" --quiet plan "$name" --pipelines pipelines --artifacts "$W/plans" \
+        --out "$W/plans/$name/pipeline/plan.mk" >/dev/null 2>"$W/plan.err" \
+        && pass "pipelines/$name.yaml resolves and plans" || fail "pipelines/$name.yaml: $(cat "$W/plan.err")"
+    if [ -f "$W/plans/$name/pipeline/infer.yaml" ]; then
+        "target/$PROFILE/ser-infer" --config "$W/plans/$name/pipeline/infer.yaml" predict --checkpoint "$W/artifacts/demo/model" "$clip" \
+            >/dev/null 2>"$W/infer.err" && pass "$name's infer section is valid" || fail "$name's infer section: $(cat "$W/infer.err")"
+    fi
 done
 
 echo "== ONNX export"
@@ -67,13 +82,13 @@ mk onnx >"$W/onnx.log" 2>&1 && [ -s "$W/artifacts/demo/model.onnx" ] && pass "ma
     || { cat "$W/onnx.log"; fail "make onnx"; }
 if "$PY" -c 'import onnx, onnxruntime, pyarrow, numpy' 2>/dev/null; then
     "$PY" tests/onnx_check.py "$W/artifacts/demo/model.onnx" "$FEAT" "$W/artifacts/demo/predictions/predictions.parquet" \
-        --readme README.md --ser-features "target/$PROFILE/ser-features" --audio-root "$W/data/raw/demo" \
-        || fail "the demo's ONNX model in onnx.checker and onnxruntime, and the README's example"
-    # The current RAVDESS recipe's network (ravdess-emobox's model.yaml), one epoch on the demo.
-    mkdir -p "$W/pipelines/recipe"
-    cp "$C"/*.yaml "$W/pipelines/recipe/"
-    sed -e 's/^max_epochs: .*/max_epochs: 1/' pipelines/ravdess-emobox/model.yaml >"$W/pipelines/recipe/model.yaml"
-    ln -sfn "$W/data/raw/demo" "$W/data/raw/ravdess" # a pipeline other than demo reads data/raw/ravdess
+        --readme docs/guide/onnx.md --ser-features "target/$PROFILE/ser-features" --audio-root "$W/data/raw/demo" \
+        || fail "the demo's ONNX model in onnx.checker and onnxruntime, and the ONNX guide's example"
+    # The current RAVDESS recipe's network (ravdess-emobox's, through its bases), one epoch on the
+    # demo's corpus and split, one model.
+    cp pipelines/ravdess.yaml pipelines/ravdess-speaker.yaml pipelines/ravdess-emobox.yaml "$W/pipelines/"
+    printf 'extends: ravdess-emobox\ndata: [demo]\nsplit: !replace {kind: speaker, test_speakers: ["07", "08"], val_speakers: ["06"]}\nmodel: {max_epochs: 1}\nensemble: null\n' \
+        >"$W/pipelines/recipe.yaml"
     mk P=recipe predict onnx >"$W/recipe.log" 2>&1 || { tail -n 20 "$W/recipe.log"; fail "make predict onnx P=recipe"; }
     "$PY" tests/onnx_check.py "$W/artifacts/recipe/model.onnx" "$W/data/features/recipe/features.parquet" \
         "$W/artifacts/recipe/predictions/predictions.parquet" \
@@ -87,32 +102,52 @@ fi
 echo "== re-run rules"
 expect_run "nothing changed" ""
 mk -q eval && pass "make -q eval: up to date" || fail "make -q eval says out of date after a full run"
-touch "$C/eval.yaml"; expect_run "eval.yaml" "eval:report"
-touch "$C/model.yaml"; expect_run "model.yaml" "model:train model:predict eval:report"
-touch "$C/split.yaml"; expect_run "split.yaml" "features:split model:train model:predict eval:report"
-touch "$C/features.yaml"; expect_run "features.yaml" "features:extract features:split model:train model:predict eval:report"
-# Make everything current again, then check a rebuilt binary re-runs its stage and what follows.
-mk eval >"$W/run2.log" 2>&1 || { cat "$W/run2.log"; fail "make eval after touching every params file"; }
+touch "$C"; expect_run "the pipeline file touched, no key changed" ""
+# Each edit adds to the ones before it, so each expects the stages before it too.
+demo_with "model: {max_epochs: 3, patience: 3}
+eval: {bootstrap_resamples: 200, confidence: 0.9}"
+expect_run "an eval key" "eval:report"
+demo_with "model: {max_epochs: 3, patience: 3, lr_factor: 0.4}
+eval: {bootstrap_resamples: 200, confidence: 0.9}"
+expect_run "a model key" "model:train model:predict eval:report"
+demo_with "model: {max_epochs: 3, patience: 3, lr_factor: 0.4}
+eval: {bootstrap_resamples: 200, confidence: 0.9}
+split: {val_speakers: [\"05\"]}"
+expect_run "a split key" "features:split model:train model:predict eval:report"
+demo_with "model: {max_epochs: 3, patience: 3, lr_factor: 0.4}
+eval: {bootstrap_resamples: 200, confidence: 0.9}
+split: {val_speakers: [\"05\"]}
+features: {top_db: 79.0}"
+expect_run "a features key" "features:extract features:split model:train model:predict eval:report"
+# Back to the small demo: every stage re-runs (its params changed back); make it current again,
+# then check a rebuilt binary re-runs its stage and what follows.
+demo_with "$SMALL"
+mk eval >"$W/run2.log" 2>&1 || { cat "$W/run2.log"; fail "make eval after the edits"; }
 expect_run "nothing changed (again)" ""
+printf 'extends: demo-full\n%s\n' "$SMALL" >"$W/pipelines/other-base.yaml"
+printf 'extends: other-base\n' >"$C"
+expect_run "the same keys through another base" ""
+demo_with "$SMALL"
 touch "target/$PROFILE/ser-eval"; expect_run "a rebuilt ser-eval" "eval:report"
 touch "target/$PROFILE/ser-model"; expect_run "a rebuilt ser-model" "model:train model:predict eval:report"
 mk eval >"$W/run3.log" 2>&1 || { cat "$W/run3.log"; fail "make eval after touching binaries"; }
-# A real edit of model.yaml: training and what follows run again, extraction does not.
+# A real edit of the model section: training and what follows run again, extraction does not.
 feat_before=$(stat -c %y "$FEAT")
 model_before=$(sha256sum "$W/artifacts/demo/model/model.json" | cut -d' ' -f1)
 sleep 1
-sed -i 's/^dropout_dense: .*/dropout_dense: 0.4/' "$C/model.yaml"
-mk eval >"$W/run4.log" 2>&1 || { cat "$W/run4.log"; fail "make eval after editing model.yaml"; }
+demo_with "model: {max_epochs: 3, patience: 3, dropout_dense: 0.4}
+eval: {bootstrap_resamples: 200}"
+mk eval >"$W/run4.log" 2>&1 || { cat "$W/run4.log"; fail "make eval after editing the model section"; }
 feat_after=$(stat -c %y "$FEAT")
 model_after=$(sha256sum "$W/artifacts/demo/model/model.json" | cut -d' ' -f1)
-[ "$feat_before" = "$feat_after" ] && pass "editing model.yaml left the feature table alone" \
-    || fail "editing model.yaml rewrote the feature table"
+[ "$feat_before" = "$feat_after" ] && pass "editing the model section left the feature table alone" \
+    || fail "editing the model section rewrote the feature table"
 [ "$model_before" != "$model_after" ] && grep -q '"dropout_dense": *0.4' "$W/artifacts/demo/model/model.json" \
-    && pass "editing model.yaml retrained with the new value" || fail "the checkpoint does not reflect the model.yaml edit"
-grep -q "ser-features extract" "$W/run4.log" && fail "extraction ran after a model.yaml edit" || true
+    && pass "editing the model section retrained with the new value" || fail "the checkpoint does not reflect the model edit"
+grep -q "ser-features extract" "$W/run4.log" && fail "extraction ran after a model edit" || true
 
 echo "== two runs from clean give the same numbers"
-sed -i 's/^dropout_dense: .*/dropout_dense: 0.5/' "$C/model.yaml"
+demo_with "$SMALL"
 mk clean >/dev/null
 mk eval >"$W/run5.log" 2>&1 || { cat "$W/run5.log"; fail "make eval (reproducibility run 1)"; }
 mkdir -p "$W/first"
@@ -132,10 +167,11 @@ done
 echo "== an interrupted training goes on where it stopped"
 # What a kill after the first epoch leaves: the resume point and no model.json. (max_epochs is not
 # part of what a resume must share, so a 1-epoch run's resume point is the 3-epoch run's after one.)
-sed -i 's/^max_epochs: .*/max_epochs: 1/' "$C/model.yaml"
+demo_with "model: {max_epochs: 1, patience: 3}
+eval: {bootstrap_resamples: 200}"
 mk train >"$W/int1.log" 2>&1 || { cat "$W/int1.log"; fail "make train (1 epoch)"; }
 rm "$W/artifacts/demo/model/model.json"
-sed -i 's/^max_epochs: .*/max_epochs: 3/' "$C/model.yaml"
+demo_with "$SMALL"
 mk eval >"$W/int2.log" 2>&1 || { cat "$W/int2.log"; fail "make eval after an interrupted training"; }
 grep -q "resuming after epoch 1" "$W/int2.log" && cmp -s "$W/first/model.safetensors" "$W/artifacts/demo/model/model.safetensors" \
     && cmp -s "$W/first/metrics.json" "$METRICS" \
@@ -169,10 +205,7 @@ else
 fi
 
 echo "== a k-fold split trains and scores every fold"
-mkdir -p "$W/pipelines/kfold"
-cp "$C"/*.yaml "$W/pipelines/kfold/"
-printf 'kind: speaker_kfold\nk: 4\nval_speakers: 1\nseed: 1\n' >"$W/pipelines/kfold/split.yaml"
-ln -sfn "$W/data/raw/demo" "$W/data/raw/ravdess" # a pipeline other than demo reads data/raw/ravdess
+printf 'extends: demo\nsplit: !replace {kind: speaker_kfold, k: 4, val_speakers: 1, seed: 1}\n' >"$W/pipelines/kfold.yaml"
 mk P=kfold eval >"$W/kfold.log" 2>&1 || { tail -n 30 "$W/kfold.log"; fail "make eval on a 4-fold pipeline"; }
 n_models=$(find "$W/artifacts/kfold/folds" -name model.json | wc -l)
 # ser-eval names each fold's predictions file in its summary of runs.
@@ -197,10 +230,8 @@ RV=$W/artifacts/kfold/robustness-val
     && pass "make robustness PART=val scores the validation part, clean and through each channel" \
     || fail "make robustness PART=val: $(cat "$RV/robustness.md" 2>/dev/null)"
 # Trained on every clip for a fixed number of epochs; its eval is the 4-fold figure it stands on.
-mkdir -p "$W/pipelines/kfold-deploy"
-cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-deploy/"
-printf 'kind: all\ncross_validation: kfold\n' >"$W/pipelines/kfold-deploy/split.yaml"
-sed -i 's/^early_stopping_on: .*/early_stopping_on: none/' "$W/pipelines/kfold-deploy/model.yaml"
+printf 'extends: kfold\nsplit: !replace {kind: all, cross_validation: kfold}\nmodel: {early_stopping_on: none}\n' \
+    >"$W/pipelines/kfold-deploy.yaml"
 mk P=kfold-deploy eval >"$W/deploy.log" 2>&1 || { tail -n 30 "$W/deploy.log"; fail "make eval P=kfold-deploy"; }
 D=$W/artifacts/kfold-deploy
 grep -q 'fixed 3 epochs' "$D/model/model.json" && grep -q '^1,[0-9.]*,[0-9.]*,,,,,' "$D/model/history.csv" \
@@ -212,9 +243,7 @@ mk -q P=kfold-deploy eval && pass "make -q: the deployment pipeline is up to dat
 
 echo "== ensembles"
 # ensemble.yaml: each fold's checkpoint is the mean of members trained with each seed.
-mkdir -p "$W/pipelines/kfold-ens"
-cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-ens/"
-echo 'seeds: [1, 2]' >"$W/pipelines/kfold-ens/ensemble.yaml"
+printf 'extends: kfold\nensemble: {seeds: [1, 2]}\n' >"$W/pipelines/kfold-ens.yaml"
 mk P=kfold-ens eval >"$W/ens.log" 2>&1 || { tail -n 30 "$W/ens.log"; fail "make eval P=kfold-ens"; }
 E=$W/artifacts/kfold-ens
 n_members=$(find "$E/folds" -path '*/members/seed-*/model.json' | wc -l)
@@ -228,9 +257,7 @@ n_curves=$(tr -d '\n ' <"$E/eval/metrics.json" | grep -o '"histories":\[[^]]*\]'
     || fail "kfold-ens: the report's curves came from $n_curves members' histories (expected 8)"
 # Another pipeline's checkpoints as members (`pipelines:`): each fold joins its own seed's member
 # with kfold's model of the same fold (kfold's own rules made it above; nothing is retrained).
-mkdir -p "$W/pipelines/kfold-mix"
-cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-mix/"
-printf 'seeds: [1]\npipelines: [kfold]\n' >"$W/pipelines/kfold-mix/ensemble.yaml"
+printf 'extends: kfold\nensemble: {seeds: [1], pipelines: [kfold]}\n' >"$W/pipelines/kfold-mix.yaml"
 before=$(stat -c %Y "$W"/artifacts/kfold/folds/*/model/model.json)
 mk P=kfold-mix eval >"$W/mix.log" 2>&1 || { tail -n 30 "$W/mix.log"; fail "make eval P=kfold-mix"; }
 X=$W/artifacts/kfold-mix
@@ -241,9 +268,8 @@ n_curves=$(tr -d '\n ' <"$X/eval/metrics.json" | grep -o '"histories":\[[^]]*\]'
     || fail "kfold-mix: $n_joined folds joined kfold's model, $n_curves curves; $(tail -n 5 "$W/mix.log")"
 # Two pipelines named: each fold's ensemble takes the seed's member, then kfold's, then the
 # second pipeline's model of that fold, in the order ensemble.yaml names them (a dry run).
-mkdir -p "$W/pipelines/kfold-b" "$W/pipelines/kfold-mix2"
-cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-b/" && cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/kfold-mix2/"
-printf 'seeds: [1]\npipelines: [kfold, kfold-b]\n' >"$W/pipelines/kfold-mix2/ensemble.yaml"
+printf 'extends: kfold\n' >"$W/pipelines/kfold-b.yaml"
+printf 'extends: kfold\nensemble: {seeds: [1], pipelines: [kfold, kfold-b]}\n' >"$W/pipelines/kfold-mix2.yaml"
 plan=$(mk -n P=kfold-mix2 train 2>&1) || fail "make -n P=kfold-mix2 train: $plan"
 n_ordered=0
 for f in 0 1 2 3; do
@@ -253,15 +279,19 @@ done
 [ "$n_ordered" = 4 ] && grep -q 'ser-model train .*kfold-b' <<<"$plan" && ! grep -q 'ser-model train .*artifacts/kfold/' <<<"$plan" \
     && pass "pipelines: [kfold, kfold-b]: each fold joins its seed's member, kfold's and kfold-b's models, in that order; kfold is not retrained" \
     || fail "kfold-mix2: $n_ordered of 4 folds joined in order; $(grep 'ser-model' <<<"$plan" | head -n 12)"
-mkdir -p "$W/pipelines/mix-of-ens" && cp "$W/pipelines/kfold"/*.yaml "$W/pipelines/mix-of-ens/"
-printf 'seeds: [1]\npipelines: [kfold-ens]\n' >"$W/pipelines/mix-of-ens/ensemble.yaml"
+printf 'extends: kfold\nensemble: {seeds: [1], pipelines: [kfold-ens]}\n' >"$W/pipelines/mix-of-ens.yaml"
 out=$(mk -n P=mix-of-ens train 2>&1) && fail "an ensemble of ensembles was accepted" \
     || { grep -q 'kfold-ens is an ensemble itself' <<<"$out" && pass "pipelines: naming an ensemble is refused, by name" \
     || fail "pipelines: [kfold-ens]: $out"; }
+# A member pipeline whose folds are drawn otherwise may have trained on a fold's test speakers.
+printf 'extends: kfold\nsplit: {seed: 2}\n' >"$W/pipelines/kfold-other.yaml"
+printf 'extends: kfold\nensemble: {seeds: [1], pipelines: [kfold-other]}\n' >"$W/pipelines/mix-other.yaml"
+out=$(mk -n P=mix-other train 2>&1) && fail "a member pipeline split otherwise was accepted" \
+    || { grep -q 'kfold-other: it splits its clips otherwise' <<<"$out" && pass "a member pipeline split otherwise is refused, by name" \
+    || fail "pipelines: [kfold-other]: $out"; }
 # The deployment pipeline as an ensemble: members on every clip, one checkpoint for predict,
 # export and ser-infer.
-cp -r "$W/pipelines/kfold-deploy" "$W/pipelines/deploy-ens"
-echo 'seeds: [1, 2]' >"$W/pipelines/deploy-ens/ensemble.yaml"
+printf 'extends: kfold-deploy\nensemble: {seeds: [1, 2]}\n' >"$W/pipelines/deploy-ens.yaml"
 mk P=deploy-ens eval onnx >"$W/deploy-ens.log" 2>&1 || { tail -n 30 "$W/deploy-ens.log"; fail "make eval onnx P=deploy-ens"; }
 DE=$W/artifacts/deploy-ens
 [ -s "$DE/members/seed-1/model.json" ] && [ -s "$DE/members/seed-2/model.json" ] \
@@ -279,7 +309,7 @@ if "$PY" -c 'import onnx, onnxruntime, pyarrow, numpy' 2>/dev/null; then
         && "$PY" tests/onnx_check.py "$DE/model.onnx" "$W/data/features/deploy-ens/features.parquet" "$W/deploy-ens-all.parquet" \
         || fail "the ensemble's ONNX model in onnx.checker and onnxruntime"
 fi
-echo 'seeds: [1, 2, 3]' >"$W/pipelines/deploy-ens/ensemble.yaml"
+printf 'extends: kfold-deploy\nensemble: {seeds: [1, 2, 3]}\n' >"$W/pipelines/deploy-ens.yaml"
 plan=$(mk -n P=deploy-ens eval)
 trains=$(grep 'ser-model train' <<<"$plan" || true)
 [ "$(wc -l <<<"$trains")" = 1 ] && grep -q -- '--seed 3 .*members/seed-3' <<<"$trains" \
@@ -290,8 +320,7 @@ trains=$(grep 'ser-model train' <<<"$plan" || true)
 echo "== labels of your own, end to end"
 # A manifest gives three made-up labels to part of the synthetic corpus; make extracts, splits,
 # trains, predicts and reports on them, and predict and the service answer with them.
-mkdir -p "$W/pipelines/own"
-cp "$C"/*.yaml "$W/pipelines/own/"
+printf 'extends: demo\n' >"$W/pipelines/own.yaml"
 M=$W/own/corpus.csv
 mkdir -p "$W/own"
 {
@@ -327,22 +356,60 @@ grep -q '"labels":\["bored","excited","frustrated"\]' <<<"$model" \
     && pass "/v1/model shows the manifest's labels" || fail "/v1/model: ${model:0:300} $(cat "$W/serve.err")"
 
 echo "== make data"
-out=$(make -s --no-print-directory data DATA="$W/fetch" RAVDESS_URL=http://127.0.0.1:9/none.zip 2>&1) && fail "make data offline succeeded" \
+out=$(make -s --no-print-directory data-ravdess DATA="$W/fetch" RAVDESS_URL=http://127.0.0.1:9/none.zip 2>&1) && fail "make data offline succeeded" \
     || { grep -q "RAVDESS_ARCHIVE=" <<<"$out" && pass "make data offline stops and says what to do" || fail "make data offline: no advice: $out"; }
 echo "not a zip" >"$W/bad.zip"
-out=$(make -s --no-print-directory data DATA="$W/fetch" RAVDESS_URL="file://$W/bad.zip" 2>&1) && fail "a damaged download was accepted" \
+out=$(make -s --no-print-directory data-ravdess DATA="$W/fetch" RAVDESS_URL="file://$W/bad.zip" 2>&1) && fail "a damaged download was accepted" \
     || { grep -q "MD5" <<<"$out" && [ ! -e "$W/fetch/downloads/Audio_Speech_Actors_01-24.zip" ] && [ ! -e "$W/fetch/raw/ravdess" ] \
          && pass "make data refuses a download with the wrong checksum and keeps nothing" || fail "checksum: $out"; }
 mkdir -p "$W/zip/Actor_01" && cp "$(find "$W/data/raw/demo/Actor_01" -name '*.wav' -print -quit)" "$W/zip/Actor_01/"
 if (cd "$W/zip" && "$PY" -c 'import shutil; shutil.make_archive("../good", "zip", ".")') 2>/dev/null \
     && command -v unzip >/dev/null; then
     md5=$(md5sum "$W/good.zip" | cut -d' ' -f1)
-    make -s --no-print-directory data DATA="$W/fetch" RAVDESS_URL="file://$W/good.zip" RAVDESS_MD5="$md5" >/dev/null 2>&1 \
+    make -s --no-print-directory data-ravdess DATA="$W/fetch" RAVDESS_URL="file://$W/good.zip" RAVDESS_MD5="$md5" >/dev/null 2>&1 \
         && [ "$(find "$W/fetch/raw/ravdess/Actor_01" -name '*.wav' | wc -l)" = 1 ] \
         && pass "make data downloads, checks the MD5 and unpacks" || fail "make data with a good download"
 else
     echo "SKIPPED: the good-download check needs $PY (to write a zip) and unzip"
 fi
+
+# nEMO: a small stand-in of the authors' layout (samples/ and data.tsv; generated clips renamed),
+# offline, damaged, and good, by folder and by archive; then its file names and data.tsv read
+# by ser-features extract --corpus nemo.
+N=$W/nemo-src/nEMO-main
+mkdir -p "$N/samples"
+printf 'file_id\temotion\traw_text\tnormalized_text\tspeaker_id\tgender\tage\n' >"$N/data.tsv"
+i=0
+for f in $(find "$W/data/raw/demo/Actor_01" "$W/data/raw/demo/Actor_02" -name '*.wav' | sort | head -n 12); do
+    i=$((i + 1)); spk=$([ $((i % 2)) = 0 ] && echo KS0 || echo KD0); gender=$([ $spk = KS0 ] && echo male || echo female)
+    emo=$(echo anger sadness neutral happiness | cut -d' ' -f$((i % 4 + 1)))
+    cp "$f" "$N/samples/${spk}_${emo}_$i.wav"
+    printf '%s_%s_%s.wav\t%s\tZdanie numer %s.\tzdanie numer %s\t        %s\t%s\t23\n' "$spk" "$emo" "$i" "$emo" "$i" "$i" "$spk" "$gender" >>"$N/data.tsv"
+done
+digest=$(cd "$N" && LC_ALL=C sha256sum data.tsv samples/*.wav | sha256sum | cut -d' ' -f1)
+out=$(make -s --no-print-directory data-nemo DATA="$W/nfetch" NEMO_URL=http://127.0.0.1:9/none.tar.gz 2>&1) && fail "make data-nemo offline succeeded" \
+    || { grep -q "NEMO_DIR=" <<<"$out" && pass "make data-nemo offline stops and says what to fetch by hand" || fail "make data-nemo offline: $out"; }
+(cd "$W/nemo-src" && tar czf ../nemo.tar.gz nEMO-main)
+out=$(make -s --no-print-directory data-nemo DATA="$W/nfetch" NEMO_URL="file://$W/nemo.tar.gz" 2>&1) && fail "a nEMO download with another digest was accepted" \
+    || { grep -q "content digest $digest, expected" <<<"$out" && [ ! -e "$W/nfetch/raw/nemo" ] && [ -z "$(ls "$W/nfetch/downloads")" ] \
+         && pass "make data-nemo refuses files of another digest and keeps nothing" || fail "nEMO digest: $out"; }
+make -s --no-print-directory data-nemo DATA="$W/nfetch" NEMO_URL="file://$W/nemo.tar.gz" NEMO_SHA256="$digest" >/dev/null 2>&1 \
+    && [ "$(find "$W/nfetch/raw/nemo/samples" -name '*.wav' | wc -l)" = 12 ] \
+    && pass "make data-nemo downloads, checks the content digest and unpacks" || fail "make data-nemo with a good download"
+make -s --no-print-directory data-nemo DATA="$W/nlink" NEMO_DIR="$N" NEMO_SHA256="$digest" >/dev/null 2>&1 && [ -L "$W/nlink/raw/nemo" ] \
+    && pass "make data-nemo NEMO_DIR= links the folder" || fail "make data-nemo NEMO_DIR="
+"target/$PROFILE/ser-features" --quiet extract --config "$W/plans/demo/pipeline/features.yaml" --corpus nemo --in "$W/nlink/raw/nemo" \
+    --out "$W/nemo.parquet" >/dev/null 2>"$W/nemo.err" || fail "extract --corpus nemo: $(cat "$W/nemo.err")"
+"$PY" - "$W/nemo.parquet" <<'PY' && pass "--corpus nemo keeps speakers, genders, labels and the sentence text" || fail "--corpus nemo's table"
+import sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1], columns=["clip_id", "corpus", "speaker", "gender", "label", "statement"]).to_pylist()
+assert len(t) == 12, len(t)
+for r in t:
+    assert r["corpus"] == "nemo" and r["speaker"] in ("KS0", "KD0"), r
+    assert r["gender"] == ("male" if r["speaker"] == "KS0" else "female"), r
+    assert r["label"] in ("angry", "sad", "neutral", "happy"), r
+    assert r["statement"] == "Zdanie numer %s." % r["clip_id"].rsplit("_", 1)[1], r
+PY
 
 echo "== make clean removes one pipeline's outputs"
 mkdir -p "$W/artifacts/other/model" "$W/data/features/other"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The scale-out test on a real Slurm scheduler: a private single-node cluster
 # (scripts/slurm-cluster, installed with apt-get when missing) runs the demo pipeline's feature
-# extraction and search as array jobs through the Makefile (SCHEDULER=slurm), and the merged
-# outputs must equal a single-machine run. Then the launcher's failure handling: a failing task
+# extraction and search, and an ensemble's trainings, as array jobs through the Makefile
+# (SCHEDULER=slurm), and the outputs must equal a single-machine run. Then the launcher's failure handling: a failing task
 # makes the stage fail with that task's log, and a re-run submits only the failed shard.
 # Where Slurm cannot be installed or started, the test says SKIPPED and why (SER_REQUIRE_SLURM=1
 # turns that into a failure). PROFILE picks the binaries (default test-release).
@@ -40,11 +40,14 @@ scripts/slurm-cluster start >"$W/start.log" 2>&1 || {
 eval "$(scripts/slurm-cluster env)"
 pass "$(tail -n1 "$W/start.log" | sed 's/^slurm-cluster: //')"
 
-# The demo pipeline with a short search: 6 trials of 2 epochs.
+# The demo pipeline with a short search: 6 trials of 2 epochs. And an ensemble of it with two
+# folds, two seeds and another pipeline's models, of 2 epochs each: six trainings.
 mkdir -p "$W/pipelines"
-cp -r pipelines/demo "$W/pipelines/demo"
-sed -i -e 's/^trials: .*/trials: 6/' -e 's/^  max_epochs: .*/  max_epochs: 2/' -e 's/^  patience: .*/  patience: 2/' \
-    "$W/pipelines/demo/tune.yaml"
+cp pipelines/demo.yaml "$W/pipelines/demo-full.yaml"
+printf 'extends: demo-full\ntune: {trials: 6, fixed: {max_epochs: 2, patience: 2}}\n' >"$W/pipelines/demo.yaml"
+printf 'extends: demo\nsplit: !replace {kind: speaker_kfold, k: 2, val_speakers: 1, seed: 3}\nmodel: {max_epochs: 2}\n' \
+    >"$W/pipelines/folds.yaml"
+printf 'extends: folds\nensemble: {seeds: [1, 2], pipelines: [folds]}\n' >"$W/pipelines/folds-ens.yaml"
 mk() { # mk <where> args...
     local where=$1
     shift
@@ -87,6 +90,23 @@ else
 fi
 mk slurm -q features tune SCHEDULER=slurm SHARDS="$SHARDS" && pass "make -q: the Slurm-made outputs are up to date" \
     || fail "make considers the Slurm-made outputs out of date"
+
+echo "== trainings: one machine vs one Slurm array"
+mk local P=folds-ens train >"$W/local-train.log" 2>&1 || { tail -n 30 "$W/local-train.log"; fail "single-machine training"; }
+mk slurm P=folds-ens train SCHEDULER=slurm >"$W/slurm-train.log" 2>&1 || { cat "$W/slurm-train.log"; fail "Slurm training"; }
+grep -q "slurm-array\[train-folds-ens\]: submitted array job .*: shards 0,1,2,3,4,5 of 6" "$W/slurm-train.log" \
+    && pass "the two folds' seed members and the other pipeline's fold models trained as one array of 6" \
+    || fail "no array of 6 trainings: $(grep slurm-array "$W/slurm-train.log")"
+same=0
+for f in 0 1; do
+    for m in folds-ens/folds/$f/model folds-ens/folds/$f/members/seed-1 folds-ens/folds/$f/members/seed-2 folds/folds/$f/model; do
+        cmp -s "$W/local/artifacts/$m/model.safetensors" "$W/slurm/artifacts/$m/model.safetensors" && same=$((same + 1))
+    done
+done
+[ "$same" = 8 ] && pass "every checkpoint (6 trained, 2 ensembles) byte-identical to the single-machine run" \
+    || fail "$same of 8 checkpoints identical to the single-machine run"
+mk slurm -q P=folds-ens train SCHEDULER=slurm && pass "make -q: the Slurm-trained checkpoints are up to date" \
+    || fail "make considers the Slurm-trained checkpoints out of date"
 
 echo "== a failing task, and re-submitting it alone"
 R=$W/launcher

@@ -41,6 +41,28 @@ impl LogArgs {
     }
 }
 
+/// `--device`, for the binaries that run a network: `cpu`, or `cuda` (a build with `--features
+/// cuda`). `ser_model::select_device` turns the choice into a device.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct DeviceArgs {
+    /// Where to run: cpu, or cuda (needs a build with `--features cuda`).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Device {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+impl DeviceArgs {
+    pub fn wants_cuda(&self) -> bool {
+        self.device == Device::Cuda
+    }
+}
+
 /// The exit status of a run: what `Ok` reports (success for `()`), or the error with its chain of
 /// causes (`{:#}`, as anyhow prints them) on stderr and failure.
 pub fn exit<T: Termination, E: Display>(result: Result<T, E>) -> ExitCode {

@@ -44,9 +44,9 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct ReportArgs {
-    /// The stage's params file (eval.yaml).
+    /// The stage's params file (eval.yaml); without it, every key takes its default.
     #[arg(long)]
-    config: PathBuf,
+    config: Option<PathBuf>,
     /// predictions.parquet files (ser-model predict, or any writer with the same columns).
     #[arg(long, num_args = 1.., required = true)]
     predictions: Vec<PathBuf>,
@@ -123,8 +123,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn run_report(args: ReportArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.config).with_context(|| format!("reading {}", args.config.display()))?;
-    let mut config = EvalConfig::from_yaml(&args.config, &text)?;
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            EvalConfig::from_yaml(path, &text)?
+        }
+        None => EvalConfig::defaults(),
+    };
     if let Some(seed) = args.seed {
         config.seed = seed;
     }

@@ -1,17 +1,15 @@
-//! Classification metrics with scikit-learn's definitions, as pure functions of values.
+//! Classification metrics with scikit-learn's definitions, as pure functions of values: the
+//! scores of a confusion matrix are `ser_core::scores`'s (also what training watches), and here
+//! are the report's rest:
 //!
-//! - per class: precision = tp / (tp + fp), recall = tp / (tp + fn), F1 = 2tp / (2tp + fp + fn);
-//!   a zero denominator gives 0 (sklearn's `zero_division=0`), never NaN;
-//! - macro averages run over the classes present in the true labels (sklearn's
-//!   `labels=sorted(set(y_true))`), so a cross-corpus test set without, say, calm is scored over
-//!   the classes it has; predictions of an absent class still count as errors;
-//! - `uar` is sklearn's `balanced_accuracy_score` (mean recall over the classes present);
 //! - `log_loss` is sklearn's `log_loss(y_true, p, labels=classes)`: rows renormalised, clipped to
 //!   [eps, 1 - eps] with eps = 2.2e-16.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+use ser_core::scores::{confusion, scores};
 
 use crate::EvalConfig;
 
@@ -69,62 +67,6 @@ pub struct Metrics {
     pub bootstrap: Option<Bootstrap>,
 }
 
-fn confusion(n_classes: usize, truth: &[usize], predicted: &[usize]) -> Vec<Vec<u64>> {
-    let mut counts = vec![vec![0u64; n_classes]; n_classes];
-    for (&t, &p) in truth.iter().zip(predicted) {
-        counts[t][p] += 1;
-    }
-    counts
-}
-
-fn ratio(num: u64, den: u64) -> f64 {
-    if den == 0 { 0.0 } else { num as f64 / den as f64 }
-}
-
-struct Core {
-    accuracy: f64,
-    uar: f64,
-    macro_f1: f64,
-    weighted_f1: f64,
-    macro_precision: f64,
-    macro_recall: f64,
-    per_class: Vec<(f64, f64, f64, u64, u64)>,
-    present: Vec<usize>,
-}
-
-fn core(counts: &[Vec<u64>]) -> Core {
-    let k = counts.len();
-    let n: u64 = counts.iter().flatten().sum();
-    let correct: u64 = (0..k).map(|i| counts[i][i]).sum();
-    let per_class: Vec<(f64, f64, f64, u64, u64)> = (0..k)
-        .map(|c| {
-            let tp = counts[c][c];
-            let support: u64 = counts[c].iter().sum();
-            let predicted: u64 = counts.iter().map(|row| row[c]).sum();
-            let (fp, fn_) = (predicted - tp, support - tp);
-            (ratio(tp, predicted), ratio(tp, support), ratio(2 * tp, 2 * tp + fp + fn_), support, predicted)
-        })
-        .collect();
-    let present: Vec<usize> = (0..k).filter(|&c| per_class[c].3 > 0).collect();
-    let mean = |f: &dyn Fn(usize) -> f64| {
-        if present.is_empty() { 0.0 } else { present.iter().map(|&c| f(c)).sum::<f64>() / present.len() as f64 }
-    };
-    let macro_precision = mean(&|c| per_class[c].0);
-    let macro_recall = mean(&|c| per_class[c].1);
-    let macro_f1 = mean(&|c| per_class[c].2);
-    let weighted_f1 = if n == 0 { 0.0 } else { per_class.iter().map(|p| p.2 * p.3 as f64).sum::<f64>() / n as f64 };
-    Core {
-        accuracy: ratio(correct, n),
-        uar: macro_recall,
-        macro_f1,
-        weighted_f1,
-        macro_precision,
-        macro_recall,
-        per_class,
-        present,
-    }
-}
-
 /// sklearn's `log_loss(y_true, p, labels=range(n_classes))`.
 pub fn log_loss(truth: &[usize], probabilities: &[Vec<f64>]) -> f64 {
     let eps = f64::EPSILON;
@@ -161,7 +103,7 @@ fn bootstrap(k: usize, truth: &[usize], predicted: &[usize], config: &EvalConfig
             let i = rng.random_range(0..n);
             counts[truth[i]][predicted[i]] += 1;
         }
-        let c = core(&counts);
+        let c = scores(&counts);
         accuracy.push(c.accuracy);
         macro_f1.push(c.macro_f1);
     }
@@ -190,7 +132,7 @@ pub fn evaluate(
     assert_eq!(truth.len(), predicted.len(), "one prediction per true label");
     let k = labels.len();
     let counts = confusion(k, truth, predicted);
-    let c = core(&counts);
+    let c = scores(&counts);
     Metrics {
         accuracy: c.accuracy,
         uar: c.uar,
@@ -206,13 +148,13 @@ pub fn evaluate(
             .per_class
             .iter()
             .enumerate()
-            .map(|(i, &(precision, recall, f1, support, predicted))| ClassMetrics {
+            .map(|(i, c)| ClassMetrics {
                 label: labels[i].clone(),
-                precision,
-                recall,
-                f1,
-                support,
-                predicted,
+                precision: c.precision,
+                recall: c.recall,
+                f1: c.f1,
+                support: c.support,
+                predicted: c.predicted,
             })
             .collect(),
         confusion: Confusion { counts },

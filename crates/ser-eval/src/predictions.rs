@@ -14,10 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ClassSet;
 use crate::{DEFAULT_LABELS, Error, Result};
 
-pub const COL_CLIP_ID: &str = "clip_id";
-pub const COL_LABEL: &str = "label";
-pub const COL_PREDICTED: &str = "predicted";
-pub const PROB_PREFIX: &str = "p_";
+pub use ser_core::predictions::{COL_CLIP_ID, COL_LABEL, COL_PREDICTED, PROB_PREFIX};
 
 /// One predictions file, restricted to the rows with a true label.
 #[derive(Debug, Clone, PartialEq)]

@@ -557,4 +557,25 @@ impl SplitConfig {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("SplitConfig serialises")
     }
+
+    /// The folds a split of this config has, each trained and scored apart: `Some(k)` for the
+    /// fold kinds (`speaker_kfold`, `speaker_folds`), `None` for one train/val/test split
+    /// (`all` included).
+    pub fn n_folds(&self) -> Option<usize> {
+        match self {
+            SplitConfig::SpeakerKfold { k, .. } => Some(*k),
+            SplitConfig::SpeakerFolds { folds, .. } => Some(folds.len()),
+            _ => None,
+        }
+    }
+
+    /// The config as the assignment of clips it makes: its JSON without what names no clip
+    /// (`all`'s `cross_validation`, the pipeline its recipe came from). Two checkpoints whose
+    /// splits have the same key, of the same table's clips, trained on the same fold's clips.
+    pub fn assignment_key(&self) -> String {
+        match self {
+            SplitConfig::All { .. } => SplitConfig::All { cross_validation: String::new() }.to_json(),
+            other => other.to_json(),
+        }
+    }
 }

@@ -140,21 +140,67 @@ fn table_path(root: &Path, path: &Path) -> String {
     rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
+/// A nEMO clip's name, completed by its row of `data.tsv` (at `tsv`): the sentence text becomes
+/// `statement` and the gender is the file's. The name and the row must agree on speaker and
+/// emotion; a clip the file does not list keeps what its name says.
+fn with_nemo_row(
+    mut meta: ClipMeta,
+    path: &Path,
+    tsv: &Path,
+    rows: &BTreeMap<String, io::NemoRow>,
+) -> std::result::Result<ClipMeta, String> {
+    let file_id = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let Some(row) = rows.get(&file_id) else {
+        return Ok(meta);
+    };
+    let disagree = |what: &str, name: &str, listed: &str| {
+        format!("the name says {what} `{name}` but {} lists `{listed}`", tsv.display())
+    };
+    if row.speaker_id != meta.speaker {
+        return Err(disagree("speaker", &meta.speaker, &row.speaker_id));
+    }
+    if Some(row.emotion.as_str()) != meta.emotion_code.as_deref() {
+        return Err(disagree("emotion", meta.emotion_code.as_deref().unwrap_or(""), &row.emotion));
+    }
+    meta.gender = match row.gender.as_str() {
+        g @ (crate::labels::FEMALE | crate::labels::MALE) => Some(g.to_string()),
+        other => return Err(format!("{} gives gender `{other}`; expected female or male", tsv.display())),
+    };
+    meta.statement = Some(row.raw_text.clone());
+    Ok(meta)
+}
+
 /// Finds the clips of a source and reads their labels, renamed or dropped by `label_map`; clips
 /// whose label is outside the label set are excluded. Sorted by table path.
 pub fn discover(source: &Source, config: &FeaturesConfig) -> Result<Discovery> {
     let mut discovery = Discovery::default();
     match source {
         Source::Folder { root, corpus } => {
+            let nemo = if *corpus == Corpus::Nemo { io::read_nemo_metadata(root)? } else { None };
             for path in io::find_audio_files(root)? {
                 let table_path = table_path(root, &path);
-                match parse_name(*corpus, &path) {
-                    Ok(meta) => discovery.clips.push(ClipInput { path, table_path, corpus: *corpus, meta }),
-                    Err(NameError::Excluded(reason)) => *discovery.excluded.entry(reason).or_default() += 1,
-                    Err(err @ NameError::Unparsable { .. }) => {
-                        discovery.rejects.push(Reject { path: table_path, reason: err.to_string() })
+                let meta = match parse_name(*corpus, &path) {
+                    Ok(meta) => meta,
+                    Err(NameError::Excluded(reason)) => {
+                        *discovery.excluded.entry(reason).or_default() += 1;
+                        continue;
                     }
-                }
+                    Err(err @ NameError::Unparsable { .. }) => {
+                        discovery.rejects.push(Reject { path: table_path, reason: err.to_string() });
+                        continue;
+                    }
+                };
+                let meta = match &nemo {
+                    Some((tsv, rows)) => match with_nemo_row(meta, &path, tsv, rows) {
+                        Ok(meta) => meta,
+                        Err(reason) => {
+                            discovery.rejects.push(Reject { path: table_path, reason });
+                            continue;
+                        }
+                    },
+                    None => meta,
+                };
+                discovery.clips.push(ClipInput { path, table_path, corpus: *corpus, meta });
             }
         }
         Source::Manifest { path } => {
@@ -495,8 +541,8 @@ pub fn merge_tables(parts: &[PathBuf], out: &Path) -> Result<usize> {
             })
             .transpose()?;
         let part_rejects = rejects_path(part);
-        if part_rejects.exists() {
-            rejects.extend(io::read_rejects(&part_rejects)?);
+        if let Some(found) = io::read_rejects_if_any(&part_rejects)? {
+            rejects.extend(found);
         } else if tag.is_some() {
             // extract writes the rejects file right after the table: a part without one was
             // interrupted in between.

@@ -2,7 +2,6 @@
 //! Parquet, the rejects table, manifests, and directory discovery.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,6 +15,8 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
+pub use ser_core::io::{AtomicFile, write_atomic};
+
 use crate::config::FeaturesConfig;
 use crate::dsp::FeatureMatrix;
 use crate::split::{SplitAssignment, SplitPart};
@@ -25,49 +26,6 @@ use crate::{Error, Result};
 /// Rows per record batch and per Parquet row group. Fixed, so the same rows always give the
 /// same bytes, however they were computed (one process or merged shards).
 pub const ROWS_PER_BATCH: usize = 128;
-
-/// A file written to `<path>.tmp-<pid>` and renamed over `path` by [`AtomicFile::commit`].
-/// Dropped without commit, the temporary file is removed: an interrupted run leaves no half file.
-#[derive(Debug)]
-pub struct AtomicFile {
-    path: PathBuf,
-    tmp_path: PathBuf,
-    file: Option<std::fs::File>,
-}
-
-impl AtomicFile {
-    pub fn create(path: &Path) -> Result<AtomicFile> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent)?;
-        }
-        let file_name =
-            path.file_name().ok_or_else(|| Error::Config(format!("{}: not a file path", path.display())))?;
-        let tmp_path = path.with_file_name(format!(".{}.tmp-{}", file_name.to_string_lossy(), std::process::id()));
-        let file = fs::File::create(&tmp_path)?.into_parts().0;
-        Ok(AtomicFile { path: path.to_path_buf(), tmp_path, file: Some(file) })
-    }
-
-    pub fn file(&mut self) -> &mut std::fs::File {
-        self.file.as_mut().expect("file is open until commit")
-    }
-
-    /// Flushes to disk and renames into place.
-    pub fn commit(mut self) -> Result<()> {
-        let file = self.file.take().expect("commit once");
-        file.sync_all().map_err(|e| Error::io(&self.tmp_path, e))?;
-        drop(file);
-        fs::rename(&self.tmp_path, &self.path)?;
-        Ok(())
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = std::fs::remove_file(&self.tmp_path);
-        }
-    }
-}
 
 /// A float32 array in NumPy's `.npy` format (little-endian, C order; written by npyz): what
 /// `numpy.load` reads.
@@ -85,13 +43,6 @@ pub fn npy_bytes(shape: &[usize], values: &[f32]) -> Vec<u8> {
     writer.extend(values.iter().copied()).expect("writing to memory");
     writer.finish().expect("writing to memory");
     bytes
-}
-
-/// Writes `bytes` to `path` atomically.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut out = AtomicFile::create(path)?;
-    out.file().write_all(bytes).map_err(|e| Error::io(path, e))?;
-    out.commit()
 }
 
 /// The schema's metadata as Parquet key-value pairs, sorted by key. Stored both here and in the
@@ -345,7 +296,7 @@ pub fn write_splits(path: &Path, splits: &SplitAssignment) -> Result<()> {
     let mut writer = ArrowWriter::try_new(file, schema, Some(props)).map_err(|e| Error::parquet(path, e))?;
     writer.write(&batch).map_err(|e| Error::parquet(path, e))?;
     writer.close().map_err(|e| Error::parquet(path, e))?;
-    out.commit()
+    Ok(out.commit()?)
 }
 
 /// Reads a split file. Any tool may write it: only the three columns are required.
@@ -407,7 +358,12 @@ pub fn write_rejects(path: &Path, rejects: &[Reject]) -> Result<()> {
         writer.write_record([&r.path, &r.reason]).map_err(|e| Error::csv(path, e))?;
     }
     let bytes = writer.into_inner().map_err(|e| Error::io(path, e.into_error()))?;
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
+}
+
+/// Reads a rejects file written by [`write_rejects`], or `None` where there is none.
+pub fn read_rejects_if_any(path: &Path) -> Result<Option<Vec<Reject>>> {
+    if path.exists() { read_rejects(path).map(Some) } else { Ok(None) }
 }
 
 /// Reads a rejects file written by [`write_rejects`].
@@ -517,6 +473,48 @@ pub fn find_audio_files(root: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// The file nEMO's authors describe their clips in: `file_id`, `emotion`, `raw_text`,
+/// `normalized_text`, `speaker_id`, `gender`, `age`, tab-separated.
+pub const NEMO_METADATA: &str = "data.tsv";
+
+/// One clip of nEMO's `data.tsv` (the columns ser keeps).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct NemoRow {
+    pub file_id: String,
+    pub emotion: String,
+    pub raw_text: String,
+    pub speaker_id: String,
+    pub gender: String,
+}
+
+/// nEMO's `data.tsv`, looked for in the folder of clips and then in its parent (the corpus's own
+/// layout: `samples/` beside `data.tsv`): its path and its rows by `file_id` (the file name), or
+/// `None` when neither folder has one.
+pub fn read_nemo_metadata(root: &Path) -> Result<Option<(PathBuf, BTreeMap<String, NemoRow>)>> {
+    let Some(path) = [root.join(NEMO_METADATA), root.join("..").join(NEMO_METADATA)].into_iter().find(|p| p.is_file())
+    else {
+        return Ok(None);
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .quoting(false)
+        .trim(csv::Trim::All)
+        .from_path(&path)
+        .map_err(|e| Error::csv(&path, e))?;
+    let mut rows = BTreeMap::new();
+    for (row_idx, record) in reader.deserialize::<NemoRow>().enumerate() {
+        let row: NemoRow = record.map_err(|e| Error::Table {
+            path: path.clone(),
+            message: format!(
+                "line {}: {e}; expected nEMO's columns file_id, emotion, raw_text, speaker_id, gender",
+                row_idx + 2
+            ),
+        })?;
+        rows.insert(row.file_id.clone(), row);
+    }
+    Ok(Some((path, rows)))
+}
+
 /// One row of a manifest CSV: `path,label,speaker[,split]`.
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -567,7 +565,7 @@ pub fn read_manifest_splits(path: &Path) -> Result<BTreeMap<String, SplitPart>> 
 /// Writes one clip's features (frames x coefficients, row-major) as a float32 `.npy` array of
 /// shape `(frames, coeffs)`, atomically.
 pub fn write_features_npy(path: &Path, features: &FeatureMatrix) -> Result<()> {
-    write_atomic(path, &npy_bytes(&[features.n_frames, features.n_coeffs], &features.values))
+    Ok(write_atomic(path, &npy_bytes(&[features.n_frames, features.n_coeffs], &features.values))?)
 }
 
 /// Writes one clip's features as JSON, `{"frames", "coeffs", "features": [[...], ...]}` (one
@@ -575,7 +573,7 @@ pub fn write_features_npy(path: &Path, features: &FeatureMatrix) -> Result<()> {
 pub fn write_features_json(path: &Path, features: &FeatureMatrix) -> Result<()> {
     let rows: Vec<&[f32]> = (0..features.n_frames).map(|t| features.frame(t)).collect();
     let json = serde_json::json!({"frames": features.n_frames, "coeffs": features.n_coeffs, "features": rows});
-    write_atomic(path, format!("{json}\n").as_bytes())
+    Ok(write_atomic(path, format!("{json}\n").as_bytes())?)
 }
 
 /// Reads and validates a feature config file.

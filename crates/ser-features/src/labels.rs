@@ -56,6 +56,8 @@ pub enum Corpus {
     Emodb,
     Savee,
     CremaD,
+    /// nEMO (Polish): names, plus `data.tsv` beside them for the sentence text.
+    Nemo,
     /// Labels from a manifest CSV.
     Manifest,
 }
@@ -68,6 +70,7 @@ impl Corpus {
             Corpus::Emodb => "emodb",
             Corpus::Savee => "savee",
             Corpus::CremaD => "crema_d",
+            Corpus::Nemo => "nemo",
             Corpus::Manifest => "manifest",
         }
     }
@@ -112,6 +115,7 @@ pub fn parse_name(corpus: Corpus, path: &Path) -> Result<ClipMeta, NameError> {
         Corpus::Emodb => parse_emodb(stem),
         Corpus::Savee => parse_savee(stem, path),
         Corpus::CremaD => parse_crema_d(stem),
+        Corpus::Nemo => parse_nemo(stem),
         Corpus::Manifest => Err(NameError::Excluded("manifest clips take labels from the manifest".into())),
     }
 }
@@ -294,6 +298,55 @@ pub fn parse_crema_d(stem: &str) -> Result<ClipMeta, NameError> {
         emotion_code: Some(parts[2].to_string()),
         statement: Some(parts[1].to_string()),
         intensity: Some(parts[3].to_string()),
+        ..ClipMeta::default()
+    })
+}
+
+/// nEMO's emotion words (the `emotion` column of its `data.tsv`, and the middle of its file
+/// names), each with the emotion of [`EMOTIONS`] it is.
+pub const NEMO_EMOTIONS: [(&str, &str); 6] = [
+    ("anger", "angry"),
+    ("fear", "fearful"),
+    ("happiness", "happy"),
+    ("neutral", "neutral"),
+    ("sadness", "sad"),
+    ("surprised", "surprised"),
+];
+
+/// nEMO's nine speakers and their genders (its `data.tsv`), so that the names alone give them.
+const NEMO_SPEAKERS: [(&str, &str); 9] = [
+    ("EB0", FEMALE),
+    ("IC0", FEMALE),
+    ("KD0", FEMALE),
+    ("KS0", MALE),
+    ("MK0", FEMALE),
+    ("MP0", MALE),
+    ("SM0", MALE),
+    ("TP0", MALE),
+    ("WR0", MALE),
+];
+
+/// nEMO: `EB0_anger_1` = speaker EB0, emotion `anger`, that emotion's sentence 1. The sentence
+/// text, when the corpus's `data.tsv` is read ([`crate::extract::discover`]), becomes `statement`;
+/// from the name alone, `statement` is `anger_1`, the sentence's own key.
+pub fn parse_nemo(stem: &str) -> Result<ClipMeta, NameError> {
+    let bad = || NameError::Unparsable { corpus: "nEMO", expected: "SPK_emotion_N.wav, e.g. EB0_anger_1.wav" };
+    let parts: Vec<&str> = stem.split('_').collect();
+    let [speaker, word, number] = parts[..] else {
+        return Err(bad());
+    };
+    if speaker.is_empty() || number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let label = NEMO_EMOTIONS.iter().find(|(w, _)| *w == word).map(|(_, e)| *e).ok_or_else(bad)?;
+    let gender = NEMO_SPEAKERS.iter().find(|(s, _)| *s == speaker).map(|(_, g)| g.to_string());
+    Ok(ClipMeta {
+        clip_id: stem.to_string(),
+        label: Some(label.to_string()),
+        speaker: speaker.to_string(),
+        gender,
+        emotion_code: Some(word.to_string()),
+        statement: Some(format!("{word}_{number}")),
         ..ClipMeta::default()
     })
 }

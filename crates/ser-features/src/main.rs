@@ -44,7 +44,7 @@ enum Command {
     Split(SplitArgs),
     /// Write a synthetic RAVDESS-named corpus (48 kHz WAV, 60 clips per speaker).
     Synth(SynthArgs),
-    /// Join shard part tables (from `extract --shard`) into one table.
+    /// Join part tables into one: the shards of one extraction (`extract --shard`), or corpora extracted apart.
     Merge(MergeArgs),
     /// Write the features of one audio file (as a feature table holds them, the input of a
     /// checkpoint or its ONNX export) to .npy or .json.
@@ -110,6 +110,7 @@ enum CorpusArg {
     Emodb,
     Savee,
     CremaD,
+    Nemo,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +243,7 @@ fn run_extract(args: ExtractArgs, quiet: bool) -> anyhow::Result<()> {
                 CorpusArg::Emodb => Corpus::Emodb,
                 CorpusArg::Savee => Corpus::Savee,
                 CorpusArg::CremaD => Corpus::CremaD,
+                CorpusArg::Nemo => Corpus::Nemo,
             };
             Source::Folder { root: root.clone(), corpus }
         }

@@ -50,44 +50,40 @@ enum Command {
     Serve(ServeArgs),
 }
 
+/// A flag's help with its default, taken from the library's (infer.yaml's) defaults, so the help
+/// cannot drift from them.
+fn with_default(text: &str, default: impl std::fmt::Display) -> String {
+    format!("{text} [default: {default}]")
+}
+
+fn serve_default() -> ser_infer::config::ServeFileConfig {
+    InferConfig::default().serve
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// Address to listen on (port 0 picks a free port; the address is printed on stdout)
-    /// [default: 127.0.0.1:8080]
-    #[arg(long)]
+    #[arg(long, help = with_default("Address to listen on (port 0 picks a free port; the address is printed on stdout)", serve_default().addr))]
     addr: Option<String>,
-    /// Largest request body in bytes [default: 52428800]
-    #[arg(long)]
+    #[arg(long, help = with_default("Largest request body in bytes", serve_default().max_body_bytes))]
     max_body_bytes: Option<usize>,
-    /// Longest audio POST /v1/predict accepts, in seconds [default: 60]
-    #[arg(long)]
+    #[arg(long, help = with_default("Longest audio POST /v1/predict accepts, in seconds", serve_default().max_predict_seconds))]
     max_predict_seconds: Option<f32>,
-    /// Longest audio POST /v1/timeline accepts, in seconds [default: 3600]
-    #[arg(long)]
+    #[arg(long, help = with_default("Longest audio POST /v1/timeline accepts, in seconds", serve_default().max_timeline_seconds))]
     max_timeline_seconds: Option<f32>,
     /// Requests classified at once (default: the number of cores); more wait up to --timeout.
     #[arg(long)]
     max_concurrent: Option<usize>,
-    /// Seconds a request may wait and run before it gets 503 or 504 [default: 30]
-    #[arg(long)]
+    #[arg(long, help = with_default("Seconds a request may wait and run before it gets 503 or 504", serve_default().timeout_s))]
     timeout: Option<f64>,
-    /// Seconds a request body may take to arrive before it gets 408 [default: 10]
-    #[arg(long)]
+    #[arg(long, help = with_default("Seconds a request body may take to arrive before it gets 408", serve_default().body_timeout_s))]
     body_timeout: Option<f64>,
-    /// Live streams (/v1/stream) open at once [default: 4]
-    #[arg(long)]
+    #[arg(long, help = with_default("Live streams (/v1/stream) open at once", serve_default().max_streams))]
     max_streams: Option<usize>,
     /// An origin besides the page's own that may open a live stream (repeat for more; `*`: any)
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
-enum DeviceArg {
-    Cpu,
-    Cuda,
 }
 
 #[derive(Debug, Args)]
@@ -95,14 +91,13 @@ struct ModelArgs {
     /// The checkpoint directory (ser-model train's --out).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// Where to run: cpu, or cuda (needs a build with `--features cuda`).
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    #[command(flatten)]
+    device: ser_cli::DeviceArgs,
 }
 
 impl ModelArgs {
     fn load(&self) -> anyhow::Result<Classifier> {
-        let device = ser_model::select_device(self.device == DeviceArg::Cuda)?;
+        let device = ser_model::select_device(self.device.wants_cuda())?;
         Classifier::load(&self.checkpoint, &device)
             .with_context(|| format!("loading checkpoint {}", self.checkpoint.display()))
     }
@@ -115,11 +110,9 @@ struct PredictArgs {
     /// WAV files, directories (recursively, *.wav) or glob patterns.
     #[arg(required = true)]
     inputs: Vec<String>,
-    /// Output format [default: table]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = with_default("Output format", format!("{:?}", InferConfig::default().format).to_lowercase()))]
     format: Option<Format>,
-    /// Refuse files longer than this many seconds [default: 600]
-    #[arg(long)]
+    #[arg(long, help = with_default("Refuse files longer than this many seconds", InferConfig::default().max_duration_s))]
     max_duration: Option<f32>,
     #[command(flatten)]
     window: WindowArgs,
@@ -137,9 +130,7 @@ struct WindowArgs {
     /// Step between windows in seconds (default: half the window).
     #[arg(long)]
     hop: Option<f64>,
-    /// Windows quieter than this RMS level (dB full scale) are marked silent, not classified
-    /// [default: -50]
-    #[arg(long, allow_hyphen_values = true)]
+    #[arg(long, allow_hyphen_values = true, help = with_default("Windows quieter than this RMS level (dB full scale) are marked silent, not classified", InferConfig::default().silence_dbfs))]
     silence_dbfs: Option<f64>,
 }
 
@@ -163,11 +154,9 @@ struct TimelineArgs {
     inputs: Vec<PathBuf>,
     #[command(flatten)]
     window: WindowArgs,
-    /// Output format [default: table]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help = with_default("Output format", format!("{:?}", InferConfig::default().format).to_lowercase()))]
     format: Option<Format>,
-    /// Refuse recordings longer than this many seconds [default: 14400]
-    #[arg(long)]
+    #[arg(long, help = with_default("Refuse recordings longer than this many seconds", InferConfig::default().timeline_max_duration_s))]
     max_duration: Option<f32>,
 }
 

@@ -15,9 +15,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-use ser_features::io::{AtomicFile, write_atomic};
+pub use ser_core::io::sha256_file;
+use ser_core::io::{AtomicFile, write_atomic};
 use ser_features::table::FeatureTable;
-use sha2::{Digest, Sha256};
 
 use crate::average::WeightAverage;
 use crate::checkpoint::{
@@ -33,10 +33,7 @@ use crate::params::{ParamSpec, Weights};
 use crate::predict::{Checkpoint, Member, Model, Predictions};
 use crate::{Error, Result};
 
-pub const COL_CLIP_ID: &str = "clip_id";
-pub const COL_LABEL: &str = "label";
-pub const COL_PREDICTED: &str = "predicted";
-pub const PROB_PREFIX: &str = "p_";
+pub use ser_core::predictions::{COL_CLIP_ID, COL_LABEL, COL_PREDICTED, PROB_PREFIX};
 
 /// Reads and validates `ensemble.yaml`.
 pub fn read_ensemble_config(path: &Path) -> Result<crate::config::EnsembleConfig> {
@@ -48,13 +45,6 @@ pub fn read_ensemble_config(path: &Path) -> Result<crate::config::EnsembleConfig
 pub fn read_model_config(path: &Path) -> Result<ModelConfig> {
     let text = fs::read_to_string(path)?;
     ModelConfig::from_yaml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
-}
-
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// A feature table and split file read together: the train, val and test parts of one fold,
@@ -255,6 +245,26 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
     Ok(Checkpoint { dir: dir.to_path_buf(), members, ensemble: Some(ensemble) })
 }
 
+/// Whether `other` trained on the clips `first` trained on: the same fold of a split that puts
+/// every clip where `first`'s does (its config's [`ser_features::SplitConfig::assignment_key`]).
+/// A member trained on another fold, or split otherwise, may have trained on the ensemble's test
+/// speakers.
+fn same_clips(first: &ModelJson, other: &ModelJson) -> std::result::Result<(), String> {
+    let key = |json: &str| {
+        serde_json::from_str::<ser_features::SplitConfig>(json)
+            .map_or_else(|_| json.to_string(), |c| c.assignment_key())
+    };
+    let (a, b) = (&first.data, &other.data);
+    if a.fold != b.fold || key(&a.split_config) != key(&b.split_config) {
+        return Err(format!(
+            "it trained on fold {} of the split {}, the ensemble's members on fold {} of {}; a member must train on the \
+             same clips, or it may have heard the ensemble's test speakers",
+            b.fold, b.split_config, a.fold, a.split_config
+        ));
+    }
+    Ok(())
+}
+
 /// Whether two paths name one existing directory.
 fn same_dir(a: &Path, b: &Path) -> bool {
     matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b)
@@ -315,7 +325,9 @@ pub fn write_ensemble(
         };
         for (record, member) in records.into_iter().zip(checkpoint.members) {
             if let Some(first) = loaded.first() {
-                first.meta.interface().admits(&member.meta).map_err(|message| Error::Checkpoint {
+                let joins =
+                    first.meta.interface().admits(&member.meta).and_then(|()| same_clips(&first.meta, &member.meta));
+                joins.map_err(|message| Error::Checkpoint {
                     path: source.clone(),
                     message: format!("cannot join an ensemble with {}: {message}", members[0].source),
                 })?;

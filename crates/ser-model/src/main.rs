@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use candle_core::Device;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ser_cli::DeviceArgs;
 use ser_features::split::SplitPart;
 use ser_model::checkpoint::{self, EpochRecord};
 use ser_model::step::Engine;
@@ -75,19 +76,6 @@ struct ExportArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    Cpu,
-    Cuda,
-}
-
-#[derive(Debug, Args)]
-struct DeviceArgs {
-    /// Where to run: cpu, or cuda (needs a build with `--features cuda`).
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
 enum EngineArg {
     /// The hand-written forward and backward pass (CPU only; the fastest there).
     Fused,
@@ -95,10 +83,9 @@ enum EngineArg {
     Candle,
 }
 
-impl DeviceArgs {
-    fn device(&self) -> anyhow::Result<Device> {
-        Ok(ser_model::select_device(matches!(self.device, DeviceArg::Cuda))?)
-    }
+/// The device `--device` names.
+fn device(args: &DeviceArgs) -> anyhow::Result<Device> {
+    Ok(ser_model::select_device(args.wants_cuda())?)
 }
 
 #[derive(Debug, Args)]
@@ -232,7 +219,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
-    let device = args.device.device()?;
+    let device = device(&args.device)?;
     let engine = match args.engine {
         None => Engine::default_for(&device),
         Some(EngineArg::Fused) => Engine::Fused,
@@ -284,7 +271,7 @@ fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
-    let device = args.device.device()?;
+    let device = device(&args.device)?;
     let checkpoint = io::read_checkpoint(&args.checkpoint, &device).context("loading the checkpoint")?;
     let table = ser_features::io::read_feature_table(&args.features).context("reading the feature table")?;
     checkpoint.check_features(&args.features, &table.config)?;

@@ -1,5 +1,5 @@
-//! The few scores training watches, with scikit-learn's definitions over the classes present in
-//! the targets (`labels=sorted(set(y_true))`), as ser-eval reports them. The full evaluation
+//! The few scores training watches: `ser_core::scores`'s, the definitions ser-eval reports with
+//! (scikit-learn's, over the classes present in the targets). The full evaluation
 //! (per-class report, confidence intervals, plots) is ser-eval's, which reads predictions files.
 
 /// Accuracy, macro F1 and unweighted average recall (UAR).
@@ -14,28 +14,9 @@ pub struct Scores {
 }
 
 pub fn scores(targets: &[u32], predicted: &[u32], n_classes: usize) -> Scores {
-    let mut tp = vec![0usize; n_classes];
-    let mut support = vec![0usize; n_classes];
-    let mut predicted_count = vec![0usize; n_classes];
-    for (&t, &p) in targets.iter().zip(predicted) {
-        support[t as usize] += 1;
-        predicted_count[p as usize] += 1;
-        if t == p {
-            tp[t as usize] += 1;
-        }
-    }
-    let n = targets.len().max(1) as f64;
-    let accuracy = tp.iter().sum::<usize>() as f64 / n;
-    let (mut f1_sum, mut recall_sum, mut present) = (0.0, 0.0, 0usize);
-    for c in (0..n_classes).filter(|&c| support[c] > 0) {
-        // F1 = 2 tp / (2 tp + fp + fn); recall = tp / support.
-        let denominator = predicted_count[c] + support[c];
-        f1_sum += 2.0 * tp[c] as f64 / denominator as f64;
-        recall_sum += tp[c] as f64 / support[c] as f64;
-        present += 1;
-    }
-    let present = present.max(1) as f64;
-    Scores { accuracy, macro_f1: f1_sum / present, uar: recall_sum / present }
+    let index = |v: &[u32]| v.iter().map(|&c| c as usize).collect::<Vec<_>>();
+    let s = ser_core::scores::scores(&ser_core::scores::confusion(n_classes, &index(targets), &index(predicted)));
+    Scores { accuracy: s.accuracy, macro_f1: s.macro_f1, uar: s.uar }
 }
 
 #[cfg(test)]

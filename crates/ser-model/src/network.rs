@@ -214,9 +214,9 @@ impl Network {
         }
         if self.heads.gender().is_some() {
             let range = self.heads.emotion();
-            let starts = graph.constant_i64("heads.starts", &[range.start as i64]);
-            let ends = graph.constant_i64("heads.ends", &[range.end as i64]);
-            let axes = graph.constant_i64("heads.axes", &[1]);
+            let starts = graph.constant_i64("heads_starts", &[range.start as i64]);
+            let ends = graph.constant_i64("heads_ends", &[range.end as i64]);
+            let axes = graph.constant_i64("heads_axes", &[1]);
             x = graph.node("Slice", &[&x, &starts, &ends, &axes], vec![]);
         }
         Ok(x)

@@ -250,8 +250,8 @@ pub fn export(members: &[ExportMember], meta: ExportMeta) -> Result<Vec<u8>> {
             )));
         }
         // Standardisation as `Normalization::apply`: (x - mean) / std, per coefficient.
-        let mean = graph.constant("norm.mean", &[n_coeffs], &norm.mean);
-        let std = graph.constant("norm.std", &[n_coeffs], &norm.std);
+        let mean = graph.constant("norm_mean", &[n_coeffs], &norm.mean);
+        let std = graph.constant("norm_std", &[n_coeffs], &norm.std);
         let centred = graph.node("Sub", &[INPUT, &mean], vec![]);
         let standardised = graph.node("Div", &[&centred, &std], vec![]);
         let logits = network.export_onnx(&mut graph, &standardised, member.weights)?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use ser_features::extract::Shard;
 use ser_tune::trials::{SearchData, SearchOptions};
 use ser_tune::{TuneConfig, merge, run_search};
@@ -41,12 +41,6 @@ enum Command {
     Merge(MergeArgs),
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum DeviceArg {
-    Cpu,
-    Cuda,
-}
-
 #[derive(Debug, Args)]
 struct RunArgs {
     /// The search space and budgets (tune.yaml).
@@ -76,9 +70,8 @@ struct RunArgs {
     /// inside a Slurm job that sets it, else every core]
     #[arg(long)]
     threads: Option<usize>,
-    /// Where to train: cpu, or cuda (needs a build with `--features cuda`).
-    #[arg(long, value_enum, default_value = "cpu")]
-    device: DeviceArg,
+    #[command(flatten)]
+    device: ser_cli::DeviceArgs,
 }
 
 #[derive(Debug, Args)]
@@ -137,7 +130,7 @@ fn run_run(args: RunArgs) -> anyhow::Result<()> {
         bail!("{}: {m}", args.config.display());
     }
     let shard = args.shard.as_deref().map(Shard::parse_or_env).transpose()?;
-    let device = ser_model::select_device(matches!(args.device, DeviceArg::Cuda))?;
+    let device = ser_model::select_device(args.device.wants_cuda())?;
     let ser_model::io::SplitData { table, train, val, provenance, .. } =
         ser_model::io::load_split(&args.features, &args.splits, args.fold)
             .context("reading the feature table and split file")?;

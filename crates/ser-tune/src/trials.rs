@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use candle_core::Device;
+use ser_core::io::write_atomic;
 use ser_features::FeaturesConfig;
 use ser_features::extract::Shard;
-use ser_features::io::write_atomic;
 use ser_model::checkpoint::{DataProvenance, EpochRecord};
 use ser_model::config::ModelConfig;
 use ser_model::data::Dataset;
@@ -512,8 +512,7 @@ fn read_search_key(dirs: &[PathBuf]) -> Result<Option<SearchKey>> {
 /// `best.yaml`, so `best.yaml` stands for both.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeSummary> {
     let records = read_trials(dirs)?;
-    let file_err =
-        |path: PathBuf| move |e: ser_features::Error| Error::File { path: path.clone(), message: e.to_string() };
+    let file_err = |path: PathBuf| move |e: std::io::Error| Error::File { path: path.clone(), message: e.to_string() };
     let table = out.join("trials.csv");
     write_atomic(&table, csv_table(&records).as_bytes()).map_err(file_err(table.clone()))?;
     let best = records

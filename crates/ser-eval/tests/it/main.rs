@@ -9,5 +9,5 @@ pub fn data(name: &str) -> PathBuf {
 }
 
 pub fn config() -> ser_eval::EvalConfig {
-    ser_eval::EvalConfig::reference()
+    ser_eval::EvalConfig::defaults()
 }

@@ -79,3 +79,21 @@ fn crema_d() {
     check(Corpus::CremaD, "1012_IEO_HAP_HI.wav", Some(("happy", "1012")));
     check(Corpus::CremaD, "1001_DFA_XXX_XX.wav", None);
 }
+
+#[test]
+fn nemo() {
+    check(Corpus::Nemo, "EB0_anger_1.wav", Some(("angry", "EB0")));
+    check(Corpus::Nemo, "samples/KS0_happiness_12.wav", Some(("happy", "KS0")));
+    check(Corpus::Nemo, "WR0_sadness_90.wav", Some(("sad", "WR0")));
+    check(Corpus::Nemo, "MP0_fear_3.wav", Some(("fearful", "MP0")));
+    check(Corpus::Nemo, "IC0_surprised_7.wav", Some(("surprised", "IC0")));
+    check(Corpus::Nemo, "KD0_neutral_40.wav", Some(("neutral", "KD0")));
+    check(Corpus::Nemo, "EB0_boredom_1.wav", None);
+    check(Corpus::Nemo, "EB0_anger.wav", None);
+    check(Corpus::Nemo, "EB0_anger_x.wav", None);
+    // The names give the speaker's gender (the authors' data.tsv), and the sentence's own key.
+    let meta = parse_name(Corpus::Nemo, Path::new("KS0_anger_5.wav")).unwrap();
+    assert_eq!(meta.gender.as_deref(), Some("male"));
+    assert_eq!((meta.emotion_code.as_deref(), meta.statement.as_deref()), (Some("anger"), Some("anger_5")));
+    assert_eq!(parse_name(Corpus::Nemo, Path::new("XY9_anger_5.wav")).unwrap().gender, None, "an unknown speaker");
+}

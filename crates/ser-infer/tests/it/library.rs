@@ -210,21 +210,9 @@ fn stream_errors_are_clear() {
     assert!(err.contains("non-finite"), "{err}");
 }
 
-/// Every committed pipeline's infer.yaml parses, with its window settings.
+/// infer.yaml's keys are checked: a misspelt one is named.
 #[test]
-fn every_pipeline_infer_yaml_parses() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
-    let mut seen = 0;
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let dir = entry.unwrap().path();
-        if dir.is_dir() {
-            let config =
-                ser_infer::config::InferConfig::read(&dir.join("infer.yaml")).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(config.windows().silence_dbfs, Some(-50.0), "{}", dir.display());
-            seen += 1;
-        }
-    }
-    assert!(seen >= 4);
+fn infer_yaml_refuses_unknown_keys() {
     let err = ser_infer::config::InferConfig::from_yaml("serve:\n  adress: 0.0.0.0:1\n").unwrap_err();
     assert!(err.contains("unknown field `adress`"), "{err}");
 }

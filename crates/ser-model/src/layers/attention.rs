@@ -153,16 +153,16 @@ impl Layer for AttentionPool {
     /// `tanh(x W^T + b)`, scores, a softmax over time, and the weighted sum of the states.
     fn export_onnx(&self, graph: &mut Graph, x: &str, _input: Shape, weights: &Weights) -> Result<String> {
         let (f, u) = (self.features, self.units);
-        let w_t = graph.constant("attention.weight_t", &[f, u], &transpose(weights.get(self.weight), u, f));
-        let b = graph.constant("attention.bias", &[u], weights.get(self.bias));
-        let score = graph.constant("attention.score", &[u, 1], weights.get(self.score));
+        let w_t = graph.constant("attention_weight_t", &[f, u], &transpose(weights.get(self.weight), u, f));
+        let b = graph.constant("attention_bias", &[u], weights.get(self.bias));
+        let score = graph.constant("attention_score", &[u, 1], weights.get(self.score));
         let projected = graph.node("MatMul", &[x, &w_t], vec![]);
         let shifted = graph.node("Add", &[&projected, &b], vec![]);
         let hidden = graph.node("Tanh", &[&shifted], vec![]);
         let scores = graph.node("MatMul", &[&hidden, &score], vec![]);
         let alpha = graph.node("Softmax", &[&scores], vec![Attr::Int("axis", 1)]);
         let weighted = graph.node("Mul", &[&alpha, x], vec![]);
-        let axes = graph.constant_i64("attention.axes", &[1]);
+        let axes = graph.constant_i64("attention_axes", &[1]);
         Ok(graph.node("ReduceSum", &[&weighted, &axes], vec![Attr::Int("keepdims", 0)]))
     }
 }

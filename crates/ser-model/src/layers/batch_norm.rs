@@ -171,10 +171,10 @@ impl Layer for BatchNorm {
         let c = self.features;
         let inv_std: Vec<f32> =
             weights.get(self.running_var).iter().map(|v| 1.0 / ((*v as f64 + BN_EPS).sqrt() as f32)).collect();
-        let mean = graph.constant("bn.running_mean", &[c], weights.get(self.running_mean));
-        let inv_std = graph.constant("bn.inv_std", &[c], &inv_std);
-        let gamma = graph.constant("bn.weight", &[c], weights.get(self.gamma));
-        let beta = graph.constant("bn.bias", &[c], weights.get(self.beta));
+        let mean = graph.constant("bn_running_mean", &[c], weights.get(self.running_mean));
+        let inv_std = graph.constant("bn_inv_std", &[c], &inv_std);
+        let gamma = graph.constant("bn_weight", &[c], weights.get(self.gamma));
+        let beta = graph.constant("bn_bias", &[c], weights.get(self.beta));
         let centred = graph.node("Sub", &[x, &mean], vec![]);
         let normalised = graph.node("Mul", &[&centred, &inv_std], vec![]);
         let scaled = graph.node("Mul", &[&normalised, &gamma], vec![]);

@@ -242,9 +242,9 @@ impl Layer for BiLstm {
             b.extend(onnx_order(weights.get(d.b_ih), h));
             b.extend(onnx_order(weights.get(d.b_hh), h));
         }
-        let w = graph.constant("lstm.W", &[2, 4 * h, self.in_dim], &w);
-        let r = graph.constant("lstm.R", &[2, 4 * h, h], &r);
-        let b = graph.constant("lstm.B", &[2, 8 * h], &b);
+        let w = graph.constant("lstm_W", &[2, 4 * h, self.in_dim], &w);
+        let r = graph.constant("lstm_R", &[2, 4 * h, h], &r);
+        let b = graph.constant("lstm_B", &[2, 8 * h], &b);
         let time_first = graph.node("Transpose", &[x], vec![Attr::Ints("perm", vec![1, 0, 2])]);
         let outputs = graph.node_outputs(
             "LSTM",
@@ -256,12 +256,12 @@ impl Layer for BiLstm {
         Ok(match self.output {
             LstmOutput::Sequence => {
                 let batch_first = graph.node("Transpose", &[&outputs[0]], vec![Attr::Ints("perm", vec![2, 0, 1, 3])]);
-                let shape = graph.constant_i64("lstm.shape", &[0, 0, two_h]);
+                let shape = graph.constant_i64("lstm_shape", &[0, 0, two_h]);
                 graph.node("Reshape", &[&batch_first, &shape], vec![])
             }
             LstmOutput::Last => {
                 let batch_first = graph.node("Transpose", &[&outputs[1]], vec![Attr::Ints("perm", vec![1, 0, 2])]);
-                let shape = graph.constant_i64("lstm.shape", &[0, two_h]);
+                let shape = graph.constant_i64("lstm_shape", &[0, two_h]);
                 graph.node("Reshape", &[&batch_first, &shape], vec![])
             }
         })

@@ -194,8 +194,8 @@ impl Layer for Conv1d {
     /// is already (out, in, k).
     fn export_onnx(&self, graph: &mut Graph, x: &str, _input: Shape, weights: &Weights) -> Result<String> {
         let k = self.kernel;
-        let w = graph.constant("conv.weight", &[self.out_channels, self.in_channels, k], weights.get(self.weight));
-        let b = graph.constant("conv.bias", &[self.out_channels], weights.get(self.bias));
+        let w = graph.constant("conv_weight", &[self.out_channels, self.in_channels, k], weights.get(self.weight));
+        let b = graph.constant("conv_bias", &[self.out_channels], weights.get(self.bias));
         let channels_first = graph.swap_time_and_features(x);
         let pad = (k / 2) as i64;
         let y = graph.node(

@@ -70,15 +70,15 @@ impl Layer for Dense {
     /// `Gemm` (transB) on vectors; on a sequence, `MatMul` with the transposed weight, then the
     /// bias.
     fn export_onnx(&self, graph: &mut Graph, x: &str, input: Shape, weights: &Weights) -> Result<String> {
-        let b = graph.constant("dense.bias", &[self.out_dim], weights.get(self.bias));
+        let b = graph.constant("dense_bias", &[self.out_dim], weights.get(self.bias));
         Ok(match input {
             Shape::Vector { .. } => {
-                let w = graph.constant("dense.weight", &[self.out_dim, self.in_dim], weights.get(self.weight));
+                let w = graph.constant("dense_weight", &[self.out_dim, self.in_dim], weights.get(self.weight));
                 graph.node("Gemm", &[x, &w, &b], vec![Attr::Int("transB", 1)])
             }
             Shape::Sequence { .. } => {
                 let w_t = transpose(weights.get(self.weight), self.out_dim, self.in_dim);
-                let w = graph.constant("dense.weight_t", &[self.in_dim, self.out_dim], &w_t);
+                let w = graph.constant("dense_weight_t", &[self.in_dim, self.out_dim], &w_t);
                 let y = graph.node("MatMul", &[x, &w], vec![]);
                 graph.node("Add", &[&y, &b], vec![])
             }

@@ -129,6 +129,35 @@ fn an_ensemble_refuses_members_that_do_not_fit() {
     assert!(!root.path().join("e/model.json").exists(), "nothing written");
     write_ensemble(&[a.clone(), b.clone()], &root.path().join("e"), None).unwrap();
 
+    // A member of another fold, or of a split drawn otherwise, may have trained on the ensemble's
+    // test speakers: refused, naming the member and both folds and splits.
+    let sidecar_b = b.join("model.json");
+    let meta_b: ModelJson = serde_json::from_str(&std::fs::read_to_string(&sidecar_b).unwrap()).unwrap();
+    let with_data = |data: ser_model::checkpoint::DataProvenance| {
+        let meta = ModelJson { data, ..meta_b.clone() };
+        std::fs::write(&sidecar_b, serde_json::to_string(&meta).unwrap()).unwrap();
+        write_ensemble(&[a.clone(), b.clone()], &root.path().join("e2"), None).map_err(|e| e.to_string())
+    };
+    let err = with_data(ser_model::checkpoint::DataProvenance { fold: 1, ..meta_b.data.clone() }).unwrap_err();
+    assert!(err.contains(&b.display().to_string()) && err.contains("fold 1") && err.contains("fold 0"), "{err}");
+    let other = ser_features::SplitConfig::SpeakerKfold { k: 4, val_speakers: 1, seed: 2 }.to_json();
+    let err =
+        with_data(ser_model::checkpoint::DataProvenance { split_config: other, ..meta_b.data.clone() }).unwrap_err();
+    assert!(err.contains("\"seed\":2") && err.contains("same clips"), "{err}");
+    assert!(!root.path().join("e2/model.json").exists(), "nothing written");
+    // A deployment model's split names the pipeline it stands on; that moves no clip.
+    let all = |cv: &str| ser_features::SplitConfig::All { cross_validation: cv.into() }.to_json();
+    let sidecar_a = a.join("model.json");
+    let meta_a: ModelJson = serde_json::from_str(&std::fs::read_to_string(&sidecar_a).unwrap()).unwrap();
+    let deploy_a = ModelJson {
+        data: ser_model::checkpoint::DataProvenance { split_config: all("x"), ..meta_a.data.clone() },
+        ..meta_a.clone()
+    };
+    std::fs::write(&sidecar_a, serde_json::to_string(&deploy_a).unwrap()).unwrap();
+    with_data(ser_model::checkpoint::DataProvenance { split_config: all("x-room"), ..meta_b.data.clone() }).unwrap();
+    std::fs::write(&sidecar_a, serde_json::to_string(&meta_a).unwrap()).unwrap();
+    std::fs::write(&sidecar_b, serde_json::to_string(&meta_b).unwrap()).unwrap();
+
     let err = write_ensemble(std::slice::from_ref(&a), &a, None).unwrap_err().to_string();
     assert!(err.contains("would overwrite its member"), "{err}");
     assert!(read_checkpoint(&a, &Device::Cpu).is_ok(), "the member is intact");

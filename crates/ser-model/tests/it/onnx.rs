@@ -13,6 +13,7 @@ use ser_model::network::Network;
 use ser_model::onnx::{self, ExportMember, ExportMeta};
 use ser_model::params::Weights;
 use ser_model::predict::Model;
+use ser_pipeline::Stage;
 use tract_onnx::prelude::*;
 
 /// Every parameter drawn at random (the state ones, BatchNorm's running statistics, positive:
@@ -148,19 +149,16 @@ fn an_ensembles_graph_computes_the_mean_of_its_members() {
 #[test]
 fn every_pipelines_network_exports() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines");
-    let mut seen = 0;
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let dir = entry.unwrap().path();
-        let path = dir.join("model.yaml");
-        if !path.is_file() {
-            continue;
-        }
-        let config = ser_model::io::read_model_config(&path).unwrap();
-        // The pipelines' inputs: 174 frames of 40 MFCCs.
-        check_config(&config, 174, 40, 8, &path.display().to_string());
-        seen += 1;
+    let names = ser_pipeline::io::pipeline_names(&root).unwrap();
+    for name in &names {
+        let pipeline = ser_pipeline::load(&root, name).unwrap_or_else(|e| panic!("{e}"));
+        let section = |stage| &pipeline.sections[&stage];
+        let config = ser_model::config::ModelConfig::from_yaml(section(Stage::Model)).unwrap();
+        let features = ser_features::FeaturesConfig::from_yaml(section(Stage::Features)).unwrap();
+        let frames = features.frames.expect("the pipelines pad or cut to a fixed length");
+        check_config(&config, frames, features.n_coeffs(), 8, &format!("pipeline {name}"));
     }
-    assert!(seen >= 4, "pipelines with a model.yaml under {}", root.display());
+    assert!(names.len() >= 4, "pipelines under {}", root.display());
 }
 
 #[test]

@@ -1,0 +1,84 @@
+//! All of ser-pipeline's disk work: reading pipeline files, writing the resolved params files and
+//! the plan.
+
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+
+use crate::pipeline::{Pipeline, Stage};
+use crate::{Error, Result};
+
+/// Where the resolved params files of pipeline `name` live: `<artifacts>/<name>/pipeline/`.
+pub fn resolved_dir(artifacts: &Path, name: &str) -> PathBuf {
+    artifacts.join(name).join("pipeline")
+}
+
+/// The names of the pipelines in `dir` (its `.yaml` files), sorted.
+pub fn pipeline_names(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml"))
+        .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// The text of a pipeline file; a missing one is named with the pipelines that do exist.
+pub fn read_pipeline(path: &Path, dir: &Path) -> Result<String> {
+    if !path.is_file() {
+        let known = pipeline_names(dir).unwrap_or_default();
+        return Err(Error::Pipeline {
+            path: path.to_path_buf(),
+            message: format!("no such pipeline (pipelines in {}: {})", dir.display(), known.join(", ")),
+        });
+    }
+    Ok(fs::read_to_string(path)?)
+}
+
+/// Writes each stage's params file of `pipeline` into [`resolved_dir`], rewriting only the files
+/// whose content changed (so make re-runs only the stages whose params changed), and removes
+/// the files of stages it no longer has. Returns the files rewritten.
+pub fn write_resolved(pipeline: &Pipeline, artifacts: &Path) -> Result<Vec<PathBuf>> {
+    let dir = resolved_dir(artifacts, &pipeline.name);
+    fs::create_dir_all(&dir)?;
+    let mut written = Vec::new();
+    for stage in Stage::ALL {
+        let path = dir.join(stage.file_name());
+        match pipeline.sections.get(&stage) {
+            Some(text) => {
+                let text = format!(
+                    "# The {} params of pipeline {}, resolved by ser-pipeline: edit the pipeline's file, not this one.\n{text}",
+                    stage.key(),
+                    pipeline.name
+                );
+                if write_if_changed(&path, &text)? {
+                    written.push(path);
+                }
+            }
+            None if path.exists() => fs::remove_file(&path)?,
+            None => {}
+        }
+    }
+    Ok(written)
+}
+
+/// Writes `text` to `path` atomically unless the file already holds exactly that; true when it
+/// wrote.
+pub fn write_if_changed(path: &Path, text: &str) -> Result<bool> {
+    if std::fs::read(path).is_ok_and(|old| old == text.as_bytes()) {
+        return Ok(false);
+    }
+    ser_core::io::write_atomic(path, text.as_bytes())?;
+    Ok(true)
+}
+
+/// Writes the plan, whole, atomically (always: make reads a plan newer than its inputs as current).
+pub fn write_plan(path: &Path, text: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    ser_core::io::write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
