@@ -21,24 +21,65 @@ pub struct EvalConfig {
     pub top_confusions: usize,
     /// `all`: score the predictions as they are (a true label outside the model's classes is an
     /// error). `shared`: score another corpus's labels on the classes the model and the labels
-    /// share, the argmax restricted to them; the other labels' clips and the model's other
-    /// classes are left out, and the report says which.
+    /// share; a list: on those classes. The argmax is restricted to the classes scored; the
+    /// other labels' clips and the model's other classes are left out, and the report says which.
     #[serde(default, skip_serializing_if = "ClassSet::is_all")]
     pub classes: ClassSet,
 }
 
-/// Which classes an evaluation scores (`classes` in eval.yaml).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// Which classes an evaluation scores (`classes` in eval.yaml): `all`, `shared`, or a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "ClassSetRepr", into = "ClassSetRepr")]
 pub enum ClassSet {
+    /// Every prediction as it is.
     #[default]
     All,
+    /// The classes the model and the true labels share.
     Shared,
+    /// These of the model's classes (a cross-corpus view, e.g. angry, happy, neutral, sad): the
+    /// clips of other true labels are left out and the argmax is restricted to these.
+    Only(Vec<String>),
+}
+
+/// `classes` as YAML writes it: a name, or a list of classes.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum ClassSetRepr {
+    Name(String),
+    List(Vec<String>),
+}
+
+impl TryFrom<ClassSetRepr> for ClassSet {
+    type Error = String;
+    fn try_from(repr: ClassSetRepr) -> std::result::Result<Self, String> {
+        match repr {
+            ClassSetRepr::Name(name) if name == "all" => Ok(ClassSet::All),
+            ClassSetRepr::Name(name) if name == "shared" => Ok(ClassSet::Shared),
+            ClassSetRepr::Name(name) => Err(format!("classes: `{name}`: give all, shared, or a list of classes")),
+            ClassSetRepr::List(list) if list.is_empty() => Err("classes: the list is empty".into()),
+            ClassSetRepr::List(list) => Ok(ClassSet::Only(list)),
+        }
+    }
+}
+
+impl From<ClassSet> for ClassSetRepr {
+    fn from(set: ClassSet) -> Self {
+        match set {
+            ClassSet::All => ClassSetRepr::Name("all".into()),
+            ClassSet::Shared => ClassSetRepr::Name("shared".into()),
+            ClassSet::Only(list) => ClassSetRepr::List(list),
+        }
+    }
 }
 
 impl ClassSet {
     pub fn is_all(&self) -> bool {
         *self == ClassSet::All
+    }
+
+    /// Whether the scored classes are some of the model's: clips of other labels are left out.
+    pub fn restricts(&self) -> bool {
+        !self.is_all()
     }
 }
 

@@ -19,7 +19,7 @@ use crate::predictions::{PredictionTable, parse_predictions};
 use crate::{Error, Result};
 
 /// Reads a predictions file ([`parse_predictions`]).
-pub fn read_predictions(path: &Path, class_set: ClassSet) -> Result<PredictionTable> {
+pub fn read_predictions(path: &Path, class_set: &ClassSet) -> Result<PredictionTable> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     parse_predictions(path, bytes::Bytes::from(bytes), class_set)
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ClassSet;
 use crate::{DEFAULT_LABELS, Error, Result};
 
-pub use ser_core::predictions::{COL_CLIP_ID, COL_LABEL, COL_PREDICTED, PROB_PREFIX};
+pub use ser_core::predictions::{COL_CLIP_ID, COL_CORPUS, COL_LABEL, COL_PREDICTED, PROB_PREFIX};
 
 /// One predictions file, restricted to the rows with a true label.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,10 +29,12 @@ pub struct PredictionTable {
     pub predicted: Vec<usize>,
     /// Per-row probabilities in class order, when the file has `p_*` columns.
     pub probabilities: Option<Vec<Vec<f64>>>,
+    /// Per-row corpus, when the file has a `corpus` column.
+    pub corpora: Option<Vec<String>>,
     /// Rows left out because their label was null.
     pub n_unlabelled: usize,
-    /// With [`ClassSet::Shared`], the true labels outside `classes` and their rows' count (the
-    /// rows are left out).
+    /// With a [`ClassSet`] that restricts, the true labels outside `classes` and their rows'
+    /// count (the rows are left out).
     pub foreign_labels: BTreeMap<String, usize>,
     /// The file's key-value metadata (provenance written by the predicting stage).
     pub metadata: BTreeMap<String, String>,
@@ -65,9 +67,9 @@ fn floats(path: &Path, column: &ArrayRef, name: &str) -> Result<Vec<Option<f64>>
 
 /// Parses a predictions file's bytes (read by [`crate::io::read_predictions`]); every problem is
 /// an error that names the file (and row).
-/// With [`ClassSet::Shared`], a true label outside the classes leaves its row out (counted in
+/// With a [`ClassSet`] that restricts, a true label outside the classes leaves its row out (counted in
 /// `foreign_labels`) instead of being an error.
-pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: ClassSet) -> Result<PredictionTable> {
+pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: &ClassSet) -> Result<PredictionTable> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)
         .map_err(|e| Error::file(path, format!("not a readable Parquet file: {e}")))?;
     let metadata: BTreeMap<String, String> = builder
@@ -105,6 +107,8 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: ClassSet) 
     let mut labels = Vec::new();
     let mut predicted = Vec::new();
     let mut probs: Vec<Vec<Option<f64>>> = vec![Vec::new(); prob_columns.len()];
+    let has_corpus = names.iter().any(|n| n == COL_CORPUS);
+    let mut corpora: Vec<Option<String>> = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| Error::file(path, format!("reading rows: {e}")))?;
         let column = |name: &str| batch.column_by_name(name).expect("checked above").clone();
@@ -113,6 +117,9 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: ClassSet) 
         predicted.extend(strings(path, &column(COL_PREDICTED), COL_PREDICTED)?);
         for (c, name) in prob_columns.iter().enumerate() {
             probs[c].extend(floats(path, &column(name), name)?);
+        }
+        if has_corpus {
+            corpora.extend(strings(path, &column(COL_CORPUS), COL_CORPUS)?);
         }
     }
     if ids.is_empty() {
@@ -136,6 +143,7 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: ClassSet) 
         truth: Vec::new(),
         predicted: Vec::new(),
         probabilities: (!prob_columns.is_empty()).then(Vec::new),
+        corpora: has_corpus.then(Vec::new),
         n_unlabelled: 0,
         foreign_labels: BTreeMap::new(),
         metadata,
@@ -149,7 +157,7 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: ClassSet) 
         let pred = predicted[row]
             .as_deref()
             .ok_or_else(|| Error::file(path, format!("row {row} (clip_id {id}): predicted is null")))?;
-        if class_set == ClassSet::Shared && !classes.contains(label) {
+        if class_set.restricts() && !classes.contains(label) {
             *table.foreign_labels.entry(label.clone()).or_default() += 1;
             continue;
         }
@@ -173,6 +181,9 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: ClassSet) 
             }
             rows.push(p);
         }
+        if let Some(rows) = table.corpora.as_mut() {
+            rows.push(corpora[row].clone().unwrap_or_default());
+        }
         table.clip_ids.push(id);
     }
     if table.is_empty() {
@@ -187,21 +198,25 @@ pub fn parse_predictions(path: &Path, bytes: bytes::Bytes, class_set: ClassSet) 
     Ok(table)
 }
 
-/// What [`restrict_to_shared`] kept and left out.
+/// What [`restrict_classes`] kept and left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedClasses {
-    /// The classes scored: the model's classes that appear among the true labels.
+    /// The classes scored: the model's classes that appear among the true labels, or those asked.
     pub kept: Vec<String>,
-    /// The model's classes no true label has.
+    /// The model's classes not scored.
     pub dropped_classes: Vec<String>,
-    /// True labels the model does not know, with their clips' count (left out).
+    /// True labels not scored, with their clips' count (left out).
     pub dropped_labels: BTreeMap<String, usize>,
 }
 
-/// The tables scored on the classes the model and the labels share: probabilities restricted
-/// to those classes and renormalised, the prediction their argmax. Needs the `p_<class>`
-/// columns.
-pub fn restrict_to_shared(tables: Vec<PredictionTable>) -> Result<(Vec<PredictionTable>, SharedClasses)> {
+/// The tables scored on fewer classes: `only` (each one of the model's), or, without it, the
+/// classes the model and the true labels share. Clips of other true labels are left out and
+/// counted; each clip's probabilities are renormalised over the classes kept and its answer is
+/// their argmax.
+pub fn restrict_classes(
+    tables: Vec<PredictionTable>,
+    only: Option<&[String]>,
+) -> Result<(Vec<PredictionTable>, SharedClasses)> {
     let classes = tables[0].classes.clone();
     let mut present = vec![false; classes.len()];
     let mut dropped_labels: BTreeMap<String, usize> = BTreeMap::new();
@@ -214,14 +229,25 @@ pub fn restrict_to_shared(tables: Vec<PredictionTable>) -> Result<(Vec<Predictio
             *dropped_labels.entry(label.clone()).or_default() += n;
         }
     }
-    let kept: Vec<usize> = (0..classes.len()).filter(|&c| present[c]).collect();
-    if kept.is_empty() {
-        return Err(Error::Invalid(format!(
-            "no true label is one of the model's classes [{}]: nothing to score (labels found: {})",
-            classes.join(", "),
-            dropped_labels.keys().cloned().collect::<Vec<_>>().join(", ")
-        )));
-    }
+    let kept: Vec<usize> = match only {
+        None => (0..classes.len()).filter(|&c| present[c]).collect(),
+        Some(asked) => {
+            let mut kept = Vec::with_capacity(asked.len());
+            for label in asked {
+                let c = classes.iter().position(|c| c == label).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "classes: `{label}` is not one of the model's classes [{}]",
+                        classes.join(", ")
+                    ))
+                })?;
+                if !kept.contains(&c) {
+                    kept.push(c);
+                }
+            }
+            kept.sort_unstable();
+            kept
+        }
+    };
     let mut remap = vec![usize::MAX; classes.len()];
     for (new, &old) in kept.iter().enumerate() {
         remap[old] = new;
@@ -229,11 +255,16 @@ pub fn restrict_to_shared(tables: Vec<PredictionTable>) -> Result<(Vec<Predictio
     let mut out = Vec::with_capacity(tables.len());
     for mut t in tables {
         let probabilities = t.probabilities.take().ok_or_else(|| {
-            Error::file(&t.path, "scoring on shared classes needs the p_<class> columns to restrict the argmax")
+            Error::file(&t.path, "scoring some of the classes needs the p_<class> columns to restrict the argmax")
         })?;
-        let restricted: Vec<Vec<f64>> = probabilities
+        let rows: Vec<usize> = (0..t.truth.len()).filter(|&r| remap[t.truth[r]] != usize::MAX).collect();
+        for &r in (0..t.truth.len()).filter(|r| !rows.contains(r)).collect::<Vec<_>>().iter() {
+            *dropped_labels.entry(classes[t.truth[r]].clone()).or_default() += 1;
+        }
+        let restricted: Vec<Vec<f64>> = rows
             .iter()
-            .map(|p| {
+            .map(|&r| {
+                let p = &probabilities[r];
                 let sum: f64 = kept.iter().map(|&c| p[c]).sum();
                 kept.iter().map(|&c| if sum > 0.0 { p[c] / sum } else { 1.0 / kept.len() as f64 }).collect()
             })
@@ -242,12 +273,21 @@ pub fn restrict_to_shared(tables: Vec<PredictionTable>) -> Result<(Vec<Predictio
             .iter()
             .map(|p| p.iter().enumerate().fold(0, |best, (i, v)| if *v > p[best] { i } else { best }))
             .collect();
-        t.truth = t.truth.iter().map(|&c| remap[c]).collect();
+        t.truth = rows.iter().map(|&r| remap[t.truth[r]]).collect();
+        t.clip_ids = rows.iter().map(|&r| t.clip_ids[r].clone()).collect();
+        t.corpora = t.corpora.take().map(|corpora| rows.iter().map(|&r| corpora[r].clone()).collect());
         t.probabilities = Some(restricted);
         t.classes = kept.iter().map(|&c| classes[c].clone()).collect();
         out.push(t);
     }
-    let dropped_classes = (0..classes.len()).filter(|c| !present[*c]).map(|c| classes[c].clone()).collect();
+    if out.iter().all(|t| t.is_empty()) {
+        return Err(Error::Invalid(format!(
+            "no true label is one of the classes scored [{}]: nothing to score (labels found: {})",
+            kept.iter().map(|&c| classes[c].as_str()).collect::<Vec<_>>().join(", "),
+            dropped_labels.keys().cloned().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let dropped_classes = (0..classes.len()).filter(|c| !kept.contains(c)).map(|c| classes[c].clone()).collect();
     Ok((
         out,
         SharedClasses { kept: kept.iter().map(|&c| classes[c].clone()).collect(), dropped_classes, dropped_labels },

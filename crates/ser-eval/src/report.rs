@@ -14,7 +14,7 @@ use crate::history::History;
 use crate::io::{read_history, read_json, read_predictions, sha256_file, write_atomic, write_json};
 use crate::metrics::{Metrics, Spread, evaluate, spread};
 use crate::plot::{confusion_picture, curves_picture, ensure_font};
-use crate::predictions::{PredictionTable, SharedClasses, restrict_to_shared};
+use crate::predictions::{PredictionTable, SharedClasses, restrict_classes};
 use crate::{Error, EvalConfig, Result};
 
 /// What one evaluation reads.
@@ -69,10 +69,70 @@ pub struct MetricsFile {
     pub runs: Vec<RunMetrics>,
     /// Mean, standard deviation, min and max over `runs`, when there are several.
     pub across_runs: Option<BTreeMap<String, Spread>>,
-    /// With `classes: shared`, what was kept and left out.
+    /// With `classes: shared` or a list, what was kept and left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_classes: Option<SharedClasses>,
+    /// When the predictions name two corpora or more (their `corpus` column), each corpus's
+    /// clips scored alone, pooled over the files.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_corpus: BTreeMap<String, CorpusMetrics>,
     pub provenance: Provenance,
+}
+
+/// One corpus's clips scored alone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CorpusMetrics {
+    pub n: usize,
+    pub accuracy: f64,
+    pub uar: f64,
+    pub macro_f1: f64,
+    /// Recall of each class with support there, in class order.
+    pub recall: BTreeMap<String, f64>,
+    /// The answer given most often there, and the share of the corpus's clips it took.
+    pub most_given: String,
+    pub most_given_share: f64,
+}
+
+/// Each corpus's clips of `tables`, pooled and scored alone; empty unless two corpora or more.
+fn per_corpus(tables: &[PredictionTable], config: &EvalConfig) -> BTreeMap<String, CorpusMetrics> {
+    let names: std::collections::BTreeSet<&str> =
+        tables.iter().filter_map(|t| t.corpora.as_ref()).flatten().map(String::as_str).collect();
+    let mut out = BTreeMap::new();
+    if names.len() < 2 {
+        return out;
+    }
+    let classes = &tables[0].classes;
+    for name in names {
+        let (mut truth, mut predicted) = (Vec::new(), Vec::new());
+        for t in tables {
+            let Some(corpora) = &t.corpora else { continue };
+            for (i, c) in corpora.iter().enumerate() {
+                if c == name {
+                    truth.push(t.truth[i]);
+                    predicted.push(t.predicted[i]);
+                }
+            }
+        }
+        let m = evaluate(classes, &truth, &predicted, None, &EvalConfig { bootstrap_resamples: 0, ..config.clone() });
+        let (most, count) = m
+            .per_class
+            .iter()
+            .map(|c| (&c.label, c.predicted))
+            .fold((&classes[0], 0), |best, c| if c.1 > best.1 { c } else { best });
+        out.insert(
+            name.to_string(),
+            CorpusMetrics {
+                n: m.n,
+                accuracy: m.accuracy,
+                uar: m.uar,
+                macro_f1: m.macro_f1,
+                recall: m.per_class.iter().filter(|c| c.support > 0).map(|c| (c.label.clone(), c.recall)).collect(),
+                most_given: most.clone(),
+                most_given_share: count as f64 / m.n.max(1) as f64,
+            },
+        );
+    }
+    out
 }
 
 /// Everything an evaluation wrote.
@@ -181,7 +241,8 @@ pub fn metrics_file(
         model_json,
         histories: histories.iter().map(|p| p.display().to_string()).collect(),
     };
-    Ok(MetricsFile { metrics, runs, across_runs, shared_classes: None, provenance })
+    let per_corpus = per_corpus(tables, config);
+    Ok(MetricsFile { metrics, runs, across_runs, shared_classes: None, per_corpus, provenance })
 }
 
 /// `confusion.csv`: rows = true class, columns = predicted class, counts.
@@ -326,10 +387,10 @@ fn blocks(file: &MetricsFile, pictures: Vec<Block>, config: &EvalConfig) -> Vec<
         let dropped: Vec<String> = shared.dropped_labels.iter().map(|(l, n)| format!("{l} ({n} clips)")).collect();
         let _ = write!(
             intro,
-            " Scored on the {} classes the model and the true labels share ({}), the prediction the most probable of them; \
-             left out: the model's classes {} and the labels {}.",
+            " Scored on the {} classes {}: those the eval config names, or else those the model and the true labels share, \
+             the prediction the most probable of them; left out: the model's classes {} and the labels {}.",
             shared.kept.len(),
-            shared.kept.join(", "),
+            format!("({})", shared.kept.join(", ")),
             if shared.dropped_classes.is_empty() { "none".to_string() } else { shared.dropped_classes.join(", ") },
             if dropped.is_empty() { "none".to_string() } else { dropped.join(", ") }
         );
@@ -362,6 +423,28 @@ fn blocks(file: &MetricsFile, pictures: Vec<Block>, config: &EvalConfig) -> Vec<
         rows.push(vec!["log loss".into(), format!("{l:.4}"), String::new()]);
     }
     out.push(Block::Table(vec!["metric".into(), "value".into(), ci_header], rows));
+
+    if !file.per_corpus.is_empty() {
+        out.push(Block::Heading("By corpus".into()));
+        let rows = file
+            .per_corpus
+            .iter()
+            .map(|(name, c)| {
+                let recall = c.recall.iter().map(|(l, r)| format!("{l} {}", pct(*r))).collect::<Vec<_>>().join(", ");
+                vec![
+                    name.clone(),
+                    c.n.to_string(),
+                    pct(c.uar),
+                    pct(c.accuracy),
+                    pct(c.macro_f1),
+                    format!("{} ({})", c.most_given, pct(c.most_given_share)),
+                    recall,
+                ]
+            })
+            .collect();
+        let header = ["corpus", "clips", "UAR", "accuracy", "macro F1", "most given answer", "recall per class"];
+        out.push(Block::Table(header.iter().map(|h| h.to_string()).collect(), rows));
+    }
 
     if let Some(across) = &file.across_runs {
         out.push(Block::Heading(format!("Across {n_files} runs")));
@@ -498,17 +581,21 @@ pub fn run_eval(inputs: &EvalInputs, config: &EvalConfig, out_dir: &Path) -> Res
     let mut tables = Vec::new();
     let mut hashes = Vec::new();
     for path in &inputs.predictions {
-        tables.push(read_predictions(path, config.classes)?);
+        tables.push(read_predictions(path, &config.classes)?);
         hashes.push(sha256_file(path)?);
         tracing::info!("{}: {} clips", path.display(), tables.last().map_or(0, |t| t.len()));
     }
     let model_json = inputs.model_json.as_deref().map(read_json).transpose()?;
     let histories: Vec<History> = inputs.histories.iter().map(|p| read_history(p)).collect::<Result<_>>()?;
-    let (tables, shared) = match config.classes {
-        ClassSet::All => (tables, None),
-        ClassSet::Shared => {
-            let (tables, shared) = restrict_to_shared(tables)?;
-            tracing::info!("scored on the shared classes {:?}; left out {:?}", shared.kept, shared.dropped_labels);
+    let only = match &config.classes {
+        ClassSet::Only(list) => Some(&list[..]),
+        _ => None,
+    };
+    let (tables, shared) = match config.classes.restricts() {
+        false => (tables, None),
+        true => {
+            let (tables, shared) = restrict_classes(tables, only)?;
+            tracing::info!("scored on the classes {:?}; left out {:?}", shared.kept, shared.dropped_labels);
             (tables, Some(shared))
         }
     };

@@ -476,10 +476,11 @@ pub enum SplitConfig {
     SpeakerKfold { k: usize, val_speakers: usize, seed: u64 },
     /// Named folds of test speakers (a published protocol's, e.g. EmoBox's): fold i tests on
     /// `folds[i]` and validates on `val_speakers` speakers drawn, by `seed`, from the speakers
-    /// no fold of it tests, so validation never sees a test speaker.
+    /// no fold of it tests, so validation never sees a test speaker. In a table of several
+    /// corpora (speakers named `corpus/speaker`), `val_speakers` from each corpus.
     SpeakerFolds { folds: Vec<Vec<String>>, val_speakers: usize, seed: u64 },
     /// Whole corpora held out for test (`test_corpora`, by the table's `corpus` column), and
-    /// `val_speakers` speakers of the other corpora, drawn by `seed`, for validation: the
+    /// `val_speakers` speakers of each other corpus, drawn by `seed`, for validation: the
     /// cross-corpus protocol.
     Corpus { test_corpora: Vec<String>, val_speakers: usize, seed: u64 },
     /// The `split` column of a manifest CSV (`path,label,speaker,split`), matched by file stem.

@@ -137,6 +137,8 @@ pub fn make_splits(
     config.validate()?;
     let speakers = speaker_names(clips);
     let known: BTreeSet<&str> = speakers.iter().map(String::as_str).collect();
+    let corpus_of: BTreeMap<&str, &str> =
+        speakers.iter().map(String::as_str).zip(clips.iter().map(|c| c.corpus)).collect();
     let mut rows = Vec::with_capacity(clips.len());
     let n_folds = match config {
         SplitConfig::All { .. } => {
@@ -213,7 +215,8 @@ pub fn make_splits(
             check_speakers("folds", folds.iter().flatten(), &known)?;
             for (fold, test_speakers) in folds.iter().enumerate() {
                 let test: BTreeSet<&str> = test_speakers.iter().map(String::as_str).collect();
-                let val = draw_val_speakers(&known, &test, *val_speakers, seed.wrapping_add(fold as u64), fold)?;
+                let val =
+                    draw_val_speakers(&known, &corpus_of, &test, *val_speakers, seed.wrapping_add(fold as u64), fold)?;
                 rows.extend(by_speaker(clips, &speakers, fold as u32, &test, &val));
             }
             folds.len() as u32
@@ -232,7 +235,7 @@ pub fn make_splits(
                 .filter(|(c, _)| test_corpora.iter().any(|t| t == c.corpus))
                 .map(|(_, s)| s.as_str())
                 .collect();
-            let val = draw_val_speakers(&known, &test, *val_speakers, *seed, 0)?;
+            let val = draw_val_speakers(&known, &corpus_of, &test, *val_speakers, *seed, 0)?;
             rows.extend(by_speaker(clips, &speakers, 0, &test, &val));
             1
         }
@@ -257,21 +260,33 @@ pub fn make_splits(
 }
 
 /// `n` validation speakers drawn by `seed` from the speakers not in `test`, leaving at least one
-/// to train on.
+/// to train on; in a table of several corpora (`corpus_of` names each speaker's), `n` from each
+/// corpus that has speakers besides its test speakers, each corpus drawn on its own, so that
+/// validation hears every corpus that trains.
 fn draw_val_speakers<'a>(
     known: &BTreeSet<&'a str>,
+    corpus_of: &BTreeMap<&str, &str>,
     test: &BTreeSet<&str>,
     n: usize,
     seed: u64,
     fold: usize,
 ) -> Result<BTreeSet<&'a str>> {
-    let mut rest: Vec<&str> = known.iter().copied().filter(|s| !test.contains(s)).collect();
-    if rest.len() <= n {
-        return Err(Error::Config(format!(
-            "val_speakers: {n} leaves no training speaker in fold {fold} ({} speakers besides its test speakers)",
-            rest.len()
-        )));
+    let mut by_corpus: BTreeMap<&str, Vec<&'a str>> = BTreeMap::new();
+    for &s in known.iter().filter(|s| !test.contains(*s)) {
+        by_corpus.entry(corpus_of.get(s).copied().unwrap_or("")).or_default().push(s);
     }
-    rest.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    Ok(rest.into_iter().take(n).collect())
+    let several = by_corpus.len() > 1;
+    let mut val = BTreeSet::new();
+    for (corpus, mut rest) in by_corpus {
+        if rest.len() <= n {
+            let whose = if several { format!(" of corpus {corpus}") } else { String::new() };
+            return Err(Error::Config(format!(
+                "val_speakers: {n} leaves no training speaker{whose} in fold {fold} ({} speakers besides its test speakers)",
+                rest.len()
+            )));
+        }
+        rest.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        val.extend(rest.into_iter().take(n));
+    }
+    Ok(val)
 }

@@ -114,6 +114,7 @@ fn checkpoint(paths: &[PathBuf], dir: &Path) {
         clip_ids: (0..n).map(|i| i.to_string()).collect(),
         classes,
         genders: vec![None; n],
+        corpora: Vec::new(),
         labels,
         n_frames: 174,
         n_coeffs: 40,

@@ -172,6 +172,7 @@ impl Classifier {
             classes: self.labels().to_vec(),
             labels: vec![None; n],
             genders: vec![None; n],
+            corpora: Vec::new(),
             n_frames: self.checkpoint.n_frames(),
             n_coeffs: self.checkpoint.n_coeffs(),
             features: features.concat(),

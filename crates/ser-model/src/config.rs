@@ -63,6 +63,16 @@ pub struct ModelConfig {
     /// Absent: no average.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_average: Option<f64>,
+    /// Several corpora in one model: each corpus weighs the same in the loss, whatever its number
+    /// of clips ("balanced" over the training part's corpora, as `class_weights` over classes).
+    /// Absent: every clip weighs the same.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub corpus_weights: bool,
+    /// Several corpora in one model: each clip's softmax (and its label smoothing) runs over the
+    /// classes its corpus has in the training part, so a corpus without, say, disgust is never
+    /// taught that its clips are not disgust. Absent: every class. Prediction uses every class.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub corpus_classes: bool,
     /// Training-time augmentation of the standardised features (off when absent).
     #[serde(default, skip_serializing_if = "Augment::is_off")]
     pub augment: Augment,
@@ -91,6 +101,10 @@ pub struct Augment {
 
 fn is_zero(v: &f32) -> bool {
     *v == 0.0
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl Augment {
@@ -165,6 +179,8 @@ impl ModelConfig {
             seed: 42,
             gender_weight: None,
             weight_average: None,
+            corpus_weights: false,
+            corpus_classes: false,
             augment: Augment::default(),
         }
     }

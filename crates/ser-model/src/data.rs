@@ -16,6 +16,9 @@ pub struct Dataset {
     /// Index in [`ser_features::labels::GENDERS`]; `None` where the table gives none (a gender
     /// head learns from the others).
     pub genders: Vec<Option<u32>>,
+    /// Each clip's corpus (the table's `corpus`); empty where no table says (audio given to
+    /// ser-infer).
+    pub corpora: Vec<String>,
     pub n_frames: usize,
     pub n_coeffs: usize,
     /// (N, T, C), row-major.
@@ -62,6 +65,7 @@ fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, table: &FeatureTable)
         classes: table.labels.clone(),
         labels: Vec::new(),
         genders: Vec::new(),
+        corpora: Vec::new(),
         n_frames,
         n_coeffs,
         features: Vec::new(),
@@ -82,9 +86,51 @@ fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, table: &FeatureTable)
         data.clip_ids.push(row.clip_id.clone());
         data.labels.push(label);
         data.genders.push(row.gender.as_deref().and_then(gender_index));
+        data.corpora.push(row.corpus.clone());
         data.features.extend_from_slice(&row.features);
     }
     Ok(data)
+}
+
+/// The corpora of a training set: each clip's, and the classes each has among the training
+/// targets (`corpus_weights` and `corpus_classes` in model.yaml).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Corpora {
+    /// The corpora's names, sorted.
+    pub names: Vec<String>,
+    /// Each clip's corpus, an index in `names`.
+    pub index: Vec<u32>,
+    /// For each corpus, whether each class has a training clip of it.
+    pub has_class: Vec<Vec<bool>>,
+}
+
+impl Corpora {
+    /// The corpora of `data`, whose clips' classes are `targets`; a set without corpora (no table
+    /// said) is one corpus.
+    pub fn of(data: &Dataset, targets: &[u32], n_classes: usize) -> Corpora {
+        let corpus = |i: usize| data.corpora.get(i).map_or("", String::as_str);
+        let mut names: Vec<String> = (0..targets.len()).map(|i| corpus(i).to_string()).collect();
+        names.sort();
+        names.dedup();
+        let index: Vec<u32> = (0..targets.len())
+            .map(|i| names.binary_search_by(|n| n.as_str().cmp(corpus(i))).unwrap_or(0) as u32)
+            .collect();
+        let mut has_class = vec![vec![false; n_classes]; names.len().max(1)];
+        for (&c, &y) in index.iter().zip(targets) {
+            has_class[c as usize][y as usize] = true;
+        }
+        Corpora { names, index, has_class }
+    }
+
+    /// "balanced" weights over the corpora, per corpus: each corpus weighs the same in the loss.
+    pub fn weights(&self) -> Vec<f32> {
+        crate::loss::balanced_weights(&self.index, self.names.len())
+    }
+
+    /// The classes clip `i`'s corpus has.
+    pub fn classes(&self, i: usize) -> &[bool] {
+        &self.has_class[self.index[i] as usize]
+    }
 }
 
 /// A `gender` value's index in [`ser_features::labels::GENDERS`], if it is one of them.

@@ -33,7 +33,7 @@ use crate::params::{ParamSpec, Weights};
 use crate::predict::{Checkpoint, Member, Model, Predictions};
 use crate::{Error, Result};
 
-pub use ser_core::predictions::{COL_CLIP_ID, COL_LABEL, COL_PREDICTED, PROB_PREFIX};
+pub use ser_core::predictions::{COL_CLIP_ID, COL_CORPUS, COL_LABEL, COL_PREDICTED, PROB_PREFIX};
 
 /// Reads and validates `ensemble.yaml`.
 pub fn read_ensemble_config(path: &Path) -> Result<crate::config::EnsembleConfig> {
@@ -483,6 +483,9 @@ pub fn write_predictions(path: &Path, predictions: &Predictions, provenance: &[(
     for label in &predictions.labels {
         fields.push(Field::new(format!("{PROB_PREFIX}{label}"), DataType::Float32, false));
     }
+    if predictions.corpora.is_some() {
+        fields.push(Field::new(COL_CORPUS, DataType::Utf8, false));
+    }
     let metadata: Vec<(String, String)> = provenance.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     let schema = Arc::new(Schema::new(fields).with_metadata(metadata.iter().cloned().collect::<HashMap<_, _>>()));
     let n = predictions.clip_ids.len();
@@ -493,6 +496,9 @@ pub fn write_predictions(path: &Path, predictions: &Predictions, provenance: &[(
     ];
     for c in 0..predictions.labels.len() {
         columns.push(Arc::new(predictions.probabilities.iter().map(|p| p[c]).collect::<Float32Array>()));
+    }
+    if let Some(corpora) = &predictions.corpora {
+        columns.push(Arc::new(corpora.iter().map(|c| Some(c.as_str())).collect::<StringArray>()));
     }
     let batch = RecordBatch::try_new(schema.clone(), columns).expect("columns match the predictions schema");
     let parquet_err = |e: parquet::errors::ParquetError| Error::Features(ser_features::Error::parquet(path, e));

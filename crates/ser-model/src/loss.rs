@@ -16,6 +16,12 @@ use crate::network::Heads;
 pub struct Loss<'a> {
     pub terms: Vec<(f32, Vec<u32>)>,
     pub class_weights: Option<&'a [f32]>,
+    /// One weight for each clip of each term (its corpus's share, `corpus_weights`); `None`: 1.
+    pub clip_weights: Option<Vec<Vec<f32>>>,
+    /// The classes each clip of each term is scored over (its corpus's, `corpus_classes`): its
+    /// softmax and smoothing run over those alone, so a corpus is never taught against a class it
+    /// lacks. `None`: every class.
+    pub allowed: Option<Vec<Vec<&'a [bool]>>>,
     pub smoothing: f32,
     /// The gender head's weight and its targets, one list for each of `terms` (the same clips,
     /// or mixup's partners), with the same weights: that weight times the gender cross-entropy
@@ -30,16 +36,17 @@ impl Loss<'_> {
         let batch = logits.len() / width;
         let mut d_logits = vec![0f32; logits.len()];
         let mut total = 0f32;
-        // Adds `scale` times clip i's cross-entropy over the outputs `head` against `y`, and its
-        // gradient.
-        let mut add = |i: usize, head: Range<usize>, y: u32, scale: f32| {
+        // Adds `scale` times clip i's cross-entropy over the outputs `head` (those `allowed` of
+        // them) against `y`, and its gradient.
+        let mut add = |i: usize, head: Range<usize>, y: u32, scale: f32, allowed: Option<&[bool]>| {
             let at = i * width + head.start..i * width + head.end;
-            total += scale * self.cross_entropy(&logits[at.clone()], y, scale, &mut d_logits[at]);
+            total += scale * self.cross_entropy(&logits[at.clone()], y, scale, allowed, &mut d_logits[at]);
         };
-        for (coef, targets) in &self.terms {
+        for (t, (coef, targets)) in self.terms.iter().enumerate() {
             for (i, &y) in targets.iter().enumerate() {
                 let w = self.class_weights.map_or(1.0, |cw| cw[y as usize]);
-                add(i, heads.emotion(), y, coef * w / batch as f32);
+                let w = self.clip_weights.as_ref().map_or(w, |cw| w * cw[t][i]);
+                add(i, heads.emotion(), y, coef * w / batch as f32, self.allowed.as_ref().map(|a| a[t][i]));
             }
         }
         if let (Some((weight, sets)), Some(head)) = (&self.gender, heads.gender()) {
@@ -47,7 +54,7 @@ impl Loss<'_> {
             for ((coef, _), genders) in self.terms.iter().zip(sets) {
                 for (i, g) in genders.iter().enumerate() {
                     if let Some(g) = *g {
-                        add(i, head.clone(), g, weight * coef / batch as f32);
+                        add(i, head.clone(), g, weight * coef / batch as f32, None);
                     }
                 }
             }
@@ -55,18 +62,30 @@ impl Loss<'_> {
         (total, d_logits)
     }
 
-    /// The smoothed cross-entropy of one head's `logits` against class `y`; adds `scale` times
-    /// its gradient to `d_logits`.
-    fn cross_entropy(&self, logits: &[f32], y: u32, scale: f32, d_logits: &mut [f32]) -> f32 {
-        let n = logits.len() as f32;
+    /// The smoothed cross-entropy of one head's `logits` (those `allowed`, or all) against class
+    /// `y`; adds `scale` times its gradient to `d_logits` (none for the classes not allowed).
+    fn cross_entropy(&self, logits: &[f32], y: u32, scale: f32, allowed: Option<&[bool]>, d_logits: &mut [f32]) -> f32 {
+        let Some(allowed) = allowed else {
+            let n = logits.len() as f32;
+            let (off, on) = (self.smoothing / n, 1.0 - self.smoothing + self.smoothing / n);
+            let target = |c: usize| if c == y as usize { on } else { off };
+            let log_z = log_sum_exp(logits);
+            for (c, (d, l)) in d_logits.iter_mut().zip(logits).enumerate() {
+                *d += scale * ((l - log_z).exp() - target(c));
+            }
+            // -sum_c q_c log p_c = log Z - sum_c q_c logit_c (the q_c sum to 1).
+            return log_z - logits.iter().enumerate().map(|(c, l)| target(c) * l).sum::<f32>();
+        };
+        debug_assert!(allowed[y as usize], "a clip's own class is one its corpus has");
+        let n = allowed.iter().filter(|&&a| a).count() as f32;
         let (off, on) = (self.smoothing / n, 1.0 - self.smoothing + self.smoothing / n);
         let target = |c: usize| if c == y as usize { on } else { off };
-        let log_z = log_sum_exp(logits);
-        for (c, (d, l)) in d_logits.iter_mut().zip(logits).enumerate() {
+        let kept: Vec<f32> = logits.iter().zip(allowed).filter(|(_, a)| **a).map(|(l, _)| *l).collect();
+        let log_z = log_sum_exp(&kept);
+        for (c, (d, l)) in d_logits.iter_mut().zip(logits).enumerate().filter(|(c, _)| allowed[*c]) {
             *d += scale * ((l - log_z).exp() - target(c));
         }
-        // -sum_c q_c log p_c = log Z - sum_c q_c logit_c (the q_c sum to 1).
-        log_z - logits.iter().enumerate().map(|(c, l)| target(c) * l).sum::<f32>()
+        log_z - logits.iter().enumerate().filter(|(c, _)| allowed[*c]).map(|(c, l)| target(c) * l).sum::<f32>()
     }
 }
 
@@ -86,14 +105,16 @@ pub fn softmax(logits: &[f32], n_classes: usize) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// "balanced" class weights: n / (n_classes_present * count(c)); 0 for absent classes.
-pub fn balanced_class_weights(targets: &[u32], n_classes: usize) -> Vec<f32> {
-    let mut counts = vec![0usize; n_classes];
-    for &t in targets {
-        counts[t as usize] += 1;
+/// "balanced" weights of `n_groups` groups (classes, or corpora), from each item's group:
+/// n / (groups present * count(g)), so every group present weighs the same in all; 0 for a
+/// group without items.
+pub fn balanced_weights(groups: &[u32], n_groups: usize) -> Vec<f32> {
+    let mut counts = vec![0usize; n_groups];
+    for &g in groups {
+        counts[g as usize] += 1;
     }
     let present = counts.iter().filter(|&&c| c > 0).count().max(1);
-    counts.iter().map(|&c| if c == 0 { 0.0 } else { targets.len() as f32 / (present * c) as f32 }).collect()
+    counts.iter().map(|&c| if c == 0 { 0.0 } else { groups.len() as f32 / (present * c) as f32 }).collect()
 }
 
 /// Mean cross-entropy of probabilities against their targets (the validation loss).
@@ -114,9 +135,13 @@ mod tests {
         let batch = 3;
         let logits: Vec<f32> = (0..batch * heads.outputs()).map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5).collect();
         let weights = [1.0, 2.0, 0.5, 1.5];
+        // Clip 1's corpus lacks class 1 (in both terms), clip 2's partner's lacks class 3.
+        let (all, no1, no3) = ([true; 4], [true, false, true, true], [true, true, true, false]);
         let loss = Loss {
             terms: vec![(0.7, vec![0, 3, 1]), (0.3, vec![2, 2, 0])],
             class_weights: Some(&weights),
+            clip_weights: Some(vec![vec![0.5, 1.5, 1.0], vec![1.5, 1.5, 0.5]]),
+            allowed: Some(vec![vec![&all[..], &no1[..], &all[..]], vec![&all[..], &no1[..], &no3[..]]]),
             smoothing: 0.1,
             gender: Some((0.4, vec![vec![Some(1), None, Some(0)], vec![Some(0), Some(1), None]])),
         };
@@ -140,5 +165,19 @@ mod tests {
             (0..batch).all(|b| without[b * 6..b * 6 + 4] == grad[b * 6..b * 6 + 4]),
             "the emotions' gradient is its own"
         );
+        // A class a clip's corpus lacks gets no gradient from that clip's terms: clip 1's logit 1.
+        let (_, one) = Loss { gender: None, clip_weights: None, ..loss.clone() }.value_and_gradient(&logits, heads);
+        assert_eq!(one[6 + 1], 0.0);
+        // Without masks or clip weights, the loss is the plain one.
+        let plain = Loss { allowed: None, clip_weights: None, gender: None, ..loss.clone() };
+        let masked_all = Loss { allowed: Some(vec![vec![&all[..]; 3]; 2]), ..plain.clone() };
+        let (a, b) = (plain.value_and_gradient(&logits, heads), masked_all.value_and_gradient(&logits, heads));
+        assert!((a.0 - b.0).abs() < 1e-6 && a.1.iter().zip(&b.1).all(|(x, y)| (x - y).abs() < 1e-6));
+    }
+
+    #[test]
+    fn balanced_weights_give_each_group_the_same_total() {
+        assert_eq!(balanced_weights(&[0, 0, 0, 2], 3), [2.0 / 3.0, 0.0, 2.0]);
+        assert_eq!(balanced_weights(&[], 2), [0.0, 0.0]);
     }
 }

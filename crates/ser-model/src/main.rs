@@ -288,7 +288,16 @@ fn run_predict(args: PredictArgs) -> anyhow::Result<()> {
         }
         (_, None) => unreachable!("clap requires --splits with --part"),
     };
-    let predictions = predict::predict(&checkpoint, &dataset)?;
+    let mut predictions = predict::predict(&checkpoint, &dataset)?;
+    let corpus_of: std::collections::HashMap<&str, &str> =
+        table.rows.iter().map(|r| (r.clip_id.as_str(), r.corpus.as_str())).collect();
+    predictions.corpora = Some(
+        predictions
+            .clip_ids
+            .iter()
+            .map(|id| corpus_of.get(id.as_str()).copied().unwrap_or_default().to_string())
+            .collect(),
+    );
     let provenance = [
         ("ser.checkpoint", args.checkpoint.display().to_string()),
         ("ser.checkpoint_weights_sha256", io::sha256_file(&args.checkpoint.join(checkpoint::WEIGHTS_FILE))?),

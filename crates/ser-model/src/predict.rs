@@ -224,6 +224,9 @@ pub struct Predictions {
     pub clip_ids: Vec<String>,
     pub truth: Vec<Option<String>>,
     pub probabilities: Vec<Vec<f32>>,
+    /// Each clip's corpus, when known (the feature table's `corpus`): the predictions file's
+    /// `corpus` column.
+    pub corpora: Option<Vec<String>>,
 }
 
 impl Predictions {
@@ -247,5 +250,6 @@ pub fn predict(checkpoint: &Checkpoint, data: &Dataset) -> Result<Predictions> {
         clip_ids: data.clip_ids.clone(),
         truth: data.labels.iter().map(|l| l.map(|i| data.classes[i as usize].clone())).collect(),
         probabilities,
+        corpora: None,
     })
 }

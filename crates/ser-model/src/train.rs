@@ -20,7 +20,7 @@ use crate::config::{ModelConfig, Monitor, StoppingPart};
 use crate::data::Dataset;
 use crate::io::{self, ResumePoint};
 use crate::layers::{Activations, MaskStream};
-use crate::loss::{Loss, balanced_class_weights, log_loss};
+use crate::loss::{Loss, balanced_weights, log_loss};
 use crate::metrics::{Scores, scores};
 use crate::network::Network;
 use crate::optim::Adam;
@@ -254,7 +254,10 @@ pub fn train(
     }
     let specs = network.params();
     let key = run_key(config, &data.provenance);
-    let class_weights = config.class_weights.then(|| balanced_class_weights(&train_targets, n_classes));
+    let class_weights = config.class_weights.then(|| balanced_weights(&train_targets, n_classes));
+    // Several corpora in one model: each training clip's corpus, its weight and its classes.
+    let corpora = crate::data::Corpora::of(&train_set, &train_targets, n_classes);
+    let corpus_weights = config.corpus_weights.then(|| corpora.weights());
 
     let initial = network.init(config.seed);
     let mut point = ResumePoint {
@@ -334,8 +337,19 @@ pub fn train(
             let gender = config.gender_weight.map(|w| {
                 (w, clips.iter().map(|(_, ids)| ids.iter().map(|&i| train_set.genders[i]).collect()).collect())
             });
-            let loss =
-                Loss { terms, class_weights: class_weights.as_deref(), smoothing: config.label_smoothing, gender };
+            let per_clip = |each: &dyn Fn(usize) -> f32| {
+                clips.iter().map(|(_, ids)| ids.iter().map(|&i| each(i)).collect()).collect()
+            };
+            let loss = Loss {
+                terms,
+                class_weights: class_weights.as_deref(),
+                clip_weights: corpus_weights.as_ref().map(|w| per_clip(&|i| w[corpora.index[i] as usize])),
+                allowed: config
+                    .corpus_classes
+                    .then(|| clips.iter().map(|(_, ids)| ids.iter().map(|&i| corpora.classes(i)).collect()).collect()),
+                smoothing: config.label_smoothing,
+                gender,
+            };
             let x = Activations::new(batch.len(), network.input(), values);
             let step = train_step(options.engine, &network, &point.weights, x, &loss, &mut masks, device)?;
             if !step.loss.is_finite() {

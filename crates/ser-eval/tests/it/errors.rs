@@ -16,7 +16,7 @@ fn check(columns: Vec<(&str, Arc<dyn arrow::array::Array>)>, expect: &[&str]) {
     let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
-    let err = read_predictions(&path, ser_eval::ClassSet::All).unwrap_err().to_string();
+    let err = read_predictions(&path, &ser_eval::ClassSet::All).unwrap_err().to_string();
     assert!(err.contains("preds.parquet"), "{err}");
     for needle in expect {
         assert!(err.contains(needle), "`{needle}` not in: {err}");
@@ -89,9 +89,9 @@ fn empty_junk_and_absent_files() {
     for (name, bytes) in [("empty.parquet", &b""[..]), ("junk.parquet", &b"PAR1 not really"[..])] {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let err = read_predictions(&path, ser_eval::ClassSet::All).unwrap_err().to_string();
+        let err = read_predictions(&path, &ser_eval::ClassSet::All).unwrap_err().to_string();
         assert!(err.contains(name) && err.contains("not a readable Parquet file"), "{err}");
     }
-    let err = read_predictions(&dir.path().join("absent.parquet"), ser_eval::ClassSet::All).unwrap_err().to_string();
+    let err = read_predictions(&dir.path().join("absent.parquet"), &ser_eval::ClassSet::All).unwrap_err().to_string();
     assert!(err.contains("absent.parquet"), "{err}");
 }

@@ -16,7 +16,7 @@ fn close(got: f64, expected: &serde_json::Value, what: &str) {
 
 #[track_caller]
 fn check(case: &str) {
-    let table = read_predictions(&data(&format!("{case}.parquet")), ser_eval::ClassSet::All).unwrap();
+    let table = read_predictions(&data(&format!("{case}.parquet")), &ser_eval::ClassSet::All).unwrap();
     let expected = read_json(&data(&format!("{case}.json"))).unwrap();
     let m = evaluate(&table.classes, &table.truth, &table.predicted, table.probabilities.as_deref(), &config());
     assert_eq!(m.n as u64, expected["n"].as_u64().unwrap());
@@ -57,7 +57,7 @@ fn balanced_matches_sklearn() {
 #[test]
 fn zero_support_and_zero_predictions_match_sklearn() {
     check("sparse");
-    let table = read_predictions(&data("sparse.parquet"), ser_eval::ClassSet::All).unwrap();
+    let table = read_predictions(&data("sparse.parquet"), &ser_eval::ClassSet::All).unwrap();
     let m = evaluate(&table.classes, &table.truth, &table.predicted, None, &config());
     assert_eq!(m.classes_evaluated, ["angry", "fearful", "happy", "neutral", "sad"]);
     let calm = &m.per_class[1];
@@ -68,7 +68,7 @@ fn zero_support_and_zero_predictions_match_sklearn() {
 #[test]
 fn perfect_predictions() {
     check("perfect");
-    let table = read_predictions(&data("perfect.parquet"), ser_eval::ClassSet::All).unwrap();
+    let table = read_predictions(&data("perfect.parquet"), &ser_eval::ClassSet::All).unwrap();
     let m = evaluate(&table.classes, &table.truth, &table.predicted, None, &config());
     assert_eq!((m.accuracy, m.macro_f1), (1.0, 1.0));
     let b = m.bootstrap.clone().unwrap();
@@ -79,14 +79,14 @@ fn perfect_predictions() {
 #[test]
 fn unlabelled_rows_are_left_out_and_no_probabilities_is_fine() {
     check("nolabels_some");
-    let table = read_predictions(&data("nolabels_some.parquet"), ser_eval::ClassSet::All).unwrap();
+    let table = read_predictions(&data("nolabels_some.parquet"), &ser_eval::ClassSet::All).unwrap();
     assert_eq!((table.len(), table.n_unlabelled), (37, 3));
     assert!(table.probabilities.is_none());
 }
 
 #[test]
 fn bootstrap_is_seeded() {
-    let table = read_predictions(&data("balanced.parquet"), ser_eval::ClassSet::All).unwrap();
+    let table = read_predictions(&data("balanced.parquet"), &ser_eval::ClassSet::All).unwrap();
     let run = |seed| {
         let config = ser_eval::EvalConfig { seed, ..config() };
         evaluate(&table.classes, &table.truth, &table.predicted, None, &config).bootstrap.unwrap()

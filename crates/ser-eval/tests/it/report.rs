@@ -315,6 +315,32 @@ fn another_corpus_is_scored_on_the_shared_classes() {
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(report.contains("Scored on the 4 classes") && report.contains("boredom (1 clips)"), "{report}");
 
+    // A list of classes: those scored; the clips of the others (here: neutral's) are left out.
+    let four = dir.path().join("four.yaml");
+    std::fs::write(&four, "bootstrap_resamples: 0\nclasses: [sad, angry, happy]\n").unwrap();
+    let run = |config: &std::path::Path| {
+        ser_eval(&[
+            "report",
+            "--config",
+            config.to_str().unwrap(),
+            "--predictions",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let output = run(&four);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!((metrics["n"].as_u64(), metrics["accuracy"].as_f64()), (Some(3), Some(1.0)));
+    assert_eq!(metrics["labels"], serde_json::json!(["angry", "happy", "sad"]), "in the model's class order");
+    assert_eq!(metrics["shared_classes"]["dropped_labels"], serde_json::json!({"boredom": 1, "neutral": 1}));
+    assert_eq!(metrics["provenance"]["eval_config"]["classes"], serde_json::json!(["sad", "angry", "happy"]));
+    std::fs::write(&four, "classes: [angry, irate]\n").unwrap();
+    let output = run(&four);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("`irate` is not one of the model's classes"));
+
     // As they are, the unknown label is an error that names it.
     let plain = dir.path().join("plain.yaml");
     std::fs::write(&plain, "bootstrap_resamples: 0\nconfidence: 0.95\nseed: 3\ntop_confusions: 5\n").unwrap();
@@ -329,4 +355,61 @@ fn another_corpus_is_scored_on_the_shared_classes() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("label `boredom` is not one of the classes"));
+}
+
+/// Predictions of two corpora (their `corpus` column): each corpus scored alone beside the pooled
+/// figures, with its most given answer.
+#[test]
+fn two_corpora_are_also_scored_apart() {
+    use std::sync::Arc;
+
+    use arrow::array::{Float32Array, RecordBatch, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    let dir = tempfile::tempdir().unwrap();
+    // (clip, truth, predicted, corpus): corpus a all right; corpus b answers `sad` three times in four.
+    let rows = [
+        ("a1", "angry", "angry", "a"),
+        ("a2", "sad", "sad", "a"),
+        ("b1", "angry", "sad", "b"),
+        ("b2", "sad", "sad", "b"),
+        ("b3", "happy", "sad", "b"),
+        ("b4", "happy", "happy", "b"),
+    ];
+    let classes = ["angry", "happy", "sad"];
+    let mut fields: Vec<Field> =
+        ["clip_id", "label", "predicted"].iter().map(|n| Field::new(*n, DataType::Utf8, false)).collect();
+    fields.extend(classes.iter().map(|c| Field::new(format!("p_{c}"), DataType::Float32, false)));
+    fields.push(Field::new("corpus", DataType::Utf8, false));
+    let schema = Arc::new(Schema::new(fields));
+    let text = |i: usize| -> Arc<dyn arrow::array::Array> {
+        Arc::new(rows.iter().map(|r| Some([r.0, r.1, r.2, r.3][i])).collect::<StringArray>())
+    };
+    let mut columns = vec![text(0), text(1), text(2)];
+    for c in classes {
+        columns.push(Arc::new(rows.iter().map(|r| if r.2 == c { 0.8 } else { 0.1 }).collect::<Float32Array>()));
+    }
+    columns.push(text(3));
+    let path = dir.path().join("two.parquet");
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let out = dir.path().join("eval");
+    let output = ser_eval(&["report", "--predictions", path.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["n"], 6);
+    let a = &metrics["per_corpus"]["a"];
+    assert_eq!((a["n"].as_u64(), a["uar"].as_f64()), (Some(2), Some(1.0)));
+    let b = &metrics["per_corpus"]["b"];
+    assert_eq!(
+        (b["n"].as_u64(), b["most_given"].as_str(), b["most_given_share"].as_f64()),
+        (Some(4), Some("sad"), Some(0.75))
+    );
+    assert_eq!(b["recall"], serde_json::json!({"angry": 0.0, "happy": 0.5, "sad": 1.0}));
+    assert!((b["uar"].as_f64().unwrap() - 0.5).abs() < 1e-12);
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## By corpus") && report.contains("sad (75.0%)"), "{report}");
 }

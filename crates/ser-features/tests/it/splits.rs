@@ -243,3 +243,29 @@ fn split_all_trains_every_clip_and_names_its_cross_validation() {
     let err = SplitConfig::from_yaml("kind: all\ncross_validation: ''\n").unwrap_err().to_string();
     assert!(err.contains("cross_validation"), "{err}");
 }
+
+/// Named folds over two corpora (each fold tests speakers of both): each fold validates on
+/// `val_speakers` speakers of each corpus, never a test speaker of that fold.
+#[test]
+fn folds_of_two_corpora_validate_on_each_corpus() {
+    let clips = two_corpora();
+    let folds: Vec<Vec<String>> = (0..2)
+        .map(|f| vec![format!("ravdess/{:02}", 2 * f), format!("ravdess/{:02}", 2 * f + 1), format!("emodb/{:02}", f)])
+        .collect();
+    let config = SplitConfig::SpeakerFolds { folds, val_speakers: 1, seed: 4 };
+    let s = make_splits(&corpus_keys(&clips), &config, "h", None).unwrap();
+    for fold in 0..2u32 {
+        let mut val: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for (row, (_, corpus, speaker, _)) in s.rows.iter().filter(|r| r.fold == fold).zip(&clips) {
+            if row.part == SplitPart::Val {
+                val.insert((corpus.as_str(), speaker.as_str()));
+            }
+        }
+        let corpora: Vec<&str> = val.iter().map(|(c, _)| *c).collect();
+        assert_eq!(corpora, ["emodb", "ravdess"], "fold {fold}: one validation speaker of each corpus: {val:?}");
+    }
+    // emodb's 4 speakers: 1 tested, 1 validating, 2 training; 3 validating would leave none.
+    let config = SplitConfig::SpeakerFolds { folds: vec![vec!["emodb/00".into()]], val_speakers: 3, seed: 4 };
+    let err = make_splits(&corpus_keys(&clips), &config, "h", None).unwrap_err().to_string();
+    assert!(err.contains("no training speaker of corpus emodb in fold 0"), "{err}");
+}

@@ -34,6 +34,7 @@ fn predictions_follow_the_checkpoint_recipe() {
         classes: classifier.labels().to_vec(),
         labels: vec![None],
         genders: vec![None],
+        corpora: Vec::new(),
         n_frames: 40,
         n_coeffs: 17,
         features,

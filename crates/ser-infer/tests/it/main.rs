@@ -65,6 +65,7 @@ pub fn checkpoint() -> &'static Path {
                 classes: ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect(),
                 labels,
                 genders,
+                corpora: Vec::new(),
                 n_frames: 40,
                 n_coeffs: config.n_coeffs(),
                 features,
@@ -98,6 +99,8 @@ pub fn checkpoint() -> &'static Path {
             seed: 5,
             gender_weight: Some(0.3),
             weight_average: None,
+            corpus_weights: false,
+            corpus_classes: false,
             augment: Default::default(),
         };
         let provenance = DataProvenance {

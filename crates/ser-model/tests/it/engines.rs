@@ -52,15 +52,27 @@ fn check(case: Case) {
     let other: Vec<u32> = (0..case.batch).map(|i| ((i * 5 + 1) % n_classes) as u32).collect();
     let class_weights = [0.5, 1.0, 2.0, 1.5, 0.8, 1.2, 0.9, 3.0];
     let genders = |k: usize| (0..case.batch).map(|i| (i % 3 != k).then_some(((i + k) % 2) as u32)).collect();
+    // Two corpora, the second without class 7 (nor the classes `own` and `other` never name).
+    let (all, no7) = (vec![true; n_classes], (0..n_classes).map(|c| c != 7).collect::<Vec<_>>());
+    let corpus = |i: usize, t: &[u32]| if t[i] != 7 && i % 2 == 1 { &no7[..] } else { &all[..] };
     let mut loss = if case.weighted_mixup {
         Loss {
-            terms: vec![(0.7, own), (0.3, other)],
+            allowed: Some([&own, &other].iter().map(|t| (0..case.batch).map(|i| corpus(i, t)).collect()).collect()),
+            clip_weights: Some(vec![(0..case.batch).map(|i| 0.5 + (i % 3) as f32 * 0.5).collect(); 2]),
+            terms: vec![(0.7, own.clone()), (0.3, other.clone())],
             class_weights: Some(&class_weights),
             smoothing: 0.1,
             gender: None,
         }
     } else {
-        Loss { terms: vec![(1.0, own)], class_weights: None, smoothing: 0.0, gender: None }
+        Loss {
+            terms: vec![(1.0, own)],
+            class_weights: None,
+            clip_weights: None,
+            allowed: None,
+            smoothing: 0.0,
+            gender: None,
+        }
     };
     if case.gender {
         loss.gender = Some((0.4, (0..loss.terms.len()).map(genders).collect()));
@@ -131,6 +143,8 @@ fn the_production_shape_agrees() {
     let loss = Loss {
         terms: vec![(1.0, (0..16).map(|i| (i % 8) as u32).collect())],
         class_weights: None,
+        clip_weights: None,
+        allowed: None,
         smoothing: 0.0,
         gender: None,
     };

@@ -427,3 +427,26 @@ fn a_weight_average_is_what_validation_scores_and_the_checkpoint_keeps() {
         assert!(err.to_string().contains("weight_average") && err.to_string().contains("(0, 1)"), "{err}");
     }
 }
+
+/// corpus_weights and corpus_classes change nothing for one corpus that has every class (its
+/// weight is 1, its classes all), and change the training when a second corpus lacks a class.
+#[test]
+fn the_corpus_levers_act_only_between_corpora() {
+    let config = ModelConfig { max_epochs: 2, ..small_config(5) };
+    let both = ModelConfig { corpus_weights: true, corpus_classes: true, ..config.clone() };
+    let plain = run(&config, None, Resume::Never);
+    let one_corpus = run(&both, None, Resume::Never);
+    assert_eq!(plain.model.weights, one_corpus.model.weights, "one corpus: bit for bit the plain training");
+    let two = |config: &ModelConfig| {
+        let (mut train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
+        // A second corpus of about a quarter of the clips, none of class 1.
+        train_set.corpora = (0..train_set.len())
+            .map(|i| if i % 4 == 0 && train_set.labels[i] != Some(1) { "b" } else { "a" }.to_string())
+            .collect();
+        let features = features_config();
+        let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+        let options = TrainOptions { device: Device::Cpu, engine: Engine::Fused, out_dir: None, resume: Resume::Never };
+        train(&data, config, &options, &Quiet).unwrap()
+    };
+    assert_ne!(two(&config).model.weights, two(&both).model.weights, "two corpora: the levers act");
+}
