@@ -43,8 +43,7 @@ pub enum AudioError {
     Read(String),
 }
 
-/// The sample rates audio may come in, in Hz.
-pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1000..=384_000;
+pub use crate::config::SAMPLE_RATES;
 
 /// Refuses sample rates outside [`SAMPLE_RATES`].
 pub fn check_sample_rate(sample_rate: u32) -> Result<(), AudioError> {

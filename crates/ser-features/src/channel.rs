@@ -5,9 +5,6 @@
 //! `features.yaml` (or `ser-features extract --channel`) applies one to every clip, for the
 //! robustness suite (`make robustness`). Functions of values: no IO.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -15,18 +12,7 @@ use realfft::RealFftPlanner;
 use sha2::{Digest, Sha256};
 
 use crate::audio::{AudioError, resample};
-
-/// The pass band of the telephone channel, in Hz.
-pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
-
-/// The reverberation times a room may have, in seconds.
-pub const RT60_RANGE_S: std::ops::RangeInclusive<f32> = 0.01..=10.0;
-
-/// The deepest cut of [`trim`], in dB below the loudest frame.
-pub const MAX_TRIM_DB: f32 = 120.0;
-
-/// The lowest low-pass cutoff, in Hz: below it no speech is left.
-pub const MIN_LOWPASS_HZ: f32 = 100.0;
+pub use crate::config::{Channel, ChannelParseError, MAX_TRIM_DB, MIN_LOWPASS_HZ, RT60_RANGE_S, TELEPHONE_BAND_HZ};
 
 /// The frame and hop, in seconds, over which [`trim`] measures loudness (librosa's 2048 and 512
 /// samples at 22050 Hz).
@@ -35,93 +21,6 @@ const TRIM_HOP_S: f32 = 512.0 / 22_050.0;
 
 /// The seed of the one room of [`Channel::Reverb`]; training copies draw rooms of their own.
 const SUITE_ROOM_SEED: u64 = 0x5e7_7007;
-
-/// One channel change, written (in `features.yaml`, on the command line and in file names) as
-/// `telephone`, `lowpass_<hz>hz`, `noise_<snr>db`, `gain_<db>db`, `reverb_<rt60>s` or
-/// `trim_<db>db`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Channel {
-    /// A telephone line: 300-3400 Hz.
-    Telephone,
-    /// Everything above `hz` removed, as a low-bitrate codec's encoder does.
-    Lowpass { hz: f32 },
-    /// White noise at this signal-to-noise ratio, in dB.
-    Noise { snr_db: f32 },
-    /// The level moved by this many dB (-20: a quiet or distant microphone).
-    Gain { db: f32 },
-    /// A room: a generated impulse response whose tail decays 60 dB in `rt60_s` seconds, with as
-    /// much energy as the direct sound; the result keeps the clip's RMS level.
-    Reverb { rt60_s: f32 },
-    /// The clip cut to its speech: leading and trailing audio more than `top_db` below its
-    /// loudest frame removed, as corpora segmented by hand or by a voice-activity detector are
-    /// (RAVDESS's clips hold about a second of room tone before and after the sentence).
-    Trim { top_db: f32 },
-}
-
-/// A channel name that does not parse, with what would.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error(
-    "channel `{0}`: expected telephone, lowpass_<hz>hz (e.g. lowpass_5500hz), noise_<snr>db (noise_10db), \
-     gain_<db>db (gain_-20db), reverb_<rt60>s (reverb_0.5s) or trim_<db>db (trim_30db)"
-)]
-pub struct ChannelParseError(pub String);
-
-impl FromStr for Channel {
-    type Err = ChannelParseError;
-
-    fn from_str(text: &str) -> Result<Channel, ChannelParseError> {
-        let bad = || ChannelParseError(text.to_string());
-        if text == "telephone" {
-            return Ok(Channel::Telephone);
-        }
-        let (kind, value) = text.split_once('_').ok_or_else(bad)?;
-        let number = |unit: &str| -> Result<f32, ChannelParseError> {
-            let v: f32 = value.strip_suffix(unit).ok_or_else(bad)?.parse().map_err(|_| bad())?;
-            if v.is_finite() { Ok(v) } else { Err(bad()) }
-        };
-        let channel = match kind {
-            "lowpass" => Channel::Lowpass { hz: number("hz")? },
-            "noise" => Channel::Noise { snr_db: number("db")? },
-            "gain" => Channel::Gain { db: number("db")? },
-            "reverb" => Channel::Reverb { rt60_s: number("s")? },
-            "trim" => Channel::Trim { top_db: number("db")? },
-            _ => return Err(bad()),
-        };
-        match channel {
-            Channel::Lowpass { hz } if hz < MIN_LOWPASS_HZ => Err(bad()),
-            Channel::Reverb { rt60_s } if !RT60_RANGE_S.contains(&rt60_s) => Err(bad()),
-            Channel::Gain { db } if db.abs() > 120.0 => Err(bad()),
-            Channel::Trim { top_db } if !(top_db > 0.0 && top_db <= MAX_TRIM_DB) => Err(bad()),
-            _ => Ok(channel),
-        }
-    }
-}
-
-impl fmt::Display for Channel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Channel::Telephone => write!(f, "telephone"),
-            Channel::Lowpass { hz } => write!(f, "lowpass_{hz}hz"),
-            Channel::Noise { snr_db } => write!(f, "noise_{snr_db}db"),
-            Channel::Gain { db } => write!(f, "gain_{db}db"),
-            Channel::Reverb { rt60_s } => write!(f, "reverb_{rt60_s}s"),
-            Channel::Trim { top_db } => write!(f, "trim_{top_db}db"),
-        }
-    }
-}
-
-impl serde::Serialize for Channel {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Channel {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Channel, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 impl Channel {
     /// `samples` (mono, at `sample_rate`) through this channel. `seed` draws the noise (the
@@ -138,19 +37,6 @@ impl Channel {
             Channel::Trim { top_db } => y = trim(&y, sample_rate, top_db, 0).to_vec(),
         }
         Ok(y)
-    }
-
-    /// Whether this channel changes nothing at `sample_rate` (a low-pass at or above Nyquist).
-    pub fn validate(&self, sample_rate: u32) -> Result<(), String> {
-        match *self {
-            Channel::Telephone if sample_rate as f32 <= 2.0 * TELEPHONE_BAND_HZ.1 => {
-                Err(format!("telephone: sample_rate {sample_rate} Hz is already telephone bandwidth"))
-            }
-            Channel::Lowpass { hz } if 2.0 * hz >= sample_rate as f32 => {
-                Err(format!("{self}: at sample_rate {sample_rate} Hz nothing lies above {hz} Hz"))
-            }
-            _ => Ok(()),
-        }
     }
 }
 

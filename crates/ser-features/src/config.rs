@@ -5,10 +5,134 @@
 //! of every feature table, and the model checkpoint copies it so that inference computes the
 //! same features. Unknown keys are an error.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
+
+/// The sample rates audio may come in, in Hz.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1000..=384_000;
+
+/// The prosody channels, in the order they follow the spectral coefficients of a frame
+/// ([`crate::prosody`] computes them).
+pub const PROSODY_CHANNELS: [&str; 4] = ["f0_semitones", "f0_relative", "periodicity", "zero_crossing_rate"];
+
+/// The pass band of the telephone channel, in Hz.
+pub const TELEPHONE_BAND_HZ: (f32, f32) = (300.0, 3400.0);
+
+/// The reverberation times a room may have, in seconds.
+pub const RT60_RANGE_S: std::ops::RangeInclusive<f32> = 0.01..=10.0;
+
+/// The deepest cut of [`crate::channel::trim`], in dB below the loudest frame.
+pub const MAX_TRIM_DB: f32 = 120.0;
+
+/// The lowest low-pass cutoff, in Hz: below it no speech is left.
+pub const MIN_LOWPASS_HZ: f32 = 100.0;
+
+/// One channel change, written (in `features.yaml`, on the command line and in file names) as
+/// `telephone`, `lowpass_<hz>hz`, `noise_<snr>db`, `gain_<db>db`, `reverb_<rt60>s` or
+/// `trim_<db>db`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Channel {
+    /// A telephone line: 300-3400 Hz.
+    Telephone,
+    /// Everything above `hz` removed, as a low-bitrate codec's encoder does.
+    Lowpass { hz: f32 },
+    /// White noise at this signal-to-noise ratio, in dB.
+    Noise { snr_db: f32 },
+    /// The level moved by this many dB (-20: a quiet or distant microphone).
+    Gain { db: f32 },
+    /// A room: a generated impulse response whose tail decays 60 dB in `rt60_s` seconds, with as
+    /// much energy as the direct sound; the result keeps the clip's RMS level.
+    Reverb { rt60_s: f32 },
+    /// The clip cut to its speech: leading and trailing audio more than `top_db` below its
+    /// loudest frame removed, as corpora segmented by hand or by a voice-activity detector are
+    /// (RAVDESS's clips hold about a second of room tone before and after the sentence).
+    Trim { top_db: f32 },
+}
+
+/// A channel name that does not parse, with what would.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "channel `{0}`: expected telephone, lowpass_<hz>hz (e.g. lowpass_5500hz), noise_<snr>db (noise_10db), \
+     gain_<db>db (gain_-20db), reverb_<rt60>s (reverb_0.5s) or trim_<db>db (trim_30db)"
+)]
+pub struct ChannelParseError(pub String);
+
+impl FromStr for Channel {
+    type Err = ChannelParseError;
+
+    fn from_str(text: &str) -> std::result::Result<Channel, ChannelParseError> {
+        let bad = || ChannelParseError(text.to_string());
+        if text == "telephone" {
+            return Ok(Channel::Telephone);
+        }
+        let (kind, value) = text.split_once('_').ok_or_else(bad)?;
+        let number = |unit: &str| -> std::result::Result<f32, ChannelParseError> {
+            let v: f32 = value.strip_suffix(unit).ok_or_else(bad)?.parse().map_err(|_| bad())?;
+            if v.is_finite() { Ok(v) } else { Err(bad()) }
+        };
+        let channel = match kind {
+            "lowpass" => Channel::Lowpass { hz: number("hz")? },
+            "noise" => Channel::Noise { snr_db: number("db")? },
+            "gain" => Channel::Gain { db: number("db")? },
+            "reverb" => Channel::Reverb { rt60_s: number("s")? },
+            "trim" => Channel::Trim { top_db: number("db")? },
+            _ => return Err(bad()),
+        };
+        match channel {
+            Channel::Lowpass { hz } if hz < MIN_LOWPASS_HZ => Err(bad()),
+            Channel::Reverb { rt60_s } if !RT60_RANGE_S.contains(&rt60_s) => Err(bad()),
+            Channel::Gain { db } if db.abs() > 120.0 => Err(bad()),
+            Channel::Trim { top_db } if !(top_db > 0.0 && top_db <= MAX_TRIM_DB) => Err(bad()),
+            _ => Ok(channel),
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Channel::Telephone => write!(f, "telephone"),
+            Channel::Lowpass { hz } => write!(f, "lowpass_{hz}hz"),
+            Channel::Noise { snr_db } => write!(f, "noise_{snr_db}db"),
+            Channel::Gain { db } => write!(f, "gain_{db}db"),
+            Channel::Reverb { rt60_s } => write!(f, "reverb_{rt60_s}s"),
+            Channel::Trim { top_db } => write!(f, "trim_{top_db}db"),
+        }
+    }
+}
+
+impl serde::Serialize for Channel {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Channel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Channel, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Channel {
+    /// Whether this channel changes nothing at `sample_rate` (a low-pass at or above Nyquist).
+    pub fn validate(&self, sample_rate: u32) -> std::result::Result<(), String> {
+        match *self {
+            Channel::Telephone if sample_rate as f32 <= 2.0 * TELEPHONE_BAND_HZ.1 => {
+                Err(format!("telephone: sample_rate {sample_rate} Hz is already telephone bandwidth"))
+            }
+            Channel::Lowpass { hz } if 2.0 * hz >= sample_rate as f32 => {
+                Err(format!("{self}: at sample_rate {sample_rate} Hz nothing lies above {hz} Hz"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
 
 /// How the features of one clip are computed. Mirrors `librosa.feature.mfcc` and friends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,11 +184,11 @@ pub struct FeaturesConfig {
     /// Augmented training copies of every clip (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment: Option<AudioAugment>,
-    /// A channel change applied to every clip before its features ([`crate::channel::Channel`]:
+    /// A channel change applied to every clip before its features ([`Channel`]:
     /// `telephone`, `lowpass_5500hz`, `noise_10db`, `gain_-20db`, `reverb_0.5s`), as the
     /// robustness suite hears the test clips; absent: the audio as recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel: Option<crate::channel::Channel>,
+    pub channel: Option<Channel>,
     /// The label set, in class order. Absent: the corpus convention's eight emotions, or a
     /// manifest's own labels in sorted order, after `label_map`. A clip whose label is not in the
     /// set is left out (counted as excluded).
@@ -180,7 +304,7 @@ impl AudioAugment {
         if self.lowpass > 0.0 && self.lowpass_hz.is_none() {
             return fail("lowpass_hz: give the cutoffs [low, high] in Hz that lowpass draws from".into());
         }
-        let min_hz = crate::channel::MIN_LOWPASS_HZ;
+        let min_hz = MIN_LOWPASS_HZ;
         if let Some([lo, _]) = self.lowpass_hz
             && lo < min_hz
         {
@@ -189,7 +313,7 @@ impl AudioAugment {
         if self.reverb > 0.0 && self.reverb_rt60_s.is_none() {
             return fail("reverb_rt60_s: give the RT60s [low, high] in seconds that reverb draws from".into());
         }
-        let rt60 = crate::channel::RT60_RANGE_S;
+        let rt60 = RT60_RANGE_S;
         if let Some([lo, hi]) = self.reverb_rt60_s
             && !(rt60.contains(&lo) && rt60.contains(&hi))
         {
@@ -201,9 +325,9 @@ impl AudioAugment {
             );
         }
         if let Some([lo, hi]) = self.trim_top_db
-            && !(lo > 0.0 && hi <= crate::channel::MAX_TRIM_DB)
+            && !(lo > 0.0 && hi <= MAX_TRIM_DB)
         {
-            return fail(format!("trim_top_db: [{lo}, {hi}] must lie within (0, {}] dB", crate::channel::MAX_TRIM_DB));
+            return fail(format!("trim_top_db: [{lo}, {hi}] must lie within (0, {}] dB", MAX_TRIM_DB));
         }
         if self.vtlp > 0.0 && self.vtlp_alpha.is_none() {
             return fail("vtlp_alpha: give the warp factors [low, high] that vtlp draws from (e.g. [0.9, 1.1])".into());
@@ -344,7 +468,7 @@ impl FeaturesConfig {
     /// Checks the values against each other; the message names the offending key.
     pub fn validate(&self) -> Result<()> {
         let fail = |msg: String| Err(Error::Config(msg));
-        if !crate::audio::SAMPLE_RATES.contains(&self.sample_rate) {
+        if !SAMPLE_RATES.contains(&self.sample_rate) {
             return fail(format!("sample_rate: {} Hz is outside 1000..=384000", self.sample_rate));
         }
         if self.n_fft < 16 || self.n_fft > 65_536 {
@@ -404,14 +528,12 @@ impl FeaturesConfig {
         if let Some(augment) = &self.augment {
             augment.validate()?;
             if augment.telephone > 0.0 {
-                crate::channel::Channel::Telephone
-                    .validate(self.sample_rate)
-                    .map_err(|m| Error::Config(format!("augment.{m}")))?;
+                Channel::Telephone.validate(self.sample_rate).map_err(|m| Error::Config(format!("augment.{m}")))?;
             }
             if let Some([_, hi]) = augment.lowpass_hz
                 && augment.lowpass > 0.0
             {
-                crate::channel::Channel::Lowpass { hz: hi }
+                Channel::Lowpass { hz: hi }
                     .validate(self.sample_rate)
                     .map_err(|m| Error::Config(format!("augment.lowpass_hz: {m}")))?;
             }
@@ -437,7 +559,7 @@ impl FeaturesConfig {
     /// Values per frame in the feature table: the spectral coefficients, their deltas, then the
     /// prosody channels.
     pub fn n_coeffs(&self) -> usize {
-        let prosody = if self.prosody.is_some() { crate::prosody::CHANNELS.len() } else { 0 };
+        let prosody = if self.prosody.is_some() { PROSODY_CHANNELS.len() } else { 0 };
         self.n_base_coeffs() * if self.deltas { 3 } else { 1 } + prosody
     }
 

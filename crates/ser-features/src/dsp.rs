@@ -21,26 +21,13 @@ use std::sync::Arc;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::config::{ClipNorm, FeatureKind, FeaturesConfig, PadMode};
+pub use crate::frames::{FeatureMatrix, centred_frame};
 use crate::prosody::Prosody;
 
 /// `power_to_db`'s `amin`: the smallest power kept before the logarithm.
 pub const AMIN: f32 = 1e-10;
 /// Width of the delta window in frames (librosa's default).
 pub const DELTA_WIDTH: usize = 9;
-
-/// A frames x coefficients matrix, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FeatureMatrix {
-    pub n_frames: usize,
-    pub n_coeffs: usize,
-    pub values: Vec<f32>,
-}
-
-impl FeatureMatrix {
-    pub fn frame(&self, frame_idx: usize) -> &[f32] {
-        &self.values[frame_idx * self.n_coeffs..(frame_idx + 1) * self.n_coeffs]
-    }
-}
 
 /// The features of one clip: the matrix as stored, and the frame count before pad or cut.
 #[derive(Debug, Clone, PartialEq)]
@@ -298,20 +285,6 @@ pub fn trim_span(samples: &[f32], top_db: f32, frame_length: usize, hop: usize) 
     match (mean_square.iter().position(|m| loud(*m)), mean_square.iter().rposition(|m| loud(*m))) {
         (Some(first), Some(last)) => (first * hop, ((last + 1) * hop).min(n)),
         _ => (0, n),
-    }
-}
-
-/// Frame `t` of a clip centred by `half` zeros on both sides: `padded[t * hop .. t * hop +
-/// out.len()]` with `padded = [0; half] ++ samples ++ [0; half]`, where `offset` is `t * hop`
-/// (librosa's `center=True` framing with `pad_mode="constant"`, the STFT's and YIN's).
-pub(crate) fn centred_frame(samples: &[f32], offset: usize, half: usize, out: &mut [f32]) {
-    let start = offset as isize - half as isize;
-    out.fill(0.0);
-    let from = start.max(0) as usize;
-    let to = ((start + out.len() as isize).max(0) as usize).min(samples.len());
-    if from < to {
-        let at = (from as isize - start) as usize;
-        out[at..at + (to - from)].copy_from_slice(&samples[from..to]);
     }
 }
 

@@ -14,6 +14,7 @@ pub mod channel;
 pub mod config;
 pub mod dsp;
 pub mod extract;
+pub mod frames;
 pub mod io;
 pub mod labels;
 pub mod prosody;

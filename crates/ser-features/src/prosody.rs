@@ -29,10 +29,9 @@ use std::sync::Arc;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 
 use crate::config::ProsodyConfig;
-use crate::dsp::{FeatureMatrix, centred_frame};
+use crate::frames::{FeatureMatrix, centred_frame};
 
-/// The prosody channels, in the order they follow the spectral coefficients of a frame.
-pub const CHANNELS: [&str; 4] = ["f0_semitones", "f0_relative", "periodicity", "zero_crossing_rate"];
+pub use crate::config::PROSODY_CHANNELS as CHANNELS;
 /// The pitch that `f0_semitones` counts from (A0; eGeMAPS's `F0semitoneFrom27.5Hz`).
 pub const F0_REFERENCE_HZ: f32 = 27.5;
 /// YIN's absolute threshold: the first trough below it is the period (librosa's default).

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use fs_err as fs;
 
-use crate::pipeline::{Pipeline, Stage};
 use crate::{Error, Result};
 
 /// Where the resolved params files of pipeline `name` live: `<artifacts>/<name>/pipeline/`.
@@ -37,23 +36,18 @@ pub fn read_pipeline(path: &Path, dir: &Path) -> Result<String> {
     Ok(fs::read_to_string(path)?)
 }
 
-/// Writes each stage's params file of `pipeline` into [`resolved_dir`], rewriting only the files
-/// whose content changed (so make re-runs only the stages whose params changed), and removes
-/// the files of stages it no longer has. Returns the files rewritten.
-pub fn write_resolved(pipeline: &Pipeline, artifacts: &Path) -> Result<Vec<PathBuf>> {
-    let dir = resolved_dir(artifacts, &pipeline.name);
-    fs::create_dir_all(&dir)?;
+/// Writes the resolved params files `files` (a file name, and its text or `None` for a stage the
+/// pipeline does not have) into `dir`, rewriting only the files whose content changed (so make
+/// re-runs only the stages whose params changed) and removing those of absent stages. Returns
+/// the files rewritten.
+pub fn write_resolved(dir: &Path, files: &[(String, Option<String>)]) -> Result<Vec<PathBuf>> {
+    fs::create_dir_all(dir)?;
     let mut written = Vec::new();
-    for stage in Stage::ALL {
-        let path = dir.join(stage.file_name());
-        match pipeline.sections.get(&stage) {
+    for (name, text) in files {
+        let path = dir.join(name);
+        match text {
             Some(text) => {
-                let text = format!(
-                    "# The {} params of pipeline {}, resolved by ser-pipeline: edit the pipeline's file, not this one.\n{text}",
-                    stage.key(),
-                    pipeline.name
-                );
-                if write_if_changed(&path, &text)? {
+                if write_if_changed(&path, text)? {
                     written.push(path);
                 }
             }

@@ -77,7 +77,8 @@ fn run(command: Command) -> Result<()> {
         Command::Plan(args) => {
             let all = plan::load_closure(&args.pipelines, &args.name)?;
             for pipeline in all.values() {
-                for path in io::write_resolved(pipeline, &args.artifacts)? {
+                let dir = io::resolved_dir(&args.artifacts, &pipeline.name);
+                for path in io::write_resolved(&dir, &pipeline.resolved_files())? {
                     tracing::info!("{}: changed", path.display());
                 }
             }
@@ -119,13 +120,12 @@ fn run(command: Command) -> Result<()> {
             }
         }
         Command::List(args) => {
+            let mut rows = Vec::new();
             for name in io::pipeline_names(&args.pipelines)? {
                 let pipeline = ser_pipeline::load(&args.pipelines, &name)?;
-                let base = pipeline
-                    .files
-                    .len()
-                    .checked_sub(2)
-                    .map(|i| pipeline.files[i].file_stem().unwrap_or_default().to_string_lossy().into_owned());
+                let base = pipeline.files.len().checked_sub(2).map_or(String::new(), |i| {
+                    format!("extends {}", pipeline.files[i].file_stem().unwrap_or_default().to_string_lossy())
+                });
                 let data: Vec<&str> = pipeline.data.iter().map(|d| d.name.as_str()).collect();
                 let folds = match (pipeline.n_folds(), pipeline.cross_validation()) {
                     (Some(k), _) => format!("{k} folds"),
@@ -136,11 +136,12 @@ fn run(command: Command) -> Result<()> {
                     .ensemble
                     .as_ref()
                     .map_or(String::new(), |e| format!(", ensemble of {}", e.seeds.len() + e.pipelines.len()));
-                println!(
-                    "{name:<28} {:<22} {:<16} {folds}{members}",
-                    base.map_or(String::new(), |b| format!("extends {b}")),
-                    data.join("+")
-                );
+                rows.push([name, base, data.join("+"), format!("{folds}{members}")]);
+            }
+            let width = |c: usize| rows.iter().map(|r| r[c].len()).max().unwrap_or(0);
+            let (w0, w1, w2) = (width(0), width(1), width(2));
+            for [name, base, data, folds] in rows {
+                println!("{name:<w0$}  {base:<w1$}  {data:<w2$}  {folds}");
             }
         }
     }

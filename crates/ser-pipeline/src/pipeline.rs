@@ -122,6 +122,24 @@ impl Pipeline {
         self.sections.contains_key(&stage)
     }
 
+    /// Each stage's resolved params file, as written under `artifacts/<name>/pipeline/`: its name
+    /// and its text, or `None` for a stage the pipeline does not have.
+    pub fn resolved_files(&self) -> Vec<(String, Option<String>)> {
+        Stage::ALL
+            .into_iter()
+            .map(|stage| {
+                let text = self.sections.get(&stage).map(|text| {
+                    format!(
+                        "# The {} params of pipeline {}, resolved by ser-pipeline: edit the pipeline's file, not this one.\n{text}",
+                        stage.key(),
+                        self.name
+                    )
+                });
+                (stage.file_name(), text)
+            })
+            .collect()
+    }
+
     /// The folds it trains and scores apart (`None`: one model, `artifacts/<name>/model`).
     pub fn n_folds(&self) -> Option<usize> {
         self.split.n_folds()
