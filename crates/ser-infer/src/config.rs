@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use std::time::Duration;
 
-use crate::server::ServeConfig;
+use serde::{Deserialize, Serialize};
+
 use crate::timeline::{DEFAULT_SILENCE_DBFS, WindowSettings};
 use crate::{DEFAULT_MAX_DURATION_S, Error, Result};
 
@@ -119,5 +120,54 @@ impl InferConfig {
     /// The window settings this file gives.
     pub fn windows(&self) -> WindowSettings {
         WindowSettings { window_s: self.window_s, hop_s: self.hop_s, silence_dbfs: Some(self.silence_dbfs) }
+    }
+}
+
+/// The service's limits.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServeConfig {
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Longest audio `/v1/predict` accepts, in seconds.
+    pub max_predict_s: f32,
+    /// Longest audio `/v1/timeline` accepts, in seconds.
+    pub max_timeline_s: f32,
+    /// Requests classified at once; more wait, up to `timeout`.
+    pub max_concurrent: usize,
+    /// A request that waits and runs longer than this gets 503 / 504.
+    pub timeout: Duration,
+    /// A request body that has not arrived whole after this long gets 408.
+    pub body_timeout: Duration,
+    /// The window and silence defaults of `/v1/predict`, `/v1/timeline` and `/v1/stream` (a
+    /// query's values win).
+    pub windows: WindowSettings,
+    /// Live streams (`/v1/stream`) open at once; one more is closed with 1013.
+    pub max_streams: usize,
+    /// Largest WebSocket message of a stream, in bytes; a larger one closes it with 1009.
+    pub max_stream_message_bytes: usize,
+    /// Longest stream, in seconds of audio; past it the stream is closed with 1008.
+    pub max_stream_s: f32,
+    /// A stream with no message for this long is closed with 1008.
+    pub stream_idle_timeout: Duration,
+    /// Origins besides the page's own that may open a stream (`*`: any).
+    pub allowed_origins: Vec<String>,
+}
+
+impl ServeConfig {
+    pub fn defaults() -> ServeConfig {
+        ServeConfig {
+            max_body_bytes: 50 << 20,
+            max_predict_s: 60.0,
+            max_timeline_s: 3600.0,
+            max_concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(10),
+            windows: WindowSettings::default(),
+            max_streams: 4,
+            max_stream_message_bytes: 1 << 20,
+            max_stream_s: 4.0 * 3600.0,
+            stream_idle_timeout: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod output;
 pub mod page;
 pub mod server;
 pub mod socket;
+mod state;
 pub mod stream;
 pub mod timeline;
 

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::output::segment_json;
-use crate::server::{ApiError, AppState};
+use crate::state::{ApiError, AppState};
 use crate::stream::{RawEncoding, StreamFormat, stream};
 use crate::timeline::WindowSettings;
 

@@ -103,6 +103,14 @@ fn is_zero(v: &f32) -> bool {
     *v == 0.0
 }
 
+/// A convolution's kernel: odd, for "same" padding is symmetric only then.
+pub fn check_kernel(name: &str, kernel: usize) -> Result<()> {
+    if kernel.is_multiple_of(2) {
+        return Err(Error::Config(format!("{name}: {kernel} must be odd (same padding is symmetric)")));
+    }
+    Ok(())
+}
+
 fn is_false(v: &bool) -> bool {
     !*v
 }
@@ -211,7 +219,7 @@ impl ModelConfig {
             }
         }
         for (name, k) in [("conv1_kernel", self.conv1_kernel), ("conv2_kernel", self.conv2_kernel)] {
-            crate::layers::Conv1d::check_kernel(name, k)?;
+            check_kernel(name, k)?;
         }
         for (name, p) in [
             ("dropout_conv", self.dropout_conv),

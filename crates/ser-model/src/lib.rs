@@ -15,6 +15,7 @@ pub mod average;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod graph;
 pub mod io;
 pub mod layers;
 pub mod linalg;

@@ -205,7 +205,7 @@ impl Network {
 
     /// Writes the inference forward into an ONNX graph, layer by layer, from the value named
     /// `input` (B, T, C); returns the name of the emotion logits (B, n_classes).
-    pub fn export_onnx(&self, graph: &mut crate::onnx::Graph, input: &str, weights: &Weights) -> Result<String> {
+    pub fn export_onnx(&self, graph: &mut crate::graph::Graph, input: &str, weights: &Weights) -> Result<String> {
         let mut shape = self.input;
         let mut x = input.to_string();
         for layer in &self.layers {

@@ -7,8 +7,8 @@ use candle_core::{D, Tensor};
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
 use crate::Result;
+use crate::graph::{Attr, Graph, transpose};
 use crate::linalg::{Threads, column_sums, linear, linear_input_grad, linear_weight_grad};
-use crate::onnx::{Attr, Graph, transpose};
 use crate::params::{Gradients, Init, ParamId, Weights};
 
 #[derive(Debug)]

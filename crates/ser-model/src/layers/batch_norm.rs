@@ -7,7 +7,7 @@ use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
 use crate::Result;
-use crate::onnx::Graph;
+use crate::graph::Graph;
 use crate::params::{Gradients, Init, ParamId, Weights};
 
 /// Keras's BatchNormalization epsilon (candle's default is 1e-5).

@@ -11,8 +11,8 @@ use super::recurrence::{
 };
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
 use crate::Result;
+use crate::graph::{Attr, Graph};
 use crate::linalg::{Threads, linear, linear_input_grad, linear_weight_grad};
-use crate::onnx::{Attr, Graph};
 use crate::params::{Gradients, Init, ParamId, Weights};
 
 /// One direction's parameter gradients.

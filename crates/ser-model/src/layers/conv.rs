@@ -7,10 +7,10 @@
 use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
+use crate::Result;
+use crate::graph::{Attr, Graph};
 use crate::linalg::{Threads, View, column_sums, linear, linear_input_grad, linear_weight_grad, matmul, rows};
-use crate::onnx::{Attr, Graph};
 use crate::params::{Gradients, Init, ParamId, Weights};
-use crate::{Error, Result};
 
 #[derive(Debug)]
 pub struct Conv1d {
@@ -25,19 +25,11 @@ impl Conv1d {
     /// `{name}.weight`, `{name}.bias`.
     pub fn new(input: &mut LayerInput, name: &str, out_channels: usize, kernel: usize) -> Result<Conv1d> {
         let (_, in_channels) = input.sequence(name)?;
-        Conv1d::check_kernel(name, kernel)?;
+        crate::config::check_kernel(name, kernel)?;
         let fans = Init::GlorotUniform { fan_in: in_channels * kernel, fan_out: out_channels * kernel };
         let weight = input.param(format!("{name}.weight"), vec![out_channels, in_channels, kernel], fans);
         let bias = input.param(format!("{name}.bias"), vec![out_channels], Init::Zeros);
         Ok(Conv1d { weight, bias, in_channels, out_channels, kernel })
-    }
-
-    /// "Same" padding is symmetric only for an odd kernel.
-    pub fn check_kernel(name: &str, kernel: usize) -> Result<()> {
-        if kernel.is_multiple_of(2) {
-            return Err(Error::Config(format!("{name}: {kernel} must be odd (same padding is symmetric)")));
-        }
-        Ok(())
     }
 
     /// Row (b, t) of the result: input steps `t - k/2 ..= t + k/2` of clip b, column `c k + j` =

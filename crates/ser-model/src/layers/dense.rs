@@ -3,8 +3,8 @@
 use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
+use crate::graph::{Attr, Graph, transpose};
 use crate::linalg::{Threads, column_sums, linear, linear_input_grad, linear_weight_grad};
-use crate::onnx::{Attr, Graph, transpose};
 use crate::params::{Gradients, Init, ParamId, Weights};
 use crate::{Error, Result};
 

@@ -8,7 +8,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Activations, Layer, Pass, Saved, Shape, unsave};
 use crate::Result;
-use crate::onnx::Graph;
+use crate::graph::Graph;
 use crate::params::{Gradients, Weights};
 
 /// The dropout masks of a training run: a ChaCha stream, reseeded each epoch.

@@ -31,7 +31,7 @@ pub use dropout::{Dropout, MaskStream};
 pub use pool::MaxPool;
 pub use relu::Relu;
 
-use crate::onnx::Graph;
+use crate::graph::Graph;
 use crate::params::{Gradients, Init, ParamId, ParamSpec, Weights};
 use crate::{Error, Result};
 

@@ -4,7 +4,7 @@
 use candle_core::Tensor;
 
 use super::{Activations, Layer, LayerInput, Pass, Saved, Shape, unsave};
-use crate::onnx::{Attr, Graph};
+use crate::graph::{Attr, Graph};
 use crate::params::{Gradients, Weights};
 use crate::{Error, Result};
 

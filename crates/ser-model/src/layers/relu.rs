@@ -4,7 +4,7 @@ use candle_core::Tensor;
 
 use super::{Activations, Layer, Pass, Saved, Shape, unsave};
 use crate::Result;
-use crate::onnx::Graph;
+use crate::graph::Graph;
 use crate::params::{Gradients, Weights};
 
 #[derive(Debug)]
