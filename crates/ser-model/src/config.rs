@@ -64,8 +64,9 @@ pub struct ModelConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_average: Option<f64>,
     /// Several corpora in one model: each corpus weighs the same in the loss, whatever its number
-    /// of clips ("balanced" over the training part's corpora, as `class_weights` over classes).
-    /// Absent: every clip weighs the same.
+    /// of clips ("balanced" over the training part's corpora, as `class_weights` over classes),
+    /// and in the validation figures that choose the epoch (the mean of each corpus's). Absent:
+    /// every clip weighs the same.
     #[serde(default, skip_serializing_if = "is_false")]
     pub corpus_weights: bool,
     /// Several corpora in one model: each clip's softmax (and its label smoothing) runs over the

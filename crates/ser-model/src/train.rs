@@ -190,18 +190,37 @@ fn resume_point(
     Ok(Some(saved))
 }
 
-/// Validation loss and scores of standardised clips with `weights`.
+/// Validation loss and scores of standardised clips with `weights`; with `by_corpus` (and
+/// clips of several corpora), the mean of each corpus's, as `corpus_weights` weighs the loss, so
+/// that the largest corpus does not choose the epoch alone.
 fn evaluate(
     network: &Network,
     weights: &Weights,
     device: &Device,
     data: &Dataset,
     targets: &[u32],
+    by_corpus: bool,
 ) -> Result<(f64, Scores)> {
     let device_params = upload(network, weights, device)?;
     let probs = probabilities(network, weights, device_params.as_deref(), &data.features, data.len())?;
     let predicted: Vec<u32> = probs.iter().map(|p| argmax(p) as u32).collect();
-    Ok((log_loss(&probs, targets), scores(targets, &predicted, network.n_classes())))
+    let corpora = crate::data::Corpora::of(data, targets, network.n_classes());
+    if !by_corpus || corpora.names.len() < 2 {
+        return Ok((log_loss(&probs, targets), scores(targets, &predicted, network.n_classes())));
+    }
+    let n = corpora.names.len() as f64;
+    let (mut loss, mut mean) = (0.0, Scores { accuracy: 0.0, macro_f1: 0.0, uar: 0.0 });
+    for c in 0..corpora.names.len() as u32 {
+        let rows: Vec<usize> = (0..targets.len()).filter(|&i| corpora.index[i] == c).collect();
+        let pick = |v: &[u32]| rows.iter().map(|&i| v[i]).collect::<Vec<u32>>();
+        let p: Vec<Vec<f32>> = rows.iter().map(|&i| probs[i].clone()).collect();
+        let s = scores(&pick(targets), &pick(&predicted), network.n_classes());
+        loss += log_loss(&p, &pick(targets)) / n;
+        mean.accuracy += s.accuracy / n;
+        mean.macro_f1 += s.macro_f1 / n;
+        mean.uar += s.uar / n;
+    }
+    Ok((loss, mean))
 }
 
 /// Trains the network. With `options.out_dir`, writes a resume point after every epoch and the
@@ -377,7 +396,7 @@ pub fn train(
         // What validation scores and the checkpoint keeps: the average when there is one.
         let kept = point.average.as_ref().map_or(&point.weights, WeightAverage::weights);
         let validated =
-            if fixed_epochs { None } else { Some(evaluate(&network, kept, device, &val_set, &val_targets)?) };
+            if fixed_epochs { None } else { Some(evaluate(&network, kept, device, &val_set, &val_targets, config.corpus_weights)?) };
         let state = &mut point.meta.state;
         let record = EpochRecord {
             epoch: epoch + 1,
