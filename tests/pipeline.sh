@@ -18,6 +18,8 @@
 #   5. make data: an offline download stops with advice; a damaged download is refused (RAVDESS
 #      and nEMO); nEMO's names and data.tsv read by --corpus nemo
 #   6. make clean P=demo removes the demo's outputs alone; make clean-all removes every pipeline's
+#      outputs
+#   7. every make goal, pipeline, binary command and flag the README and docs/ show exists
 # PROFILE picks the binaries (default test-release, which `make test-cargo` has built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -230,7 +232,7 @@ RV=$W/artifacts/kfold/robustness-val
     && pass "make robustness PART=val scores the validation part, clean and through each channel" \
     || fail "make robustness PART=val: $(cat "$RV/robustness.md" 2>/dev/null)"
 # Trained on every clip for a fixed number of epochs; its eval is the 4-fold figure it stands on.
-printf 'extends: kfold\nsplit: !replace {kind: all, cross_validation: kfold}\nmodel: {early_stopping_on: none}\n' \
+printf 'extends: kfold\nsplit: !replace {kind: all, cross_validation: kfold}\nmodel: {early_stopping_on: none}\ntune: null\n' \
     >"$W/pipelines/kfold-deploy.yaml"
 mk P=kfold-deploy eval >"$W/deploy.log" 2>&1 || { tail -n 30 "$W/deploy.log"; fail "make eval P=kfold-deploy"; }
 D=$W/artifacts/kfold-deploy
@@ -240,6 +242,12 @@ cv_n=$(grep -o '"n": *[0-9]*' "$W/artifacts/kfold/eval/metrics.json" | sed -n 1p
 grep -q 'cross-validation of kfold' "$D/eval/report.md" && [ "$(grep -o '"n": *[0-9]*' "$D/eval/metrics.json" | sed -n 1p)" = "$cv_n" ] \
     && pass "make eval of the deployment pipeline reports kfold's cross-validated figure" || fail "deployment eval: $(head -n 5 "$D/eval/report.md")"
 mk -q P=kfold-deploy eval && pass "make -q: the deployment pipeline is up to date after its eval" || fail "make -q P=kfold-deploy eval: out of date"
+out=$(mk P=kfold-deploy robustness 2>&1) && fail "make robustness of a pipeline with no test part succeeded" \
+    || { echo "$out" | grep -q 'has no test part; its robustness is that of its folds: make robustness P=kfold' \
+        && pass "make robustness of the deployment pipeline points to its folds' pipeline" || fail "make robustness P=kfold-deploy said: $out"; }
+out=$(mk P=kfold-deploy tune 2>&1) && fail "make tune of a pipeline with no tune section succeeded" \
+    || { echo "$out" | grep -q 'pipeline kfold-deploy has no tune section' \
+        && pass "make tune of a pipeline with no tune section says so" || fail "make tune P=kfold-deploy said: $out"; }
 
 echo "== ensembles"
 # ensemble.yaml: each fold's checkpoint is the mean of members trained with each seed.
@@ -410,6 +418,13 @@ for r in t:
     assert r["label"] in ("angry", "sad", "neutral", "happy"), r
     assert r["statement"] == "Zdanie numer %s." % r["clip_id"].rsplit("_", 1)[1], r
 PY
+
+echo "== the documentation's commands"
+# Each make goal, pipeline, binary command and flag that README.md and docs/ show exists as
+# written (the goals themselves run above, on the demo).
+mk $(for b in ser-features ser-model ser-tune ser-eval ser-infer ser-pipeline; do echo "target/$PROFILE/$b"; done) >/dev/null 2>&1
+"${SER_PYTHON:-python3}" tests/doc_commands.py "target/$PROFILE" README.md docs/ ARCHITECTURE.md pipelines/README.md \
+    >"$W/doc-commands.log" 2>&1 && pass "$(tail -n1 "$W/doc-commands.log")" || { cat "$W/doc-commands.log"; fail "the documentation shows commands that do not exist"; }
 
 echo "== make clean removes one pipeline's outputs"
 mkdir -p "$W/artifacts/other/model" "$W/data/features/other"

@@ -89,7 +89,8 @@ else
     fail "trials.csv differs:"; diff <(strip_seconds "$LT/trials.csv") <(strip_seconds "$ST/trials.csv") || true
 fi
 mk slurm -q features tune SCHEDULER=slurm SHARDS="$SHARDS" && pass "make -q: the Slurm-made outputs are up to date" \
-    || fail "make considers the Slurm-made outputs out of date"
+    || { fail "make considers the Slurm-made outputs out of date; make -n would run:"
+        mk slurm -n features tune SCHEDULER=slurm SHARDS="$SHARDS" 2>&1 | head -n 20; }
 
 echo "== trainings: one machine vs one Slurm array"
 mk local P=folds-ens train >"$W/local-train.log" 2>&1 || { tail -n 30 "$W/local-train.log"; fail "single-machine training"; }
@@ -106,7 +107,8 @@ done
 [ "$same" = 8 ] && pass "every checkpoint (6 trained, 2 ensembles) byte-identical to the single-machine run" \
     || fail "$same of 8 checkpoints identical to the single-machine run"
 mk slurm -q P=folds-ens train SCHEDULER=slurm && pass "make -q: the Slurm-trained checkpoints are up to date" \
-    || fail "make considers the Slurm-trained checkpoints out of date"
+    || { fail "make considers the Slurm-trained checkpoints out of date; make -n would run:"
+        mk slurm -n P=folds-ens train SCHEDULER=slurm 2>&1 | head -n 20; }
 
 echo "== a failing task, and re-submitting it alone"
 R=$W/launcher

@@ -11,10 +11,12 @@ use ser_eval::io::{read_json, write_atomic};
 use ser_eval::report::{EvalInputs, run_eval};
 
 const EXAMPLES: &str = "\
-Examples:
-  ser-eval report --config pipelines/ravdess/eval.yaml \\
-      --predictions artifacts/ravdess/predictions/predictions.parquet \\
+Examples (a stage's params: the file make writes from the pipeline, artifacts/<pipeline>/pipeline/<stage>.yaml,
+or `ser-pipeline show <pipeline> --stage <stage>`):
+  ser-eval report --predictions artifacts/ravdess/predictions/predictions.parquet \\
       --checkpoint artifacts/ravdess/model --out artifacts/ravdess/eval
+  ser-eval report --config artifacts/ravdess-to-nemo/pipeline/eval.yaml \\
+      --predictions artifacts/ravdess-to-nemo/predictions/predictions.parquet --out artifacts/ravdess-to-nemo/eval
   ser-eval report --config eval.yaml --predictions seed42.parquet seed43.parquet seed44.parquet --out eval/seeds
   ser-eval compare artifacts/ravdess/eval artifacts/ravdess-speaker/eval
 

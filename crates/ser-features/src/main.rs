@@ -16,12 +16,13 @@ use ser_features::split::{ClipKey, make_splits};
 use ser_features::{audio, dsp, io, synth};
 
 const EXAMPLES: &str = "\
-Examples:
+Examples (a stage's params: the file make writes from the pipeline, artifacts/<pipeline>/pipeline/<stage>.yaml,
+or `ser-pipeline show <pipeline> --stage <stage>`):
   ser-features synth --out data/raw/demo --speakers 8 --seed 7
-  ser-features extract --config pipelines/ravdess/features.yaml --in data/raw/ravdess --out data/features/ravdess/features.parquet
-  ser-features extract --config pipelines/ravdess/features.yaml --in data/raw/ravdess --channel noise_10db --out /tmp/noisy.parquet
-  ser-features split --config pipelines/ravdess/split.yaml --features data/features/ravdess/features.parquet --out data/features/ravdess/splits.parquet
-  ser-features features --config pipelines/ravdess/features.yaml clip.wav --out clip.npy
+  ser-features extract --config artifacts/ravdess/pipeline/features.yaml --in data/raw/ravdess --out data/features/ravdess/features.parquet
+  ser-features extract --config artifacts/ravdess/pipeline/features.yaml --in data/raw/ravdess --channel noise_10db --out /tmp/noisy.parquet
+  ser-features split --config artifacts/ravdess/pipeline/split.yaml --features data/features/ravdess/features.parquet --out data/features/ravdess/splits.parquet
+  ser-features features --config artifacts/ravdess/pipeline/features.yaml clip.wav --out clip.npy
 
 Exit status: 0 success, 1 failure, 2 usage error.";
 

@@ -99,7 +99,13 @@ fn main() {
         .iter()
         .map(|r| ClipKey { clip_id: &r.clip_id, corpus: &r.corpus, speaker: &r.speaker, label: r.label.as_deref() })
         .collect();
-    let split_config = ser_features::read_split_config(&root.join("pipelines/ravdess/split.yaml")).unwrap();
+    // The reference protocol's split: the split section of pipelines/ravdess.yaml, a base
+    // pipeline (it extends none, so its section is the whole of it).
+    let pipeline: yaml_serde::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(root.join("pipelines/ravdess.yaml")).unwrap()).unwrap();
+    assert!(pipeline.get("extends").is_none(), "pipelines/ravdess.yaml extends another: resolve it with ser-pipeline");
+    let split_config =
+        ser_features::SplitConfig::from_yaml(&yaml_serde::to_string(&pipeline["split"]).unwrap()).unwrap();
     let splits = make_splits(&keys, &split_config, &table.config.hash(), None).unwrap();
     let train_set = data::part(&table, &splits, 0, SplitPart::Train).unwrap();
     let val_set = data::part(&table, &splits, 0, SplitPart::Val).unwrap();

@@ -14,15 +14,16 @@ use ser_model::train::{EpochReporter, Resume, TrainData, TrainOptions};
 use ser_model::{data, io, predict};
 
 const EXAMPLES: &str = "\
-Examples:
-  ser-model train --config pipelines/ravdess/model.yaml --features data/features/ravdess/features.parquet \\
+Examples (a stage's params: the file make writes from the pipeline, artifacts/<pipeline>/pipeline/<stage>.yaml,
+or `ser-pipeline show <pipeline> --stage <stage>`):
+  ser-model train --config artifacts/ravdess/pipeline/model.yaml --features data/features/ravdess/features.parquet \\
       --splits data/features/ravdess/splits.parquet --out artifacts/ravdess/model
   ser-model train ... --resume          # continue an interrupted run in the same --out
   ser-model train ... --resume-if-interrupted   # the same, or train anew if --out holds no such run (make)
   ser-model predict --checkpoint artifacts/ravdess/model --features data/features/ravdess/features.parquet \\
       --splits data/features/ravdess/splits.parquet --part test --out artifacts/ravdess/predictions/predictions.parquet
   ser-model export --checkpoint artifacts/ravdess/model --out artifacts/ravdess/model.onnx
-  ser-model ensemble --config pipelines/ravdess-deploy/ensemble.yaml --out artifacts/ravdess-deploy/model \\
+  ser-model ensemble --config artifacts/ravdess-deploy/pipeline/ensemble.yaml --out artifacts/ravdess-deploy/model \\
       artifacts/ravdess-deploy/members/seed-42 artifacts/ravdess-deploy/members/seed-43 \\
       artifacts/ravdess-deploy/members/seed-44 artifacts/ravdess-deploy-room/model \\
       artifacts/ravdess-deploy-trim/model artifacts/ravdess-deploy-gain/model

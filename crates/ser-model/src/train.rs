@@ -395,8 +395,11 @@ pub fn train(
         }
         // What validation scores and the checkpoint keeps: the average when there is one.
         let kept = point.average.as_ref().map_or(&point.weights, WeightAverage::weights);
-        let validated =
-            if fixed_epochs { None } else { Some(evaluate(&network, kept, device, &val_set, &val_targets, config.corpus_weights)?) };
+        let validated = if fixed_epochs {
+            None
+        } else {
+            Some(evaluate(&network, kept, device, &val_set, &val_targets, config.corpus_weights)?)
+        };
         let state = &mut point.meta.state;
         let record = EpochRecord {
             epoch: epoch + 1,
