@@ -11,8 +11,9 @@ use ser_eval::io::{read_json, write_atomic};
 use ser_eval::report::{EvalInputs, run_eval};
 
 const EXAMPLES: &str = "\
-Examples (a stage's params: the file make writes from the pipeline, artifacts/<pipeline>/pipeline/<stage>.yaml,
-or `ser-pipeline show <pipeline> --stage <stage>`):
+Examples:
+  # --config: a stage's params as make writes them, artifacts/<pipeline>/pipeline/<stage>.yaml
+  # (or: ser-pipeline show <pipeline> --stage <stage>)
   ser-eval report --predictions artifacts/ravdess/predictions/predictions.parquet \\
       --checkpoint artifacts/ravdess/model --out artifacts/ravdess/eval
   ser-eval report --config artifacts/ravdess-to-nemo/pipeline/eval.yaml \\

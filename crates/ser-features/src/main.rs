@@ -16,8 +16,9 @@ use ser_features::split::{ClipKey, make_splits};
 use ser_features::{audio, dsp, io, synth};
 
 const EXAMPLES: &str = "\
-Examples (a stage's params: the file make writes from the pipeline, artifacts/<pipeline>/pipeline/<stage>.yaml,
-or `ser-pipeline show <pipeline> --stage <stage>`):
+Examples:
+  # --config: a stage's params as make writes them, artifacts/<pipeline>/pipeline/<stage>.yaml
+  # (or: ser-pipeline show <pipeline> --stage <stage>)
   ser-features synth --out data/raw/demo --speakers 8 --seed 7
   ser-features extract --config artifacts/ravdess/pipeline/features.yaml --in data/raw/ravdess --out data/features/ravdess/features.parquet
   ser-features extract --config artifacts/ravdess/pipeline/features.yaml --in data/raw/ravdess --channel noise_10db --out /tmp/noisy.parquet

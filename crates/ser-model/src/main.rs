@@ -14,8 +14,9 @@ use ser_model::train::{EpochReporter, Resume, TrainData, TrainOptions};
 use ser_model::{data, io, predict};
 
 const EXAMPLES: &str = "\
-Examples (a stage's params: the file make writes from the pipeline, artifacts/<pipeline>/pipeline/<stage>.yaml,
-or `ser-pipeline show <pipeline> --stage <stage>`):
+Examples:
+  # --config: a stage's params as make writes them, artifacts/<pipeline>/pipeline/<stage>.yaml
+  # (or: ser-pipeline show <pipeline> --stage <stage>)
   ser-model train --config artifacts/ravdess/pipeline/model.yaml --features data/features/ravdess/features.parquet \\
       --splits data/features/ravdess/splits.parquet --out artifacts/ravdess/model
   ser-model train ... --resume          # continue an interrupted run in the same --out

@@ -10,8 +10,9 @@ use ser_tune::trials::{SearchData, SearchOptions};
 use ser_tune::{TuneConfig, merge, run_search};
 
 const EXAMPLES: &str = "\
-Examples (a stage's params: the file make writes from the pipeline, artifacts/<pipeline>/pipeline/<stage>.yaml,
-or `ser-pipeline show <pipeline> --stage <stage>`):
+Examples:
+  # --config: a stage's params as make writes them, artifacts/<pipeline>/pipeline/<stage>.yaml
+  # (or: ser-pipeline show <pipeline> --stage <stage>)
   ser-tune run --config artifacts/ravdess/pipeline/tune.yaml --base artifacts/ravdess/pipeline/model.yaml \\
       --features data/features/ravdess/features.parquet --splits data/features/ravdess/splits.parquet \\
       --out artifacts/ravdess/tune --jobs 2
