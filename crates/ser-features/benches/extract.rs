@@ -13,7 +13,11 @@ use std::process::Command;
 use std::time::Instant;
 
 fn env_path(name: &str, default: &str) -> PathBuf {
-    std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(default))
+    // cargo bench runs in the crate's folder: a relative path is meant from the workspace root,
+    // where make runs.
+    std::env::var_os(name)
+        .map(|v| Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(v))
+        .unwrap_or_else(|| PathBuf::from(default))
 }
 
 /// Peak resident memory of the largest child waited for so far, in MiB.

@@ -23,7 +23,11 @@ use ser_model::step::Engine;
 use ser_model::train::{EpochReporter, TrainData, TrainOptions, train};
 
 fn env_path(name: &str, default: &Path) -> PathBuf {
-    std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| default.to_path_buf())
+    // cargo bench runs in the crate's folder: a relative path is meant from the workspace root,
+    // where make runs.
+    std::env::var_os(name)
+        .map(|v| Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(v))
+        .unwrap_or_else(|| default.to_path_buf())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
