@@ -387,10 +387,10 @@ fn blocks(file: &MetricsFile, pictures: Vec<Block>, config: &EvalConfig) -> Vec<
         let dropped: Vec<String> = shared.dropped_labels.iter().map(|(l, n)| format!("{l} ({n} clips)")).collect();
         let _ = write!(
             intro,
-            " Scored on the {} classes {}: those the eval config names, or else those the model and the true labels share, \
+            " Scored on the {} classes ({}): those the eval config names, or else those the model and the true labels share, \
              the prediction the most probable of them; left out: the model's classes {} and the labels {}.",
             shared.kept.len(),
-            format!("({})", shared.kept.join(", ")),
+            shared.kept.join(", "),
             if shared.dropped_classes.is_empty() { "none".to_string() } else { shared.dropped_classes.join(", ") },
             if dropped.is_empty() { "none".to_string() } else { dropped.join(", ") }
         );

@@ -46,11 +46,8 @@ pub fn write_resolved(dir: &Path, files: &[(String, Option<String>)]) -> Result<
     for (name, text) in files {
         let path = dir.join(name);
         match text {
-            Some(text) => {
-                if write_if_changed(&path, text)? {
-                    written.push(path);
-                }
-            }
+            Some(text) if write_if_changed(&path, text)? => written.push(path),
+            Some(_) => {}
             None if path.exists() => fs::remove_file(&path)?,
             None => {}
         }

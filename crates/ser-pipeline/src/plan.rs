@@ -655,5 +655,5 @@ fn targets(text: &mut Text, p: &Pipeline) {
     ));
     let synthetic: Vec<String> =
         p.data.iter().filter(|s| s.synthetic).map(|s| format!("$(DATA)/raw/{}", s.name)).collect();
-    text.line(&format!("PLAN_CLEAN := {} {} {}", paths.feat_dir(), paths.out(), list(synthetic)).trim_end());
+    text.line(format!("PLAN_CLEAN := {} {} {}", paths.feat_dir(), paths.out(), list(synthetic)).trim_end());
 }
