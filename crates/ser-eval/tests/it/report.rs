@@ -292,15 +292,18 @@ fn another_corpus_is_scored_on_the_shared_classes() {
     std::fs::write(&config, "bootstrap_resamples: 0\nconfidence: 0.95\nseed: 3\ntop_confusions: 5\nclasses: shared\n")
         .unwrap();
     let out = dir.path().join("eval");
-    let output = ser_eval(&[
-        "report",
-        "--config",
-        config.to_str().unwrap(),
-        "--predictions",
-        path.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let run = |config: &std::path::Path| {
+        ser_eval(&[
+            "report",
+            "--config",
+            config.to_str().unwrap(),
+            "--predictions",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let output = run(&config);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let metrics: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("metrics.json")).unwrap()).unwrap();
@@ -318,17 +321,6 @@ fn another_corpus_is_scored_on_the_shared_classes() {
     // A list of classes: those scored; the clips of the others (here: neutral's) are left out.
     let four = dir.path().join("four.yaml");
     std::fs::write(&four, "bootstrap_resamples: 0\nclasses: [sad, angry, happy]\n").unwrap();
-    let run = |config: &std::path::Path| {
-        ser_eval(&[
-            "report",
-            "--config",
-            config.to_str().unwrap(),
-            "--predictions",
-            path.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-    };
     let output = run(&four);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let metrics: serde_json::Value =
