@@ -65,33 +65,23 @@ impl Loss<'_> {
     /// The smoothed cross-entropy of one head's `logits` (those `allowed`, or all) against class
     /// `y`; adds `scale` times its gradient to `d_logits` (none for the classes not allowed).
     fn cross_entropy(&self, logits: &[f32], y: u32, scale: f32, allowed: Option<&[bool]>, d_logits: &mut [f32]) -> f32 {
-        let Some(allowed) = allowed else {
-            let n = logits.len() as f32;
-            let (off, on) = (self.smoothing / n, 1.0 - self.smoothing + self.smoothing / n);
-            let target = |c: usize| if c == y as usize { on } else { off };
-            let log_z = log_sum_exp(logits);
-            for (c, (d, l)) in d_logits.iter_mut().zip(logits).enumerate() {
-                *d += scale * ((l - log_z).exp() - target(c));
-            }
-            // -sum_c q_c log p_c = log Z - sum_c q_c logit_c (the q_c sum to 1).
-            return log_z - logits.iter().enumerate().map(|(c, l)| target(c) * l).sum::<f32>();
-        };
-        debug_assert!(allowed[y as usize], "a clip's own class is one its corpus has");
-        let n = allowed.iter().filter(|&&a| a).count() as f32;
+        let kept = |c: usize| allowed.is_none_or(|a| a[c]);
+        debug_assert!(kept(y as usize), "a clip's own class is one its corpus has");
+        let n = (0..logits.len()).filter(|&c| kept(c)).count() as f32;
         let (off, on) = (self.smoothing / n, 1.0 - self.smoothing + self.smoothing / n);
         let target = |c: usize| if c == y as usize { on } else { off };
-        let kept: Vec<f32> = logits.iter().zip(allowed).filter(|(_, a)| **a).map(|(l, _)| *l).collect();
-        let log_z = log_sum_exp(&kept);
-        for (c, (d, l)) in d_logits.iter_mut().zip(logits).enumerate().filter(|(c, _)| allowed[*c]) {
+        let log_z = log_sum_exp(logits.iter().enumerate().filter(|&(c, _)| kept(c)).map(|(_, &l)| l));
+        for (c, (d, l)) in d_logits.iter_mut().zip(logits).enumerate().filter(|&(c, _)| kept(c)) {
             *d += scale * ((l - log_z).exp() - target(c));
         }
-        log_z - logits.iter().enumerate().filter(|(c, _)| allowed[*c]).map(|(c, l)| target(c) * l).sum::<f32>()
+        // -sum_c q_c log p_c = log Z - sum_c q_c logit_c (the q_c sum to 1).
+        log_z - logits.iter().enumerate().filter(|&(c, _)| kept(c)).map(|(c, l)| target(c) * l).sum::<f32>()
     }
 }
 
-fn log_sum_exp(row: &[f32]) -> f32 {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    max + row.iter().map(|v| (v - max).exp()).sum::<f32>().ln()
+fn log_sum_exp(row: impl Iterator<Item = f32> + Clone) -> f32 {
+    let max = row.clone().fold(f32::NEG_INFINITY, f32::max);
+    max + row.map(|v| (v - max).exp()).sum::<f32>().ln()
 }
 
 /// Softmax of each row of `logits` (B, n_classes).
@@ -99,7 +89,7 @@ pub fn softmax(logits: &[f32], n_classes: usize) -> Vec<Vec<f32>> {
     logits
         .chunks_exact(n_classes)
         .map(|row| {
-            let lz = log_sum_exp(row);
+            let lz = log_sum_exp(row.iter().copied());
             row.iter().map(|v| (v - lz).exp()).collect()
         })
         .collect()
