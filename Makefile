@@ -33,7 +33,7 @@ $(error PART=$(PART): use test or val)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: help build test test-cargo test-pipeline test-slurm test-browser demo ravdess features split tune tuned train predict eval infer onnx data data-ravdess data-nemo clean clean-all bench bench-features bench-train bench-infer robustness no-tune-section no-test-part
+.PHONY: help build test test-cargo test-pipeline test-slurm test-browser test-python demo ravdess model features split tune tuned train predict eval infer onnx data data-ravdess data-nemo clean clean-all bench bench-features bench-train bench-infer bench-python robustness no-tune-section no-test-part
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>.yaml, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -53,18 +53,22 @@ sources = $(shell find $(foreach c,$(1),crates/$(c)/src crates/$(c)/Cargo.toml) 
 $(BIN)/ser-%: $$(call sources,$$(call crates_of,ser-$$*))
 	$(CARGO) build --profile $(PROFILE) --quiet -p ser-$* --bin ser-$*
 	@touch $@
+# ser-infer holds the shipped model: the one folder under models/ with a model.json (its build.rs
+# finds it the same way).
+SHIPPED_MODEL := $(patsubst models/%/model.json,%,$(wildcard models/*/model.json))
+$(BIN)/ser-infer: $(wildcard models/$(SHIPPED_MODEL)/model.*)
 
 # The plan of pipeline P (ser-pipeline plan), remade when a pipeline file it was made from or the
 # planner changes; make then starts again with it. Goals that run no pipeline do without it.
 PLAN := $(ARTIFACTS)/$(P)/pipeline/plan.mk
-NO_PLAN_GOALS := help build test test-cargo test-pipeline test-slurm test-browser demo ravdess data data-ravdess data-nemo clean-all bench bench-features bench-train bench-infer
+NO_PLAN_GOALS := help build test test-cargo test-pipeline test-slurm test-browser test-python demo ravdess model data data-ravdess data-nemo clean-all bench bench-features bench-train bench-infer bench-python
 ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),help)),)
 include $(PLAN)
 endif
 $(PLAN): $(PIPELINES)/$(P).yaml $(BIN)/ser-pipeline
 	$(BIN)/ser-pipeline --quiet plan $(P) --pipelines $(PIPELINES) --artifacts $(ARTIFACTS) --out $@ >/dev/null
 
-test: test-cargo test-pipeline test-slurm test-browser ## run all tests: cargo's, the pipeline's make rules, Slurm array jobs, the live page in Chromium
+test: test-cargo test-pipeline test-slurm test-browser test-python ## run all tests: cargo's, the pipeline's make rules, Slurm array jobs, the live page in Chromium, the Python package
 
 test-cargo: ## the crates' tests (optimised profile: training is involved)
 	$(CARGO) test --workspace --profile test-release
@@ -75,6 +79,9 @@ test-browser: ## the live page in headless Chromium (fake microphone) vs ser-inf
 test-pipeline: ## make-level tests on a tiny pipeline: re-run rules, two runs identical, Python-written features
 	tests/pipeline.sh
 
+test-python: ## the Python package: its wheel (maturin) in a fresh venv, pytest against ser-infer and ser-features
+	tests/python.sh
+
 test-slurm: ## the demo's features, search and trainings as Slurm array jobs vs one machine (installs a local Slurm if it can)
 	tests/slurm.sh
 
@@ -84,6 +91,10 @@ demo: ## the main job on a synthetic corpus, no download: features, split, train
 
 ravdess: ## RAVDESS end to end (after make data): reference hyperparameters, then search + final model
 	$(MAKE) P=ravdess eval tuned
+
+model: ## retrain the shipped model (models/<name>) from its pipeline, P=<name>, and check it against its card (needs make data)
+	$(MAKE) P=$(SHIPPED_MODEL) train
+	scripts/ship-model $(ARTIFACTS)/$(SHIPPED_MODEL)/model models/$(SHIPPED_MODEL)
 
 data: data-ravdess data-nemo ## both corpora into data/raw (see data-ravdess, data-nemo)
 
@@ -132,6 +143,9 @@ bench-features: ## feature extraction, ser vs librosa reference, all of RAVDESS 
 
 bench-infer: ## one clip end to end vs the reference, batch throughput, stream real-time factor, HTTP load (needs make data)
 	$(CARGO) bench -p ser-infer --bench latency
+
+bench-python: ## the Python package's predict vs ser-infer predict on the same 200 clips (needs make data; builds the wheel)
+	tests/python.sh --bench
 
 bench-train: ## seconds per training epoch, ser vs Keras reference, and 1-clip forward latency
 	$(CARGO) bench -p ser-model --bench epoch

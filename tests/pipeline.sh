@@ -423,7 +423,7 @@ echo "== the documentation's commands"
 # Each make goal, pipeline, binary command and flag that README.md and docs/ show exists as
 # written (the goals themselves run above, on the demo).
 mk $(for b in ser-features ser-model ser-tune ser-eval ser-infer ser-pipeline; do echo "target/$PROFILE/$b"; done) >/dev/null 2>&1
-"${SER_PYTHON:-python3}" tests/doc_commands.py "target/$PROFILE" README.md docs/ ARCHITECTURE.md pipelines/README.md \
+"${SER_PYTHON:-python3}" tests/doc_commands.py "target/$PROFILE" README.md docs/ ARCHITECTURE.md pipelines/README.md models/ \
     >"$W/doc-commands.log" 2>&1 && pass "$(tail -n1 "$W/doc-commands.log")" || { cat "$W/doc-commands.log"; fail "the documentation shows commands that do not exist"; }
 
 echo "== make clean removes one pipeline's outputs"

@@ -63,6 +63,32 @@ impl Audio {
     pub fn duration_s(&self) -> f64 {
         self.samples.len() as f64 / self.sample_rate as f64
     }
+
+    /// Audio a caller already holds as samples (interleaved when `n_channels` > 1, in [-1, 1]),
+    /// checked as [`decode_audio`] checks a file's and averaged to mono the same way: refused
+    /// when empty, at a rate outside [`SAMPLE_RATES`], with a NaN or infinite sample, or longer
+    /// than `max_duration_s`.
+    pub fn from_samples(
+        interleaved: &[f32],
+        n_channels: u16,
+        sample_rate: u32,
+        max_duration_s: f32,
+    ) -> Result<Audio, AudioError> {
+        check_sample_rate(sample_rate)?;
+        if n_channels == 0 || interleaved.len() < n_channels as usize {
+            return Err(AudioError::NoSamples);
+        }
+        if let Some(i) = first_non_finite(interleaved) {
+            return Err(AudioError::NonFinite { frame: i / n_channels as usize });
+        }
+        let seconds = (interleaved.len() / n_channels as usize) as f64 / sample_rate as f64;
+        if seconds > max_duration_s as f64 {
+            return Err(AudioError::TooLong { seconds, max_seconds: max_duration_s });
+        }
+        let mut samples = Vec::with_capacity(interleaved.len() / n_channels as usize);
+        downmix(interleaved, n_channels as usize, &mut samples);
+        Ok(Audio { samples, sample_rate, n_channels })
+    }
 }
 
 /// An audio stream being decoded (symphonia): any container and codec it knows, detected from

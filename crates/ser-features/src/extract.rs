@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::audio::{Audio, AudioError, load_for_analysis};
+use crate::audio::{Audio, AudioError, decode_audio, resample};
 use crate::augment::augmented_copy;
 use crate::config::FeaturesConfig;
 use crate::dsp::{Analyzer, FeatureMatrix};
@@ -267,19 +267,28 @@ fn too_short(analyzer: &Analyzer, seconds: f64) -> AudioError {
     AudioError::TooShort { seconds, min_seconds: analyzer.min_samples() as f64 / analyzer.config().sample_rate as f64 }
 }
 
-/// A file's bytes decoded (the source audio), resampled for `analyzer`, at least one analysis
-/// frame long, and through the config's `channel` if it has one (its noise seeded by the file's
-/// `digest`).
+/// A file's bytes decoded (the source audio), then [`analysis_of`] it.
 fn analysis_samples(
     bytes: &[u8],
     digest: &[u8],
     analyzer: &Analyzer,
 ) -> std::result::Result<(Audio, Vec<f32>), AudioError> {
+    let audio = decode_audio(bytes, analyzer.config().max_duration_s)?;
+    let samples = analysis_of(&audio, digest, analyzer)?;
+    Ok((audio, samples))
+}
+
+/// Decoded audio resampled for `analyzer`, at least one analysis frame long, and through the
+/// config's `channel` if it has one (its noise seeded by `digest`).
+fn analysis_of(audio: &Audio, digest: &[u8], analyzer: &Analyzer) -> std::result::Result<Vec<f32>, AudioError> {
     let config = analyzer.config();
-    let (audio, mut samples) =
-        load_for_analysis(bytes, config.sample_rate, analyzer.min_samples(), config.max_duration_s)?;
+    let short = || too_short(analyzer, audio.duration_s());
+    if audio.duration_s() < analyzer.min_samples() as f64 / config.sample_rate as f64 {
+        return Err(short());
+    }
+    let mut samples = resample(&audio.samples, audio.sample_rate, config.sample_rate)?;
     if samples.len() < analyzer.min_samples() {
-        return Err(too_short(analyzer, audio.duration_s()));
+        return Err(short());
     }
     if let Some(channel) = &config.channel {
         samples = channel.apply(&samples, config.sample_rate, crate::channel::clip_seed(channel, digest))?;
@@ -288,7 +297,7 @@ fn analysis_samples(
             return Err(too_short(analyzer, samples.len() as f64 / config.sample_rate as f64));
         }
     }
-    Ok((audio, samples))
+    Ok(samples)
 }
 
 /// The features of one file's bytes, exactly as a feature-table row holds them (the input of a
@@ -297,6 +306,17 @@ pub fn file_features(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<F
     // The digest seeds a channel's noise; without a channel it is not needed.
     let digest = if analyzer.config().channel.is_some() { Sha256::digest(bytes).to_vec() } else { Vec::new() };
     Ok(analyzer.features(&analysis_samples(bytes, &digest, analyzer)?.1).matrix)
+}
+
+/// The features of audio already decoded ([`Audio::from_samples`]), as [`file_features`] gives
+/// them for a file that decodes to the same samples. `digest` seeds a config's `channel` noise
+/// (a file's is its SHA-256).
+pub fn audio_features(
+    audio: &Audio,
+    digest: &[u8],
+    analyzer: &Analyzer,
+) -> std::result::Result<FeatureMatrix, AudioError> {
+    Ok(analyzer.features(&analysis_of(audio, digest, analyzer)?).matrix)
 }
 
 /// The feature rows of one clip from its file bytes: the clip's, then those of its augmented

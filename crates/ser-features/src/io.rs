@@ -409,8 +409,8 @@ pub fn read_audio_file(path: &Path, max_duration_s: f32) -> std::result::Result<
 /// Reads and decodes an audio file ([`read_audio_file`], then [`crate::audio::decode_audio`]);
 /// the error names the file.
 pub fn read_audio(path: &Path, max_duration_s: f32) -> Result<crate::audio::Audio> {
-    let bytes =
-        read_audio_file(path, max_duration_s).map_err(|reason| Error::Rejected { path: path.to_path_buf(), reason })?;
+    let bytes = read_audio_file(path, max_duration_s)
+        .map_err(|reason| Error::Audio { path: path.to_path_buf(), source: crate::audio::AudioError::Read(reason) })?;
     crate::audio::decode_audio(&bytes, max_duration_s)
         .map_err(|source| Error::Audio { path: path.to_path_buf(), source })
 }

@@ -7,7 +7,7 @@
 //!   and classifying the same files as the reference's librosa load + MFCC + `model.predict`;
 //! - one clip end to end (read the file, decode, resample, MFCC, forward) on one core, ser vs the
 //!   reference's `predict_emotion` (`../shared/peer/infer_bench.py`), with the ratio of medians,
-//!   and the same for the deployment checkpoint when it exists (`BENCH_DEPLOY_CHECKPOINT`; an
+//!   and the same for the shipped model (or the checkpoint `BENCH_DEPLOY_CHECKPOINT` names; an
 //!   ensemble's first member alone is timed beside it, clip by clip, and so is a candidate
 //!   checkpoint named by `BENCH_CANDIDATE_CHECKPOINT`, with the ratio of their medians);
 //! - the real-time factor of the timeline/stream windows over a long recording;
@@ -429,13 +429,14 @@ fn main() {
     report["ser_clip_ms_p90"] = round(quantile(single.clone(), 0.9), 2).into();
     report["ser_clip_ms_p99"] = round(quantile(single, 0.99), 2).into();
 
-    // The same, with the checkpoint an application would ship (its network, attention pooling
-    // included, and every member of an ensemble), when it has been trained:
-    // BENCH_DEPLOY_CHECKPOINT, default artifacts/ravdess-deploy/model. Its budget is absolute
-    // (10 ms a clip on one core).
-    let deploy = env_path("BENCH_DEPLOY_CHECKPOINT", &root.join("artifacts/ravdess-deploy/model"));
-    if deploy.join("model.json").is_file() {
-        let shipped = Classifier::load(&deploy, &Device::Cpu).unwrap();
+    // The same, with the model an application gets: the shipped one (built in), or the
+    // checkpoint BENCH_DEPLOY_CHECKPOINT names (its network, attention pooling included, and
+    // every member of an ensemble). Its budget is absolute (10 ms a clip on one core).
+    {
+        let shipped = match std::env::var_os("BENCH_DEPLOY_CHECKPOINT") {
+            Some(_) => Classifier::load(&env_path("BENCH_DEPLOY_CHECKPOINT", &root), &Device::Cpu).unwrap(),
+            None => Classifier::shipped(&Device::Cpu).unwrap(),
+        };
         // An ensemble's first member alone, timed clip by clip beside it: what the members cost.
         let member = shipped.checkpoint().ensemble.as_ref().map(|e| {
             let source = Path::new(&e.members[0].source);
@@ -465,7 +466,8 @@ fn main() {
             }
             (times, member_times, candidate_times)
         });
-        report["deploy_checkpoint"] = deploy.display().to_string().into();
+        report["deploy_checkpoint"] = shipped.dir().display().to_string().into();
+        report["deploy_weights_sha256"] = shipped.weights_sha256().into();
         report["deploy_members"] = shipped.checkpoint().members.len().into();
         let deploy_median = quantile(times.clone(), 0.5);
         report["deploy_clip_ms_median"] = round(deploy_median, 2).into();

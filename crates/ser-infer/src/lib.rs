@@ -1,7 +1,7 @@
 //! ser-infer: emotions for new audio from a checkpoint.
 //!
 //! Load once, predict many: [`Classifier::load`] reads a checkpoint directory (ser-model's file
-//! contract) and computes features through `ser_features` with exactly the config recorded in its
+//! contract), [`Classifier::shipped`] the model built in ([`shipped`]), and each computes features through `ser_features` with exactly the config recorded in its
 //! `model.json`; nothing here copies the feature code or a layer. On the CPU the network runs
 //! ser-model's CPU forward. A `Classifier` is `Send + Sync`: share it across threads (an `Arc`)
 //! for concurrent requests.
@@ -15,6 +15,7 @@ pub mod files;
 pub mod output;
 pub mod page;
 pub mod server;
+pub mod shipped;
 pub mod socket;
 mod state;
 pub mod stream;
@@ -105,9 +106,26 @@ impl Classifier {
     /// Loads `model.json` and `model.safetensors` from a checkpoint directory (a trained one or
     /// an ensemble).
     pub fn load(dir: &Path, device: &Device) -> Result<Classifier> {
-        let checkpoint = ser_model::io::read_checkpoint(dir, device)?;
+        Ok(Classifier::from_checkpoint(ser_model::io::read_checkpoint(dir, device)?))
+    }
+
+    /// The model ser ships ([`shipped::DIR`]), built into this library; an error that says so
+    /// in a build without it.
+    pub fn shipped(device: &Device) -> Result<Classifier> {
+        shipped::load(device)
+    }
+
+    /// The checkpoint in `dir`, or the shipped model when `dir` is `None`.
+    pub fn load_or_shipped(dir: Option<&Path>, device: &Device) -> Result<Classifier> {
+        match dir {
+            Some(dir) => Classifier::load(dir, device),
+            None => Classifier::shipped(device),
+        }
+    }
+
+    pub fn from_checkpoint(checkpoint: Checkpoint) -> Classifier {
         let analyzer = Analyzer::new(checkpoint.features_config());
-        Ok(Classifier { checkpoint, analyzer })
+        Classifier { checkpoint, analyzer }
     }
 
     pub fn labels(&self) -> &[String] {
@@ -124,8 +142,14 @@ impl Classifier {
         &self.checkpoint
     }
 
+    /// The checkpoint's directory ([`shipped::DIR`] for the shipped model).
     pub fn dir(&self) -> &Path {
         &self.checkpoint.dir
+    }
+
+    /// The SHA-256 of the weights (`model.safetensors`) that answer.
+    pub fn weights_sha256(&self) -> &str {
+        &self.checkpoint.weights_sha256
     }
 
     /// Seconds of audio the network sees at once (`frames` x hop / rate), or `None` for a

@@ -10,15 +10,15 @@ use ser_infer::config::{Format, InferConfig};
 use ser_infer::output::{prediction_header, prediction_row, segment_header, segment_row};
 use ser_infer::stream::{RawEncoding, StreamFormat, stream};
 use ser_infer::timeline::Span;
-use ser_infer::{Classifier, TimelineConfig, WindowSettings, timeline};
+use ser_infer::{Classifier, TimelineConfig, WindowSettings, shipped, timeline};
 
 const EXAMPLES: &str = "\
 Examples:
-  ser-infer predict --checkpoint artifacts/ravdess/model clip.wav more/ 'calls/*.wav'
+  ser-infer predict clip.wav more/ 'calls/*.wav'          (the shipped model)
   ser-infer predict --checkpoint artifacts/ravdess/model --format jsonl recordings/ > emotions.jsonl
-  ser-infer timeline --checkpoint artifacts/ravdess/model meeting.wav --format csv
-  arecord -f S16_LE -r 48000 -c 1 -t raw | ser-infer stream --checkpoint artifacts/ravdess/model \\
-      --raw s16le --sample-rate 48000
+  ser-infer timeline meeting.wav --format csv
+  arecord -f S16_LE -r 48000 -c 1 -t raw | ser-infer stream --raw s16le --sample-rate 48000
+  ser-infer serve --addr 127.0.0.1:8080                    (the live page at http://127.0.0.1:8080/)
 
 Exit status: 0 success, 1 failure (for predict: any input failed; the others are still printed),
 2 usage error.";
@@ -88,9 +88,11 @@ struct ServeArgs {
 
 #[derive(Debug, Args)]
 struct ModelArgs {
-    /// The checkpoint directory (ser-model train's --out).
-    #[arg(long)]
-    checkpoint: PathBuf,
+    #[arg(long, help = with_default(
+        "The checkpoint directory (ser-model train's --out, or an ensemble's)",
+        format!("the shipped model, {}, built into this binary", shipped::DIR),
+    ))]
+    checkpoint: Option<PathBuf>,
     #[command(flatten)]
     device: ser_cli::DeviceArgs,
 }
@@ -98,8 +100,10 @@ struct ModelArgs {
 impl ModelArgs {
     fn load(&self) -> anyhow::Result<Classifier> {
         let device = ser_model::select_device(self.device.wants_cuda())?;
-        Classifier::load(&self.checkpoint, &device)
-            .with_context(|| format!("loading checkpoint {}", self.checkpoint.display()))
+        let classifier = Classifier::load_or_shipped(self.checkpoint.as_deref(), &device).with_context(|| {
+            format!("loading checkpoint {}", self.checkpoint.as_deref().unwrap_or(shipped::DIR.as_ref()).display())
+        })?;
+        Ok(classifier)
     }
 }
 

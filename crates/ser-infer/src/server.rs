@@ -238,6 +238,8 @@ async fn model(State(state): State<Arc<AppState>>) -> Response {
         })
         .collect();
     axum::Json(json!({
+        "checkpoint": checkpoint.dir,
+        "weights_sha256": checkpoint.weights_sha256,
         "labels": checkpoint.labels(),
         "features_config": checkpoint.features_config(),
         "features_config_hash": checkpoint.features_config_hash(),

@@ -95,11 +95,6 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, text.as_bytes()).map_err(Error::from)
 }
 
-fn read_json<T: for<'de> serde::Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = fs::read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|e| Error::Checkpoint { path: path.to_path_buf(), message: e.to_string() })
-}
-
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -130,10 +125,14 @@ struct TensorFile {
 }
 
 fn read_tensors(path: &Path) -> Result<TensorFile> {
-    let bytes = fs::read(path)?;
+    tensors_of(&fs::read(path)?, path)
+}
+
+/// A safetensors file's bytes as a [`TensorFile`]; `path` names it in messages.
+fn tensors_of(bytes: &[u8], path: &Path) -> Result<TensorFile> {
     let bad = |message: String| Error::Checkpoint { path: path.to_path_buf(), message };
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
     let mut tensors = BTreeMap::new();
     for (name, view) in file.iter() {
         if view.dtype() != Dtype::F32 {
@@ -211,21 +210,31 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
             ),
         });
     }
-    let bad = |message: String| Error::Checkpoint { path: sidecar.clone(), message };
-    let raw: serde_json::Value = read_json(&sidecar)?;
-    let version = raw.get("format_version").and_then(|v| v.as_u64());
-    if version != Some(FORMAT_VERSION as u64) {
-        return Err(bad(format!("format_version {version:?} is not supported (this build reads {FORMAT_VERSION})")));
-    }
     let weights_path = dir.join(WEIGHTS_FILE);
     if !weights_path.is_file() {
         return Err(Error::Checkpoint { path: weights_path, message: "missing weights file".into() });
     }
-    let mut file = read_tensors(&weights_path)?;
+    checkpoint_from_bytes(dir, &fs::read(&sidecar)?, &fs::read(&weights_path)?, device)
+}
+
+/// A checkpoint from the bytes of its two files (`model.json`, `model.safetensors`), as
+/// [`read_checkpoint`] reads them from `dir`; a checkpoint built into a binary is read this way,
+/// `dir` naming it in messages.
+pub fn checkpoint_from_bytes(dir: &Path, sidecar_bytes: &[u8], weights: &[u8], device: &Device) -> Result<Checkpoint> {
+    let sidecar = dir.join(SIDECAR_FILE);
+    let weights_path = dir.join(WEIGHTS_FILE);
+    let bad = |message: String| Error::Checkpoint { path: sidecar.clone(), message };
+    let raw: serde_json::Value = serde_json::from_slice(sidecar_bytes).map_err(|e| bad(e.to_string()))?;
+    let version = raw.get("format_version").and_then(|v| v.as_u64());
+    if version != Some(FORMAT_VERSION as u64) {
+        return Err(bad(format!("format_version {version:?} is not supported (this build reads {FORMAT_VERSION})")));
+    }
+    let weights_sha256 = ser_core::io::sha256_bytes(weights);
+    let mut file = tensors_of(weights, &weights_path)?;
     if raw.get(ENSEMBLE_KEY).is_none() {
         let meta: ModelJson = serde_json::from_value(raw).map_err(|e| bad(e.to_string()))?;
         let member = read_member(meta, &mut file, "", &weights_path, device).map_err(|e| in_sidecar(e, &sidecar))?;
-        return Ok(Checkpoint { dir: dir.to_path_buf(), members: vec![member], ensemble: None });
+        return Ok(Checkpoint { dir: dir.to_path_buf(), members: vec![member], ensemble: None, weights_sha256 });
     }
     let ensemble: EnsembleJson = serde_json::from_value(raw).map_err(|e| bad(e.to_string()))?;
     if ensemble.members.is_empty() {
@@ -242,7 +251,7 @@ pub fn read_checkpoint(dir: &Path, device: &Device) -> Result<Checkpoint> {
         ensemble.interface().admits(&member.meta).map_err(in_member)?;
         members.push(member);
     }
-    Ok(Checkpoint { dir: dir.to_path_buf(), members, ensemble: Some(ensemble) })
+    Ok(Checkpoint { dir: dir.to_path_buf(), members, ensemble: Some(ensemble), weights_sha256 })
 }
 
 /// Whether `other` trained on the clips `first` trained on: the same fold of a split that puts
@@ -319,7 +328,7 @@ pub fn write_ensemble(
             Some(e) => e.members.clone(),
             None => vec![EnsembleMember {
                 source: source.display().to_string(),
-                weights_sha256: sha256_file(&source.join(WEIGHTS_FILE))?,
+                weights_sha256: checkpoint.weights_sha256.clone(),
                 model: checkpoint.members[0].meta.clone(),
             }],
         };
@@ -382,8 +391,7 @@ pub fn write_ensemble(
 /// size in bytes.
 pub fn export_onnx(dir: &Path, out: &Path) -> Result<usize> {
     let checkpoint = read_checkpoint(dir, &Device::Cpu)?;
-    let weights_sha256 = sha256_file(&dir.join(WEIGHTS_FILE))?;
-    let meta = crate::onnx::ExportMeta::of(&checkpoint, &weights_sha256);
+    let meta = crate::onnx::ExportMeta::of(&checkpoint);
     let members: Vec<_> = checkpoint.members.iter().map(crate::onnx::ExportMember::of).collect();
     let bytes = crate::onnx::export(&members, meta)
         .map_err(|e| Error::Checkpoint { path: dir.to_path_buf(), message: format!("ONNX export: {e}") })?;

@@ -75,12 +75,12 @@ pub struct ExportMeta<'a> {
 }
 
 impl<'a> ExportMeta<'a> {
-    pub fn of(checkpoint: &'a Checkpoint, weights_sha256: &'a str) -> ExportMeta<'a> {
+    pub fn of(checkpoint: &'a Checkpoint) -> ExportMeta<'a> {
         ExportMeta {
             labels: checkpoint.labels(),
             features_config: checkpoint.features_config(),
             features_config_hash: checkpoint.features_config_hash(),
-            weights_sha256,
+            weights_sha256: &checkpoint.weights_sha256,
         }
     }
 }

@@ -149,6 +149,8 @@ pub struct Checkpoint {
     /// An ensemble's `model.json` as read (its members' sidecars are also each member's
     /// `meta`); `None` for a trained checkpoint.
     pub ensemble: Option<EnsembleJson>,
+    /// The SHA-256 of `model.safetensors`, in hex: which weights answer.
+    pub weights_sha256: String,
 }
 
 impl Checkpoint {

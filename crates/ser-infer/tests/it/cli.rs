@@ -211,11 +211,12 @@ fn a_config_file_gives_defaults_and_flags_win() {
     assert!(stderr.contains("bad.yaml") && stderr.contains("windw_s"), "{stderr}");
 }
 
+/// Without --checkpoint: the shipped model answers (its weights' hash in /v1/model).
 #[test]
 fn serve_prints_its_address_and_stops_on_sigterm() {
     use std::io::{BufRead, Read, Write};
     let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
-        .args(["serve", "--checkpoint", checkpoint().to_str().unwrap(), "--addr", "127.0.0.1:0"])
+        .args(["serve", "--addr", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -225,11 +226,19 @@ fn serve_prints_its_address_and_stops_on_sigterm() {
     stdout.read_line(&mut line).unwrap();
     let addr =
         line.trim().strip_prefix("http://").unwrap_or_else(|| panic!("no address printed: {line:?}")).to_string();
-    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
+    let get = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let response = get("/healthz");
     assert!(response.starts_with("HTTP/1.1 200") && response.contains("\"ok\""), "{response}");
+    let shipped = ser_infer::Classifier::shipped(&candle_core::Device::Cpu).unwrap();
+    let response = get("/v1/model");
+    let wanted = format!("\"weights_sha256\":\"{}\"", shipped.weights_sha256());
+    assert!(response.starts_with("HTTP/1.1 200") && response.contains(&wanted), "{response}");
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();

@@ -3,6 +3,7 @@
 mod cli;
 mod library;
 mod server;
+mod shipped;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

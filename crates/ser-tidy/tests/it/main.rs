@@ -104,6 +104,23 @@ fn nothing_depends_on_ser_infer() {
     }
 }
 
+/// "the Python module computes nothing itself": no DSP, decoder or network crate among its
+/// dependencies, only the stage libraries.
+#[test]
+fn the_python_module_computes_nothing_itself() {
+    let manifest = std::fs::read_to_string(root().join("python/Cargo.toml")).unwrap();
+    let (normal, _) = manifest.split_once("[dev-dependencies]").unwrap_or((&manifest, ""));
+    for own in ["rustfft", "realfft", "rubato", "symphonia", "hound", "candle-nn", "ser-model", "gemm"] {
+        let listed = normal
+            .lines()
+            .any(|l| l.trim_start().starts_with(&format!("{own} ")) || l.trim_start().starts_with(&format!("{own}.")));
+        assert!(!listed, "python/Cargo.toml depends on {own}; the Python module calls ser-infer and ser-features");
+    }
+    for stage in ["ser-infer", "ser-features"] {
+        assert!(normal.lines().any(|l| l.starts_with(stage)), "python/Cargo.toml does not depend on {stage}");
+    }
+}
+
 /// "a tensor name is spelled once, by the layer that registers it": a checkpoint tensor name is
 /// only ever built from the layer's name (`format!("{name}.weight")`), never written out whole.
 #[test]
