@@ -53,14 +53,19 @@ for i, path in enumerate(sys.argv[2:]):
     out.writeframes(clip.readframes(clip.getnframes()))
 out.close()
 PY
-"$BIN/ser-infer" serve --addr 127.0.0.1:0 >"$W/serve.out" 2>"$W/serve.err" &
-serve_pid=$!
-for _ in $(seq 50); do grep -q '^http://' "$W/serve.out" && break; sleep 0.2; done
-URL=$(sed -n 1p "$W/serve.out")
-[ -n "$URL" ] || { cat "$W/serve.err"; echo "FAIL ser-infer serve did not start"; exit 1; }
-mkdir -p artifacts/browser
-"$PY" tests/browser_check.py "$URL" "$CKPT" "$BIN/ser-infer" "$W/mic.wav" "$RAW/03-01-06-02-01-01-08.wav" artifacts/browser \
-    || { tail -n 20 "$W/serve.err"; echo "FAIL the live page in Chromium"; exit 1; }
-curl -sf "$URL/healthz" >/dev/null 2>&1 || "$PY" -c "import urllib.request; urllib.request.urlopen('$URL/healthz')" \
-    || { echo "FAIL /healthz after the browser test"; exit 1; }
+# Twice: an open server, then one that wants an API key, which the page asks for.
+for key in "" "page-key-1b7e"; do
+    env ${key:+SER_API_KEYS=$key} "$BIN/ser-infer" serve --addr 127.0.0.1:0 >"$W/serve.out" 2>"$W/serve.err" &
+    serve_pid=$!
+    for _ in $(seq 50); do grep -q '^http://' "$W/serve.out" && break; sleep 0.2; done
+    URL=$(sed -n 1p "$W/serve.out")
+    [ -n "$URL" ] || { cat "$W/serve.err"; echo "FAIL ser-infer serve did not start"; exit 1; }
+    out=artifacts/browser${key:+/with-key}
+    mkdir -p "$out"
+    SER_TEST_KEY=$key "$PY" tests/browser_check.py "$URL" "$CKPT" "$BIN/ser-infer" "$W/mic.wav" "$RAW/03-01-06-02-01-01-08.wav" "$out" \
+        || { tail -n 20 "$W/serve.err"; echo "FAIL the live page in Chromium${key:+ (with an API key)}"; exit 1; }
+    curl -sf "$URL/healthz" >/dev/null 2>&1 || "$PY" -c "import urllib.request; urllib.request.urlopen('$URL/healthz')" \
+        || { echo "FAIL /healthz after the browser test"; exit 1; }
+    kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; serve_pid=
+done
 echo "tests/browser.sh: all passed"

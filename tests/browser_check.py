@@ -54,8 +54,11 @@ def same_windows(got, expected, what):
 
 def main():
     url, checkpoint, ser_infer, mic, file_wav, out = sys.argv[1:7]
+    # SER_TEST_KEY: the server wants this API key; the page must ask for it, then work as without.
+    key = os.environ.get("SER_TEST_KEY")
+    auth = {"authorization": f"Bearer {key}"} if key else {}
     os.makedirs(out, exist_ok=True)
-    model = json.load(urllib.request.urlopen(url + "/v1/model"))
+    model = json.load(urllib.request.urlopen(urllib.request.Request(url + "/v1/model", headers=auth)))
     labels = set(model["labels"])
     options = webdriver.ChromeOptions()
     for arg in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -69,6 +72,10 @@ def main():
     driver = webdriver.Chrome(options=options, service=Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")))
     try:
         driver.get(url + "/")
+        if key:
+            wait_for("the page to ask for a key", lambda: driver.find_element(By.ID, "ser-key-form").is_displayed(), 20)
+            driver.find_element(By.ID, "ser-key").send_keys(key)
+            driver.find_element(By.ID, "ser-key-use").click()
         wait_for("the model to load", lambda: "classes" in driver.find_element(By.ID, "ser-model").text, 20)
         assert driver.execute_script("return document.body.dataset.state") == "idle"
         driver.find_element(By.ID, "ser-start").click()
@@ -103,7 +110,7 @@ def main():
         wait_for("the file's segments", lambda: len(windows(driver, "ser-file-timeline")) > 0, 60)
         got = windows(driver, "ser-file-timeline")
         request = urllib.request.Request(url + "/v1/timeline", data=open(file_wav, "rb").read(),
-                                         headers={"content-type": "audio/wav"})
+                                         headers={"content-type": "audio/wav", **auth})
         expected = json.load(urllib.request.urlopen(request))["segments"]
         same_windows(got, expected, "file tab vs /v1/timeline")
         rows = driver.find_elements(By.CSS_SELECTOR, "#ser-segments tbody tr")

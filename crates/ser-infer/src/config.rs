@@ -62,6 +62,19 @@ pub struct ServeFileConfig {
     pub stream_idle_timeout_s: f64,
     /// Origins besides the page's own that may open a live stream (`*`: any).
     pub allowed_origins: Vec<String>,
+    /// A file of API key hashes ([`crate::auth::ApiKeys::read_hashes`]): with it (or
+    /// `SER_API_KEYS`), every `/v1/*` request needs a key.
+    pub api_keys_file: Option<std::path::PathBuf>,
+    /// With API keys: whether the page (`GET /`) is served without one (it asks for a key
+    /// itself before it calls the API).
+    pub open_page: bool,
+    /// With API keys: whether `GET /metrics` is served without one.
+    pub open_metrics: bool,
+    /// Requests a second each client may make to `/v1/*` (a client: its API key, or its address
+    /// without keys); null: no limit. Over it: 429 with `Retry-After`.
+    pub rate_per_s: Option<u32>,
+    /// Requests a client may make at once above its rate before it is held to it.
+    pub rate_burst: u32,
 }
 
 /// The address `serve` listens on unless told otherwise: loopback only.
@@ -98,6 +111,11 @@ impl Default for ServeFileConfig {
             max_stream_seconds: d.max_stream_s,
             stream_idle_timeout_s: d.stream_idle_timeout.as_secs_f64(),
             allowed_origins: d.allowed_origins,
+            api_keys_file: None,
+            open_page: d.open_page,
+            open_metrics: d.open_metrics,
+            rate_per_s: d.rate.map(|r| r.per_s),
+            rate_burst: d.rate.map_or(DEFAULT_RATE_BURST, |r| r.burst),
         }
     }
 }
@@ -151,7 +169,26 @@ pub struct ServeConfig {
     pub stream_idle_timeout: Duration,
     /// Origins besides the page's own that may open a stream (`*`: any).
     pub allowed_origins: Vec<String>,
+    /// The keys `/v1/*` requests must present; `None`: no key needed.
+    #[serde(skip)]
+    pub api_keys: Option<crate::auth::ApiKeys>,
+    /// With keys: the page (`GET /`) is served without one.
+    pub open_page: bool,
+    /// With keys: `GET /metrics` is served without one (to a scraper on a private network).
+    pub open_metrics: bool,
+    /// Each client's request rate on `/v1/*`; `None`: no limit.
+    pub rate: Option<RateLimit>,
 }
+
+/// A client's allowance: `per_s` requests a second, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct RateLimit {
+    pub per_s: u32,
+    pub burst: u32,
+}
+
+/// Requests a client may send at once above its rate, unless told otherwise.
+pub const DEFAULT_RATE_BURST: u32 = 20;
 
 impl ServeConfig {
     pub fn defaults() -> ServeConfig {
@@ -168,6 +205,10 @@ impl ServeConfig {
             max_stream_s: 4.0 * 3600.0,
             stream_idle_timeout: Duration::from_secs(10),
             allowed_origins: Vec::new(),
+            api_keys: None,
+            open_page: true,
+            open_metrics: false,
+            rate: None,
         }
     }
 }

@@ -10,8 +10,11 @@
 //! [`stream`] and [`server`] share; [`config`] is `infer.yaml`; [`output`] writes the table, CSV
 //! and JSON lines every command prints; [`files`] classifies many files in bounded memory.
 
+pub mod auth;
 pub mod config;
 pub mod files;
+mod limit;
+mod metrics;
 pub mod output;
 pub mod page;
 pub mod server;

@@ -84,6 +84,17 @@ struct ServeArgs {
     /// An origin besides the page's own that may open a live stream (repeat for more; `*`: any)
     #[arg(long = "allowed-origin")]
     allowed_origins: Vec<String>,
+    /// A file of API key hashes, one SHA-256 a line (`printf %s "$KEY" | sha256sum`): every /v1/*
+    /// request then needs `Authorization: Bearer <key>`. SER_API_KEYS (keys, comma-separated) adds
+    /// more
+    #[arg(long)]
+    api_keys_file: Option<PathBuf>,
+    /// Requests a second each client may make to /v1/* (its API key, or its address without keys);
+    /// over it, 429 with Retry-After [default: no limit]
+    #[arg(long)]
+    rate_per_s: Option<u32>,
+    #[arg(long, help = with_default("Requests a client may make at once above its rate", serve_default().rate_burst))]
+    rate_burst: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +310,21 @@ fn run_stream(args: StreamArgs, file: &InferConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The keys of `--api-keys-file` (or `serve.api_keys_file`) and of `SER_API_KEYS`; `None` when
+/// neither is given. Says how many, never which.
+fn api_keys(file: Option<&std::path::Path>) -> anyhow::Result<Option<ser_infer::auth::ApiKeys>> {
+    use ser_infer::auth::{ApiKeys, KEYS_ENV};
+    let from_file = file.map(ApiKeys::read_hashes).transpose().context("--api-keys-file (serve.api_keys_file)")?;
+    let from_env = std::env::var(KEYS_ENV).ok().map(|v| ApiKeys::from_keys(&v)).transpose()?;
+    let keys = match (from_file, from_env) {
+        (None, None) => return Ok(None),
+        (Some(a), Some(b)) => a.with(b),
+        (Some(k), None) | (None, Some(k)) => k,
+    };
+    tracing::info!("API keys: {} (every /v1/* request needs one)", keys.len());
+    Ok(Some(keys))
+}
+
 fn run_serve(args: ServeArgs, file: &InferConfig) -> anyhow::Result<()> {
     use ser_infer::server::{ServeConfig, serve, shutdown_signal};
     let classifier = std::sync::Arc::new(args.model.load()?);
@@ -330,6 +356,19 @@ fn run_serve(args: ServeArgs, file: &InferConfig) -> anyhow::Result<()> {
             file.serve.allowed_origins.clone()
         } else {
             args.allowed_origins.clone()
+        },
+        api_keys: api_keys(args.api_keys_file.as_deref().or(file.serve.api_keys_file.as_deref()))?,
+        open_page: file.serve.open_page,
+        open_metrics: file.serve.open_metrics,
+        rate: match args.rate_per_s.or(file.serve.rate_per_s) {
+            None => None,
+            Some(0) => {
+                bail!("--rate-per-s (serve.rate_per_s): 0; give a positive number of requests, or none for no limit")
+            }
+            Some(per_s) => Some(ser_infer::config::RateLimit {
+                per_s,
+                burst: args.rate_burst.unwrap_or(file.serve.rate_burst).max(1),
+            }),
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;

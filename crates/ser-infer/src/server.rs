@@ -51,20 +51,72 @@ const AUDIO_TYPES: [&str; 22] = [
     "application/octet-stream",
 ];
 
-fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
-    let value = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if AUDIO_TYPES.contains(&value.as_str()) {
+/// A content type's essence (`audio/wav` of `audio/wav; codecs=1`), lower case.
+fn essence(value: &str) -> String {
+    value.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// How a request carries its audio: the body itself, or one file part of a form.
+enum Upload {
+    Raw,
+    /// `multipart/form-data` with this boundary (an HTML form, `curl -F file=@clip.wav`).
+    Form(String),
+}
+
+fn upload_kind(headers: &HeaderMap) -> Result<Upload, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(Upload::Raw) };
+    let value = value.to_str().unwrap_or("");
+    let kind = essence(value);
+    if kind == "multipart/form-data" {
+        let boundary = multer::parse_boundary(value)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("multipart/form-data: {e}")))?;
+        return Ok(Upload::Form(boundary));
+    }
+    check_audio_type(&kind, "content type")?;
+    Ok(Upload::Raw)
+}
+
+fn check_audio_type(kind: &str, what: &str) -> Result<(), ApiError> {
+    if AUDIO_TYPES.contains(&kind) {
         Ok(())
     } else {
         Err(ApiError(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "content type `{value}` is not audio; send the file's bytes as audio/wav, audio/flac, audio/mpeg, \
-                 audio/ogg, audio/aiff, audio/mp4 or application/octet-stream"
+                "{what} `{kind}` is not audio; send the file's bytes as audio/wav, audio/flac, audio/mpeg, \
+                 audio/ogg, audio/aiff, audio/mp4 or application/octet-stream, or a multipart/form-data form with \
+                 one audio file"
             ),
         ))
     }
+}
+
+/// The audio of a request: its body (within the size and time limits of [`read_body`]), or the
+/// one file part of a `multipart/form-data` body (other fields are ignored).
+async fn read_audio(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    let upload = upload_kind(headers)?;
+    let bytes = read_body(state, headers, body).await?;
+    let boundary = match upload {
+        Upload::Raw => return Ok(bytes),
+        Upload::Form(boundary) => boundary,
+    };
+    let bad = |message: String| ApiError(StatusCode::BAD_REQUEST, format!("multipart/form-data: {message}"));
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(bytes) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let mut file = None;
+    while let Some(field) = form.next_field().await.map_err(|e| bad(e.to_string()))? {
+        if field.file_name().is_none() {
+            continue;
+        }
+        if file.is_some() {
+            return Err(bad("more than one file; send one audio file a request".into()));
+        }
+        if let Some(kind) = field.content_type() {
+            check_audio_type(&essence(kind.as_ref()), "the file part's content type")?;
+        }
+        file = Some(field.bytes().await.map_err(|e| bad(e.to_string()))?);
+    }
+    file.ok_or_else(|| bad("no file part; send the audio as a file field, e.g. `curl -F file=@clip.wav`".into()))
 }
 
 /// The request body, refused before any of it is read when its declared length is over the
@@ -101,16 +153,21 @@ async fn classify<T: Send + 'static>(
     state: &Arc<AppState>,
     work: impl FnOnce(&Classifier) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let deadline = tokio::time::Instant::now() + state.config.timeout;
+    let start = tokio::time::Instant::now();
+    let deadline = start + state.config.timeout;
     let permit = tokio::time::timeout_at(deadline, state.permits.clone().acquire_owned())
         .await
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is busy; retry later".into()))?
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down".into()))?;
+    state.metrics.queue_wait.observe(start.elapsed().as_secs_f64());
     let classifier = state.classifier.clone();
+    let task_state = state.clone();
     // The permit goes with the work: a request that timed out still holds its slot until its
     // classification really ends, so the limit holds.
     let task = tokio::task::spawn_blocking(move || {
+        let began = std::time::Instant::now();
         let result = work(&classifier);
+        task_state.metrics.compute.observe(began.elapsed().as_secs_f64());
         drop(permit);
         result
     });
@@ -156,15 +213,15 @@ async fn predict(
     query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_content_type(&headers)?;
     let Query(query) = query.map_err(|e| {
         ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs, first_window"))
     })?;
-    let body = read_body(&state, &headers, body).await?;
+    let body = read_audio(&state, &headers, body).await?;
     let max_s = state.config.max_predict_s;
     let settings = WindowSettings { window_s: query.window, hop_s: query.hop, silence_dbfs: query.silence_dbfs }
         .or(state.config.windows);
     let span = if query.first_window { Span::FirstWindow } else { Span::Whole };
+    let audio_seconds = state.metrics.audio_seconds.clone();
     let value = classify(&state, move |classifier| {
         let config = settings.resolve(classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
         let audio = decode(&body, max_s)?;
@@ -172,6 +229,7 @@ async fn predict(
             .remove(0)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
         let mut value = recording_json(&recording, classifier.labels());
+        audio_seconds.inc_by(audio.duration_s());
         value["duration_s"] = audio.duration_s().into();
         value["sample_rate"] = audio.sample_rate.into();
         Ok(value)
@@ -200,17 +258,18 @@ async fn timeline_handler(
     query: Result<Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    check_content_type(&headers)?;
     let Query(query) = query
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs")))?;
-    let body = read_body(&state, &headers, body).await?;
+    let body = read_audio(&state, &headers, body).await?;
     let max_s = state.config.max_timeline_s;
     let settings = query.settings().or(state.config.windows);
+    let audio_seconds = state.metrics.audio_seconds.clone();
     let value = classify(&state, move |classifier| {
         let config = settings.resolve(classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
         let audio = decode(&body, max_s)?;
         let segments = timeline(classifier, &audio.samples, audio.sample_rate, &config)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
+        audio_seconds.inc_by(audio.duration_s());
         let segments: Vec<serde_json::Value> = segments.iter().map(|s| segment_json(s, classifier.labels())).collect();
         Ok(json!({"duration_s": audio.duration_s(), "sample_rate": audio.sample_rate, "window": config, "segments": segments}))
     })
@@ -256,28 +315,83 @@ async fn model(State(state): State<Arc<AppState>>) -> Response {
 async fn not_found() -> ApiError {
     ApiError(
         StatusCode::NOT_FOUND,
-        "no such route; see GET / (the page), GET /healthz, GET /v1/model, POST /v1/predict, POST /v1/timeline, \
+        "no such route; see GET / (the page), GET /healthz, GET /metrics, GET /v1/model, POST /v1/predict, POST /v1/timeline, \
          GET /v1/stream (WebSocket)"
             .into(),
     )
 }
 
+/// Counts every request (refused ones too) by route, method and status, and those in flight.
+async fn count(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = crate::metrics::route_of(request.uri().path());
+    let method = request.method().clone();
+    state.metrics.in_flight.inc();
+    let response = next.run(request).await;
+    state.metrics.in_flight.dec();
+    state.metrics.count_request(route, method.as_str(), response.status().as_u16());
+    response
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response()
+}
+
+/// With API keys ([`ServeConfig::api_keys`]): a `/v1/*` request (and `/`, unless
+/// `open_page`) without a key the service admits gets 401 with `WWW-Authenticate`; `/healthz`
+/// stays open.
+async fn require_key(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(keys) = &state.config.api_keys else { return next.run(request).await };
+    let path = request.uri().path();
+    let guarded = path.starts_with("/v1/")
+        || (path == "/" && !state.config.open_page)
+        || (path == "/metrics" && !state.config.open_metrics);
+    let key = crate::auth::presented(request.headers());
+    if !guarded || key.is_some_and(|k| keys.admits(k)) {
+        return next.run(request).await;
+    }
+    let message = match key {
+        None => "this server needs an API key: send `Authorization: Bearer <key>`",
+        Some(_) => "the API key is not one this server admits",
+    };
+    let mut response = ApiError(StatusCode::UNAUTHORIZED, message.into()).into_response();
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer realm=\"ser\""));
+    response
+}
+
 /// The router, for embedding in another axum app or serving with [`serve`].
 pub fn router(classifier: Arc<Classifier>, config: ServeConfig) -> Router {
     let state = Arc::new(AppState {
+        metrics: crate::metrics::Metrics::new(&classifier),
         classifier,
         permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
         streams: Arc::new(Semaphore::new(config.max_streams)),
         config: config.clone(),
     });
-    Router::new()
-        .route("/", get(crate::page::index))
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+    let mut api = Router::new()
         .route("/v1/model", get(model))
         .route("/v1/predict", post(predict))
         .route("/v1/timeline", post(timeline_handler))
-        .route("/v1/stream", get(crate::socket::stream_handler))
+        .route("/v1/stream", get(crate::socket::stream_handler));
+    if let Some(rate) = config.rate {
+        api = crate::limit::limit(api, rate, config.api_keys.is_some());
+    }
+    Router::new()
+        .route("/", get(crate::page::index))
+        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
+        .route("/metrics", get(metrics))
+        .merge(api)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), require_key))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }
 
@@ -290,7 +404,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!("serving on http://{addr}");
-    axum::serve(listener, router(classifier, config)).with_graceful_shutdown(shutdown).await
+    let app = router(classifier, config).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -98,7 +98,9 @@ pub(crate) async fn stream_handler(
         .or(state.config.windows);
     let config = settings.resolve(&state.classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let max_message = state.config.max_stream_message_bytes;
+    // A client that offers subprotocols (the page, to carry its key) gets ser's answered.
     Ok(ws
+        .protocols([crate::auth::STREAM_PROTOCOL])
         .max_message_size(max_message)
         .max_frame_size(max_message)
         .on_upgrade(move |socket| live(socket, state, format, config))
@@ -152,6 +154,7 @@ async fn live(
         let reason = format!("too many streams: max_streams is {}; retry later", limits.max_streams);
         return close_with(&mut socket, close::TRY_AGAIN_LATER, reason).await;
     };
+    state.metrics.streams_open.inc();
     let StreamFormat::Raw { encoding, sample_rate, channels } = format else { unreachable!("raw PCM only") };
     let frame_bytes = encoding.bytes() * channels as usize;
     let max_bytes = (limits.max_stream_s as f64 * sample_rate as f64) as u64 * frame_bytes as u64;
@@ -241,6 +244,8 @@ async fn live(
             Err(e) => (close::SERVER_ERROR, format!("stream failed: {e}")),
         },
     };
+    state.metrics.audio_seconds.inc_by(received as f64 / frame_bytes as f64 / sample_rate as f64);
+    state.metrics.streams_open.dec();
     drop(permit);
     close_with(&mut socket, code, reason).await;
 }

@@ -17,6 +17,7 @@ pub(crate) struct AppState {
     pub(crate) permits: Arc<Semaphore>,
     /// One per open live stream.
     pub(crate) streams: Arc<Semaphore>,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);

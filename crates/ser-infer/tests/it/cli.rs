@@ -244,3 +244,51 @@ fn serve_prints_its_address_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
 }
+
+/// API keys from a hashes file and from SER_API_KEYS: a good key is answered, and no key, good or
+/// wrong, reaches the log, even at the most verbose level.
+#[test]
+fn serve_with_api_keys_logs_no_key() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let file_key = "file-key-5f0c2e";
+    let hashes = dir.path().join("keys.sha256");
+    let digest = Command::new("sha256sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
+        c.stdin.take().unwrap().write_all(file_key.as_bytes())?;
+        c.wait_with_output()
+    });
+    let digest = String::from_utf8(digest.unwrap().stdout).unwrap();
+    std::fs::write(&hashes, format!("# the file holds hashes only\n{}\n", &digest[..64])).unwrap();
+    let env_key = "env-key-93ab71";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
+        .args(["-vvv", "serve", "--addr", "127.0.0.1:0", "--api-keys-file", hashes.to_str().unwrap()])
+        .env("SER_API_KEYS", env_key)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("http://").unwrap().to_string();
+    let get = |key: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(stream, "GET /v1/model HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response.split(' ').nth(1).unwrap().to_string()
+    };
+    assert_eq!(get(file_key), "200");
+    assert_eq!(get(env_key), "200");
+    assert_eq!(get("wrong-key-77d1"), "401");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(stderr.contains("API keys: 2"), "{stderr}");
+    for key in [file_key, env_key, "wrong-key-77d1", &digest[..64]] {
+        assert!(!stderr.contains(key), "`{key}` is in the log:\n{stderr}");
+    }
+}

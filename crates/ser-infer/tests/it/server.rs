@@ -159,6 +159,69 @@ fn answers_match_the_library() {
     assert!(segments.iter().any(|s| s["silent"] == false && s["label"].is_string()));
 }
 
+/// A `multipart/form-data` body as a browser's form sends it: a text field, then the file.
+fn form(boundary: &str, file_type: &str, file: &[u8], files: usize) -> Vec<u8> {
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nmeeting, room 2\r\n")
+        .into_bytes();
+    for i in 0..files {
+        body.extend(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip{i}.wav\"\r\n\
+                 Content-Type: {file_type}\r\n\r\n"
+            )
+            .bytes(),
+        );
+        body.extend(file);
+        body.extend(b"\r\n");
+    }
+    body.extend(format!("--{boundary}--\r\n").bytes());
+    body
+}
+
+#[test]
+fn a_form_upload_gets_the_answer_of_the_raw_body() {
+    let server = Server::start(small_limits());
+    let wav = wav_bytes(&[clip(11, 4, 1), vec![0.0; 24_000], clip(11, 7, 2)].concat());
+    let boundary = "----serFormBoundary7MA4YWxkTrZu0gW";
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    for path in ["/v1/predict", "/v1/timeline?window=0.9&hop=0.45"] {
+        let raw = server.request("POST", path, Some("audio/wav"), &wav);
+        assert_eq!(raw.0, 200, "{}", raw.1);
+        let form_answer = server.request("POST", path, Some(&content_type), &form(boundary, "audio/wav", &wav, 1));
+        assert_eq!(form_answer, raw, "{path}");
+        // curl -F, as people upload a file (when this machine has curl).
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("clip.wav"), &wav).unwrap();
+        let url = format!("http://{}{path}", server.addr);
+        let curl = std::process::Command::new("curl")
+            .args(["-sS", "-F", &format!("file=@{}", dir.path().join("clip.wav").display()), &url])
+            .output();
+        if let Ok(out) = curl {
+            assert!(out.status.success(), "curl -F: {}", String::from_utf8_lossy(&out.stderr));
+            let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(answer, raw.1, "curl -F {path}");
+        }
+    }
+    // One audio file a form, under the same limits as a raw body.
+    let ct = Some(content_type.as_str());
+    check_error(&server, "/v1/predict", ct, &form(boundary, "audio/wav", &wav, 0), 400, "no file part");
+    check_error(&server, "/v1/predict", ct, &form(boundary, "audio/wav", &wav, 2), 400, "more than one file");
+    check_error(&server, "/v1/predict", ct, &form(boundary, "text/plain", &wav, 1), 415, "is not audio");
+    check_error(&server, "/v1/predict", ct, b"--nothing-like-the-boundary\r\n", 400, "multipart/form-data");
+    check_error(&server, "/v1/predict", Some("multipart/form-data"), &wav, 400, "multipart/form-data");
+    let big = form(boundary, "audio/wav", &vec![0u8; 3 << 20], 1);
+    check_error(&server, "/v1/predict", ct, &big, 413, "larger than the server's limit");
+    let ten_seconds = wav_bytes(&vec![0.01; 10 * SYNTH_SAMPLE_RATE as usize]);
+    check_error(
+        &server,
+        "/v1/predict",
+        ct,
+        &form(boundary, "audio/wav", &ten_seconds, 1),
+        413,
+        "longer than max_duration_s",
+    );
+}
+
 #[track_caller]
 fn check_error(server: &Server, path: &str, content_type: Option<&str>, body: &[u8], status: u16, needle: &str) {
     let (got, answer) = server.request("POST", path, content_type, body);
@@ -489,4 +552,210 @@ fn the_page_is_served_whole_and_self_contained() {
     for pattern in ["src=\"http", "href=\"http", "import(\"http", "@import"] {
         assert!(!response.contains(pattern), "the page loads {pattern}...");
     }
+}
+
+/// One request with extra header lines; returns the status line and headers, and the body.
+fn exchange(addr: SocketAddr, method: &str, path: &str, extra: &str, body: &[u8]) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n{extra}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn with_api_keys_only_a_good_key_is_answered() {
+    let keys = ser_infer::auth::ApiKeys::from_keys("k-good-1,k-good-2").unwrap();
+    let server = Server::start(ServeConfig { api_keys: Some(keys.clone()), ..small_limits() });
+    let wav = wav_bytes(&clip(12, 5, 1));
+    let status = |head: &str| head.split(' ').nth(1).unwrap().to_string();
+    for (path, method, body) in [("/v1/model", "GET", &b""[..]), ("/v1/predict", "POST", &wav[..])] {
+        let (head, body_text) = exchange(server.addr, method, path, "", body);
+        assert_eq!(status(&head), "401", "{head}");
+        assert!(head.to_ascii_lowercase().contains("www-authenticate: bearer realm=\"ser\""), "{head}");
+        assert!(body_text.contains("needs an API key"), "{body_text}");
+        let (head, body_text) = exchange(server.addr, method, path, "Authorization: Bearer k-wrong\r\n", body);
+        assert_eq!(status(&head), "401", "{head}");
+        assert!(body_text.contains("not one this server admits") && !body_text.contains("k-wrong"), "{body_text}");
+        let (head, _) = exchange(server.addr, method, path, "Authorization: Basic k-good-1\r\n", body);
+        assert_eq!(status(&head), "401", "only bearer credentials: {head}");
+        for key in ["k-good-1", "k-good-2"] {
+            let (head, body_text) =
+                exchange(server.addr, method, path, &format!("Authorization: Bearer {key}\r\n"), body);
+            assert_eq!(status(&head), "200", "{head} {body_text}");
+            assert!(!body_text.contains(key), "the answer repeats the key: {body_text}");
+        }
+    }
+    // A form upload, an unknown /v1 route: behind the key too. The health check and the page
+    // are open.
+    assert_eq!(status(&exchange(server.addr, "GET", "/v1/elsewhere", "", b"").0), "401");
+    assert_eq!(status(&exchange(server.addr, "GET", "/healthz", "", b"").0), "200");
+    assert_eq!(status(&exchange(server.addr, "GET", "/", "", b"").0), "200");
+    // Metrics are behind the key unless serve.open_metrics says otherwise.
+    assert_eq!(status(&exchange(server.addr, "GET", "/metrics", "", b"").0), "401");
+    assert_eq!(status(&exchange(server.addr, "GET", "/metrics", "Authorization: Bearer k-good-1\r\n", b"").0), "200");
+    let closed =
+        Server::start(ServeConfig { api_keys: Some(keys), open_page: false, open_metrics: true, ..small_limits() });
+    assert_eq!(status(&exchange(closed.addr, "GET", "/", "", b"").0), "401");
+    assert_eq!(status(&exchange(closed.addr, "GET", "/metrics", "", b"").0), "200");
+    assert_eq!(status(&exchange(closed.addr, "GET", "/", "Authorization: Bearer k-good-2\r\n", b"").0), "200");
+
+    // The live stream, as a browser opens it: the key in a subprotocol, ser's answered.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let open = |protocols: Option<&'static str>| {
+        let mut request =
+            format!("ws://{}/v1/stream?sample_rate={SYNTH_SAMPLE_RATE}", server.addr).into_client_request().unwrap();
+        if let Some(p) = protocols {
+            request.headers_mut().insert("sec-websocket-protocol", p.parse().unwrap());
+        }
+        request
+    };
+    runtime().block_on(async {
+        for refused in [None, Some("ser.v1, bearer.k-wrong")] {
+            match tokio_tungstenite::connect_async(open(refused)).await {
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+                other => panic!("{refused:?}: expected 401, got {:?}", other.map(|(_, r)| r.status())),
+            }
+        }
+        let (mut socket, response) =
+            tokio_tungstenite::connect_async(open(Some("ser.v1, bearer.k-good-1"))).await.unwrap();
+        assert_eq!(response.headers()["sec-websocket-protocol"], "ser.v1");
+        let samples = [clip(12, 3, 1), vec![0.0; SYNTH_SAMPLE_RATE as usize]].concat();
+        assert!(live::send(&mut socket, &live::pcm(&samples), 8192).await);
+        live::end(&mut socket).await;
+        let (messages, close) = live::receive(&mut socket).await;
+        assert_eq!(close.map(|c| c.0), Some(1000));
+        assert!(messages.len() >= 2 && messages.last().unwrap()["done"] == true, "{messages:?}");
+    });
+}
+
+#[test]
+fn a_client_over_its_rate_gets_429_while_another_is_served() {
+    let keys = ser_infer::auth::ApiKeys::from_keys("k-busy,k-calm").unwrap();
+    // One request a second and 3 at once: the 4th within the second is over.
+    let rate = ser_infer::config::RateLimit { per_s: 1, burst: 3 };
+    let server = Server::start(ServeConfig { api_keys: Some(keys), rate: Some(rate), ..small_limits() });
+    let get = |key: &str| exchange(server.addr, "GET", "/v1/model", &format!("Authorization: Bearer {key}\r\n"), b"");
+    let status = |head: &str| head.split(' ').nth(1).unwrap().to_string();
+    for _ in 0..3 {
+        assert_eq!(status(&get("k-busy").0), "200");
+    }
+    // Over the burst within the second (three more tries, should this machine be slow).
+    let (head, body) = (0..3).map(|_| get("k-busy")).find(|(h, _)| status(h) == "429").expect("no 429 over the rate");
+    let retry_after: u64 = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("retry-after:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no Retry-After: {head}"));
+    assert!(retry_after <= 1, "{head}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(error["error"].as_str().unwrap().contains("too many requests from this client"), "{body}");
+    // Another client, and the health check, are not held back.
+    assert_eq!(status(&get("k-calm").0), "200");
+    assert_eq!(status(&exchange(server.addr, "GET", "/healthz", "", b"").0), "200");
+    // A wrong key is refused before it can take an allowance of its own.
+    assert_eq!(status(&get("k-random").0), "401");
+
+    // Without keys, by address: this client is held, and its allowance comes back.
+    let open = Server::start(ServeConfig { rate: Some(rate), ..small_limits() });
+    let statuses: Vec<String> = (0..6).map(|_| status(&exchange(open.addr, "GET", "/v1/model", "", b"").0)).collect();
+    assert_eq!(statuses[..3], ["200", "200", "200"]);
+    assert!(statuses[3..].contains(&"429".to_string()), "{statuses:?}");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(status(&exchange(open.addr, "GET", "/v1/model", "", b"").0), "200");
+}
+
+/// The samples of an OpenMetrics / Prometheus text exposition, parsed line by line: `# HELP`,
+/// `# TYPE`, `# UNIT` and `# EOF` lines, and samples `name{label="value",...} number`; anything
+/// else fails the parse.
+fn parse_metrics(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let name = regex::Regex::new(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$").unwrap();
+    let label = regex::Regex::new(r#"([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(?:,|$)"#).unwrap();
+    assert!(text.trim_end().ends_with("# EOF"), "no # EOF");
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut parts = comment.splitn(3, ' ');
+            let kind = parts.next().unwrap();
+            assert!(["HELP", "TYPE", "UNIT", "EOF"].contains(&kind), "{line}");
+            if kind == "TYPE" {
+                let t = comment.rsplit(' ').next().unwrap();
+                assert!(["counter", "gauge", "histogram", "info", "summary", "unknown"].contains(&t), "{line}");
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        let (metric, labels) = match series.split_once('{') {
+            None => (series, std::collections::BTreeMap::new()),
+            Some((metric, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels: {line}"));
+                let pairs: Vec<_> = label.captures_iter(body).collect();
+                let covered: usize = pairs.iter().map(|c| c[0].len()).sum();
+                assert_eq!(covered, body.len(), "bad labels: {line}");
+                (metric, pairs.iter().map(|c| (c[1].to_string(), c[2].to_string())).collect())
+            }
+        };
+        assert!(name.is_match(metric), "bad metric name: {line}");
+        samples.push((metric.to_string(), labels, value));
+    }
+    samples
+}
+
+fn metric(
+    samples: &[(String, std::collections::BTreeMap<String, String>, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> f64 {
+    samples
+        .iter()
+        .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+#[test]
+fn metrics_count_the_requests_sent() {
+    let server = Server::start(small_limits());
+    let scrape = || {
+        let (head, body) = exchange(server.addr, "GET", "/metrics", "", b"");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{head}");
+        parse_metrics(&body)
+    };
+    let before = scrape();
+    let classifier = Classifier::load(checkpoint(), &Device::Cpu).unwrap();
+    let info = before.iter().find(|(n, _, _)| n == "ser_model_info").expect("the model's info metric");
+    assert_eq!(info.1["weights_sha256"], classifier.weights_sha256());
+    assert_eq!(info.1["labels"], classifier.labels().join(","));
+
+    let seconds = 2.5;
+    let wav = wav_bytes(&clip(13, 2, 1)[..(seconds * SYNTH_SAMPLE_RATE as f64) as usize]);
+    for _ in 0..3 {
+        assert_eq!(server.request("POST", "/v1/predict", Some("audio/wav"), &wav).0, 200);
+    }
+    assert_eq!(server.request("POST", "/v1/timeline", Some("audio/wav"), &wav).0, 200);
+    assert_eq!(server.request("POST", "/v1/predict", Some("audio/wav"), b"junk").0, 400);
+    assert_eq!(server.request("GET", "/no/such/thing", None, b"").0, 404);
+    let after = scrape();
+    let moved = |name: &str, labels: &[(&str, &str)]| metric(&after, name, labels) - metric(&before, name, labels);
+    let ok = [("route", "/v1/predict"), ("method", "POST"), ("status", "200")];
+    assert_eq!(moved("ser_http_requests_total", &ok), 3.0);
+    assert_eq!(moved("ser_http_requests_total", &[("route", "/v1/timeline"), ("status", "200")]), 1.0);
+    assert_eq!(moved("ser_http_requests_total", &[("route", "/v1/predict"), ("status", "400")]), 1.0);
+    assert_eq!(moved("ser_http_requests_total", &[("route", "other"), ("status", "404")]), 1.0);
+    assert_eq!(moved("ser_http_requests_total", &[("route", "/metrics")]), 1.0, "the first scrape");
+    // Four classified, one refused before classification (its body decodes in the slot: five).
+    assert_eq!(moved("ser_queue_wait_seconds_count", &[]), 5.0);
+    assert_eq!(moved("ser_compute_seconds_count", &[]), 5.0);
+    assert!((moved("ser_audio_seconds_total", &[]) - 4.0 * seconds).abs() < 1e-6);
+    assert_eq!(metric(&after, "ser_http_requests_in_flight", &[]), 1.0, "the scrape itself");
+    assert_eq!(metric(&after, "ser_streams_open", &[]), 0.0);
 }
