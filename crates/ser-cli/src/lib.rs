@@ -15,6 +15,16 @@ pub struct LogArgs {
     /// Only errors; no progress bars.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// How log lines are written: text for people, json (one object a line) for log shippers.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl LogArgs {
@@ -37,7 +47,11 @@ impl LogArgs {
     pub fn init(&self, default: &str) {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(self.directives(default)));
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+        let fmt = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        match self.log_format {
+            LogFormat::Text => fmt.with_target(false).init(),
+            LogFormat::Json => fmt.json().with_current_span(true).with_span_list(false).init(),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! [`stream`] and [`server`] share; [`config`] is `infer.yaml`; [`output`] writes the table, CSV
 //! and JSON lines every command prints; [`files`] classifies many files in bounded memory.
 
+mod access;
 pub mod auth;
 pub mod config;
 pub mod files;

@@ -384,15 +384,15 @@ pub fn router(classifier: Arc<Classifier>, config: ServeConfig) -> Router {
     if let Some(rate) = config.rate {
         api = crate::limit::limit(api, rate, config.api_keys.is_some());
     }
-    Router::new()
+    let app = Router::new()
         .route("/", get(crate::page::index))
         .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_key))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count));
+    crate::access::logged(app).with_state(state)
 }
 
 /// Serves on a bound listener until `shutdown` resolves; requests in flight finish first.

@@ -292,3 +292,51 @@ fn serve_with_api_keys_logs_no_key() {
         assert!(!stderr.contains(key), "`{key}` is in the log:\n{stderr}");
     }
 }
+
+/// `--log-format json`: one JSON object a line, one access event per request with its id (the
+/// client's, or one made and sent back), method, route, status, bytes and milliseconds.
+#[test]
+fn serve_writes_an_access_log_line_per_request() {
+    use std::io::{BufRead, Read, Write};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
+        .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("http://").unwrap().to_string();
+    let send = |head: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    let response = send("GET /v1/model?who=me HTTP/1.1\r\nHost: x\r\nx-request-id: req-42\r\nConnection: close\r\n\r\n");
+    assert!(response.to_ascii_lowercase().contains("x-request-id: req-42"), "{response}");
+    let response = send("GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let made = response
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id: ").map(str::to_string))
+        .expect("a request id made and sent back");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(child.wait().unwrap().success());
+    let events: Vec<serde_json::Value> =
+        stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}"))).collect();
+    let access: Vec<&serde_json::Value> = events.iter().filter(|e| e["target"] == "ser_infer::access").collect();
+    assert_eq!(access.len(), 2, "{stderr}");
+    let (first, second) = (access[0], access[1]);
+    assert_eq!(first["span"]["request_id"], "req-42");
+    assert_eq!((first["span"]["method"].as_str(), first["span"]["route"].as_str()), (Some("GET"), Some("/v1/model")));
+    assert_eq!(first["fields"]["status"], 200);
+    assert!(first["fields"]["bytes"].as_u64().unwrap() > 100 && first["fields"]["ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(second["span"]["request_id"].as_str(), Some(made.as_str()));
+    assert_eq!((second["span"]["route"].as_str(), second["fields"]["status"].as_u64()), (Some("/nowhere"), Some(404)));
+    assert!(!stderr.contains("who=me"), "the query is not logged: {stderr}");
+}
