@@ -33,7 +33,7 @@ $(error PART=$(PART): use test or val)
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: help build test test-cargo test-pipeline test-slurm test-browser test-python demo ravdess model features split tune tuned train predict eval infer onnx data data-ravdess data-nemo clean clean-all bench bench-features bench-train bench-infer bench-python robustness no-tune-section no-test-part
+.PHONY: help build test test-cargo test-pipeline test-slurm test-browser test-python demo ravdess model features split tune tuned train predict eval infer onnx data data-ravdess data-nemo clean clean-all bench bench-features bench-train bench-infer bench-python bench-soak robustness no-tune-section no-test-part
 
 help: ## list targets (P=<pipeline> picks pipelines/<pipeline>.yaml, default demo)
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -61,7 +61,7 @@ $(BIN)/ser-infer: $(wildcard models/$(SHIPPED_MODEL)/model.*)
 # The plan of pipeline P (ser-pipeline plan), remade when a pipeline file it was made from or the
 # planner changes; make then starts again with it. Goals that run no pipeline do without it.
 PLAN := $(ARTIFACTS)/$(P)/pipeline/plan.mk
-NO_PLAN_GOALS := help build test test-cargo test-pipeline test-slurm test-browser test-python demo ravdess model data data-ravdess data-nemo clean-all bench bench-features bench-train bench-infer bench-python
+NO_PLAN_GOALS := help build test test-cargo test-pipeline test-slurm test-browser test-python demo ravdess model data data-ravdess data-nemo clean-all bench bench-features bench-train bench-infer bench-python bench-soak
 ifneq ($(filter-out $(NO_PLAN_GOALS),$(or $(MAKECMDGOALS),help)),)
 include $(PLAN)
 endif
@@ -143,6 +143,9 @@ bench-features: ## feature extraction, ser vs librosa reference, all of RAVDESS 
 
 bench-infer: ## one clip end to end vs the reference, batch throughput, stream real-time factor, HTTP load (needs make data)
 	$(CARGO) bench -p ser-infer --bench latency
+
+bench-soak: ## the service under 100,000 mixed requests (16 clients): throughput, p99, unexpected answers, memory and descriptors; keys and logs on vs off
+	$(CARGO) bench -p ser-infer --bench soak
 
 bench-python: ## the Python package's predict vs ser-infer predict on the same 200 clips (needs make data; builds the wheel)
 	tests/python.sh --bench

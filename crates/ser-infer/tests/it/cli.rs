@@ -316,7 +316,8 @@ fn serve_writes_an_access_log_line_per_request() {
         stream.read_to_string(&mut response).unwrap();
         response
     };
-    let response = send("GET /v1/model?who=me HTTP/1.1\r\nHost: x\r\nx-request-id: req-42\r\nConnection: close\r\n\r\n");
+    let response =
+        send("GET /v1/model?who=me HTTP/1.1\r\nHost: x\r\nx-request-id: req-42\r\nConnection: close\r\n\r\n");
     assert!(response.to_ascii_lowercase().contains("x-request-id: req-42"), "{response}");
     let response = send("GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     let made = response

@@ -4,6 +4,7 @@ mod cli;
 mod library;
 mod server;
 mod shipped;
+pub mod soak;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
