@@ -157,7 +157,7 @@ impl Connection {
 }
 
 /// The audio the clients send: a speech-like synthetic clip as WAV, and as a form.
-pub struct Payloads {
+struct Payloads {
     wav: Vec<u8>,
     form: Vec<u8>,
     pcm: Vec<u8>,
@@ -166,7 +166,7 @@ pub struct Payloads {
 const BOUNDARY: &str = "soakFormBoundary9f2";
 
 impl Payloads {
-    pub fn new() -> Payloads {
+    fn new() -> Payloads {
         use ser_features::synth::{SYNTH_SAMPLE_RATE, synth_clip};
         let samples: Vec<f32> = synth_clip(11, 5, 3, 2, 1, 1)[..2 * SYNTH_SAMPLE_RATE as usize].to_vec();
         let wav = ser_features::audio::encode_wav_i16(&samples, SYNTH_SAMPLE_RATE);
