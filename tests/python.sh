@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The Python package as a user gets it: the wheel built with maturin (abi3), installed into a
-# fresh virtual environment with pytest and pandas, then python/tests against the ser-infer and
-# ser-features binaries on the same files. PROFILE picks the cargo profile of both (default
+# fresh virtual environment with pytest, pandas and openapi-spec-validator, then python/tests:
+# the package against the ser-infer and ser-features binaries on the same files, and the
+# service's /openapi.json through the validator. PROFILE picks the cargo profile of both (default
 # test-release, which `make test-cargo` has built). WHEEL_DIR keeps the wheel (default: removed).
 # With --bench: python/bench/predict.py instead of the tests (`make bench-python`, release profile).
 set -euo pipefail
@@ -21,7 +22,7 @@ cargo build --profile "$PROFILE" --quiet -p ser-infer -p ser-features -p ser-mod
 python3 -m maturin build --quiet --profile "$PROFILE" --manifest-path python/Cargo.toml --out "$WHEEL_DIR"
 wheel=$(ls "$WHEEL_DIR"/ser-*.whl)
 python3 -m venv "$W/venv"
-"$W/venv/bin/python" -m pip install "${pip_quiet[@]}" "$wheel" pytest pandas
+"$W/venv/bin/python" -m pip install "${pip_quiet[@]}" "$wheel" pytest pandas openapi-spec-validator
 # Outside the repository, so `import ser` finds the installed wheel and nothing else.
 cd "$W"
 if [ $bench = 1 ]; then

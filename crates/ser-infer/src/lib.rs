@@ -78,13 +78,6 @@ pub struct Prediction {
 }
 
 impl Prediction {
-    /// `{"label", "confidence", "probabilities": {emotion: p}}`, the JSON every interface writes.
-    pub fn to_json(&self, labels: &[String]) -> serde_json::Value {
-        let probabilities: serde_json::Map<String, serde_json::Value> =
-            labels.iter().zip(&self.probabilities).map(|(l, v)| (l.clone(), (*v as f64).into())).collect();
-        serde_json::json!({"label": self.label, "confidence": self.confidence as f64, "probabilities": probabilities})
-    }
-
     pub(crate) fn from_probabilities(labels: &[String], probabilities: Vec<f32>) -> Prediction {
         let best = ser_model::predict::argmax(&probabilities);
         Prediction { label: labels[best].clone(), confidence: probabilities[best], probabilities }

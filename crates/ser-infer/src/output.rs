@@ -1,7 +1,10 @@
 //! What predict, timeline and stream print: aligned columns for people, CSV, or one JSON object
 //! per line. The JSON of a recording and of a window is also what the HTTP service answers.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+
+use serde::Serialize;
 
 use crate::config::Format;
 use crate::{Prediction, Recording, Segment};
@@ -29,20 +32,78 @@ pub fn prediction_header(out: &mut impl Write, format: Format, labels: &[String]
     }
 }
 
-/// A recording's answer as JSON: the prediction's fields (`label`, `confidence` and
-/// `probabilities` null when it is silent), `silent`, `windows`, `silent_windows`, and the span
-/// covered (`start_s`, `end_s`).
+/// A recording's answer, the JSON every interface gives (each file's `predict` line, the Python
+/// package's dict, the service's `/v1/predict`): the prediction's fields (null when every window
+/// is silent), `silent`, the windows heard, and the span covered.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RecordingAnswer {
+    /// The most probable class; null when every window is silent.
+    pub label: Option<String>,
+    /// The probability of `label`.
+    pub confidence: Option<f64>,
+    /// Each class's probability (the mean over the loud windows).
+    pub probabilities: Option<BTreeMap<String, f64>>,
+    pub silent: bool,
+    pub windows: usize,
+    pub silent_windows: usize,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+/// One window's answer, as `timeline`, `stream`, `/v1/timeline` and `/v1/stream` give it; a
+/// silent window has a null `label` and no `confidence` or `probabilities`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SegmentAnswer {
+    pub start_s: f64,
+    pub end_s: f64,
+    /// RMS level of the window in dB full scale.
+    pub level_dbfs: f64,
+    pub silent: bool,
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probabilities: Option<BTreeMap<String, f64>>,
+}
+
+fn probability_map(p: &Prediction, labels: &[String]) -> BTreeMap<String, f64> {
+    labels.iter().zip(&p.probabilities).map(|(l, v)| (l.clone(), *v as f64)).collect()
+}
+
+impl RecordingAnswer {
+    pub fn of(r: &Recording, labels: &[String]) -> RecordingAnswer {
+        let p = r.prediction.as_ref();
+        RecordingAnswer {
+            label: p.map(|p| p.label.clone()),
+            confidence: p.map(|p| p.confidence as f64),
+            probabilities: p.map(|p| probability_map(p, labels)),
+            silent: p.is_none(),
+            windows: r.windows,
+            silent_windows: r.silent_windows,
+            start_s: r.start_s,
+            end_s: r.end_s,
+        }
+    }
+}
+
+impl SegmentAnswer {
+    pub fn of(s: &Segment, labels: &[String]) -> SegmentAnswer {
+        let p = s.prediction.as_ref();
+        SegmentAnswer {
+            start_s: s.start_s,
+            end_s: s.end_s,
+            level_dbfs: s.level_dbfs,
+            silent: p.is_none(),
+            label: p.map(|p| p.label.clone()),
+            confidence: p.map(|p| p.confidence as f64),
+            probabilities: p.map(|p| probability_map(p, labels)),
+        }
+    }
+}
+
+/// A recording's answer as JSON ([`RecordingAnswer`]).
 pub fn recording_json(r: &Recording, labels: &[String]) -> serde_json::Value {
-    let mut v = match &r.prediction {
-        Some(p) => p.to_json(labels),
-        None => serde_json::json!({"label": null, "confidence": null, "probabilities": null}),
-    };
-    v["silent"] = r.prediction.is_none().into();
-    v["windows"] = r.windows.into();
-    v["silent_windows"] = r.silent_windows.into();
-    v["start_s"] = r.start_s.into();
-    v["end_s"] = r.end_s.into();
-    v
+    serde_json::to_value(RecordingAnswer::of(r, labels)).expect("an answer serialises")
 }
 
 /// One file's row of `predict`: its answer, or (in JSON lines only) its error.
@@ -89,24 +150,9 @@ pub fn prediction_row(
     }
 }
 
-/// A window as JSON: `start_s`, `end_s`, `level_dbfs`, `silent`, then the prediction's fields
-/// (`label` null for a silent window).
+/// A window as JSON ([`SegmentAnswer`]).
 pub fn segment_json(segment: &Segment, labels: &[String]) -> serde_json::Value {
-    let mut v = serde_json::json!({
-        "start_s": segment.start_s,
-        "end_s": segment.end_s,
-        "level_dbfs": segment.level_dbfs,
-        "silent": segment.prediction.is_none(),
-    });
-    match &segment.prediction {
-        Some(p) => {
-            for (key, value) in p.to_json(labels).as_object().expect("an object") {
-                v[key] = value.clone();
-            }
-        }
-        None => v["label"] = serde_json::Value::Null,
-    }
-    v
+    serde_json::to_value(SegmentAnswer::of(segment, labels)).expect("an answer serialises")
 }
 
 /// The header `timeline` prints before its rows (none for JSON lines).

@@ -13,6 +13,8 @@ use axum::response::IntoResponse;
 /// The page's bytes.
 pub const INDEX_HTML: &str = include_str!("page/index.html");
 
+/// The live page.
+#[utoipa::path(get, path = "/", tag = "page", responses((status = 200, description = "The live page", content_type = "text/html")))]
 pub async fn index() -> impl IntoResponse {
     (
         [

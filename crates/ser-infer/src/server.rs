@@ -12,7 +12,6 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use ser_features::audio::decode_audio;
 use serde::Deserialize;
 use serde_json::json;
@@ -20,9 +19,8 @@ use tokio::sync::Semaphore;
 
 use crate::Classifier;
 pub use crate::config::ServeConfig;
-use crate::output::recording_json;
-use crate::output::segment_json;
-pub(crate) use crate::state::{ApiError, AppState};
+use crate::output::{RecordingAnswer, SegmentAnswer};
+pub(crate) use crate::state::{ApiError, AppState, ErrorBody};
 use crate::timeline::{Span, WindowSettings, predict_recordings, timeline};
 
 /// The content types the service takes: audio ser-features decodes, and raw bytes.
@@ -196,17 +194,68 @@ fn decode(body: &[u8], max_s: f32) -> Result<ser_features::audio::Audio, ApiErro
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct PredictQuery {
+    /// Window length in seconds (default: the model's input).
     window: Option<f64>,
+    /// Step between windows in seconds (default: half the window).
     hop: Option<f64>,
+    /// Windows quieter than this RMS level (dB full scale) are silent (default -50).
     silence_dbfs: Option<f64>,
     /// Only the network's input from the start, as the reference did.
     #[serde(default)]
     first_window: bool,
 }
 
+/// `/v1/predict`'s answer: the recording's, with its length and rate.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct PredictAnswer {
+    #[serde(flatten)]
+    answer: RecordingAnswer,
+    duration_s: f64,
+    sample_rate: u32,
+}
+
+/// `/v1/timeline`'s answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct TimelineAnswer {
+    duration_s: f64,
+    sample_rate: u32,
+    window: crate::timeline::TimelineConfig,
+    segments: Vec<SegmentAnswer>,
+}
+
+/// A form upload: one audio file part (other fields are ignored).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct FormUpload {
+    #[schema(format = Binary, value_type = String)]
+    file: Vec<u8>,
+}
+
+/// The emotion of a whole recording: every window, the loud ones' probabilities averaged.
+#[utoipa::path(post, path = "/v1/predict", tag = "api", params(PredictQuery),
+    security((), ("bearer" = [])),
+    request_body(description = "An audio file's bytes (WAV, FLAC, MP3, Ogg, AIFF, M4A, CAF), or a form with one audio file",
+        content(
+            (Vec<u8> = "audio/wav"), (Vec<u8> = "audio/flac"), (Vec<u8> = "audio/mpeg"), (Vec<u8> = "audio/ogg"),
+            (Vec<u8> = "audio/aiff"), (Vec<u8> = "audio/mp4"), (Vec<u8> = "application/octet-stream"),
+            (FormUpload = "multipart/form-data"),
+        )),
+    responses(
+        (status = 200, description = "The recording's emotion", body = PredictAnswer),
+        (status = 400, description = "Not audio, empty, truncated, a bad query or form", body = ErrorBody),
+        (status = 401, description = "No key or a wrong key", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "A body or audio over the limits", body = ErrorBody),
+        (status = 415, description = "A content type that is not audio", body = ErrorBody),
+        (status = 422, description = "Audio too short to analyse", body = ErrorBody),
+        (status = 429, description = "Over the client's rate", body = ErrorBody),
+        (status = 503, description = "Busy, or shutting down", body = ErrorBody),
+        (status = 504, description = "Classification took too long", body = ErrorBody),
+    ))]
 async fn predict(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -228,21 +277,26 @@ async fn predict(
         let recording = predict_recordings(classifier, &[(&audio.samples, audio.sample_rate)], &config, span)
             .remove(0)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
-        let mut value = recording_json(&recording, classifier.labels());
         audio_seconds.inc_by(audio.duration_s());
-        value["duration_s"] = audio.duration_s().into();
-        value["sample_rate"] = audio.sample_rate.into();
-        Ok(value)
+        Ok(PredictAnswer {
+            answer: RecordingAnswer::of(&recording, classifier.labels()),
+            duration_s: audio.duration_s(),
+            sample_rate: audio.sample_rate,
+        })
     })
     .await?;
     Ok(axum::Json(value).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct TimelineQuery {
+    /// Window length in seconds (default: the model's input).
     window: Option<f64>,
+    /// Step between windows in seconds (default: half the window).
     hop: Option<f64>,
+    /// Windows quieter than this RMS level (dB full scale) are silent (default -50).
     silence_dbfs: Option<f64>,
 }
 
@@ -252,6 +306,27 @@ impl TimelineQuery {
     }
 }
 
+/// The emotion of every window of a recording.
+#[utoipa::path(post, path = "/v1/timeline", tag = "api", params(TimelineQuery),
+    security((), ("bearer" = [])),
+    request_body(description = "An audio file's bytes, or a form with one audio file",
+        content(
+            (Vec<u8> = "audio/wav"), (Vec<u8> = "audio/flac"), (Vec<u8> = "audio/mpeg"), (Vec<u8> = "audio/ogg"),
+            (Vec<u8> = "audio/aiff"), (Vec<u8> = "audio/mp4"), (Vec<u8> = "application/octet-stream"),
+            (FormUpload = "multipart/form-data"),
+        )),
+    responses(
+        (status = 200, description = "Every window's emotion", body = TimelineAnswer),
+        (status = 400, description = "Not audio, empty, truncated, a bad query or form", body = ErrorBody),
+        (status = 401, description = "No key or a wrong key", body = ErrorBody),
+        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
+        (status = 413, description = "A body or audio over the limits", body = ErrorBody),
+        (status = 415, description = "A content type that is not audio", body = ErrorBody),
+        (status = 422, description = "Audio too short to analyse", body = ErrorBody),
+        (status = 429, description = "Over the client's rate", body = ErrorBody),
+        (status = 503, description = "Busy, or shutting down", body = ErrorBody),
+        (status = 504, description = "Classification took too long", body = ErrorBody),
+    ))]
 async fn timeline_handler(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -270,13 +345,24 @@ async fn timeline_handler(
         let segments = timeline(classifier, &audio.samples, audio.sample_rate, &config)
             .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
         audio_seconds.inc_by(audio.duration_s());
-        let segments: Vec<serde_json::Value> = segments.iter().map(|s| segment_json(s, classifier.labels())).collect();
-        Ok(json!({"duration_s": audio.duration_s(), "sample_rate": audio.sample_rate, "window": config, "segments": segments}))
+        Ok(TimelineAnswer {
+            duration_s: audio.duration_s(),
+            sample_rate: audio.sample_rate,
+            window: config,
+            segments: segments.iter().map(|s| SegmentAnswer::of(s, classifier.labels())).collect(),
+        })
     })
     .await?;
     Ok(axum::Json(value).into_response())
 }
 
+/// The model that answers: its labels, feature config, members' provenance, and the limits.
+#[utoipa::path(get, path = "/v1/model", tag = "api", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The model", body = Object),
+        (status = 401, description = "No key or a wrong key", body = ErrorBody),
+        (status = 429, description = "Over the client's rate", body = ErrorBody),
+    ))]
 async fn model(State(state): State<Arc<AppState>>) -> Response {
     let checkpoint = state.classifier.checkpoint();
     // One entry per network whose probabilities are averaged: one for a trained checkpoint.
@@ -312,13 +398,24 @@ async fn model(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
-async fn not_found() -> ApiError {
-    ApiError(
-        StatusCode::NOT_FOUND,
-        "no such route; see GET / (the page), GET /healthz, GET /metrics, GET /v1/model, POST /v1/predict, POST /v1/timeline, \
-         GET /v1/stream (WebSocket)"
-            .into(),
-    )
+/// A path no route serves: the routes the OpenAPI document lists, named.
+async fn not_found(State(state): State<Arc<AppState>>) -> ApiError {
+    let routes = state.routes.get().map_or("", String::as_str);
+    ApiError(StatusCode::NOT_FOUND, format!("no such route; see {routes} (GET /openapi.json describes them)"))
+}
+
+/// `GET /, POST /v1/predict, ...`: every route of `doc`, for messages.
+fn route_list(doc: &utoipa::openapi::OpenApi) -> String {
+    let mut routes = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let methods = [("GET", &item.get), ("POST", &item.post), ("PUT", &item.put), ("DELETE", &item.delete)];
+        for (method, operation) in methods {
+            if operation.is_some() {
+                routes.push(format!("{method} {path}"));
+            }
+        }
+    }
+    routes.join(", ")
 }
 
 /// Counts every request (refused ones too) by route, method and status, and those in flight.
@@ -336,6 +433,9 @@ async fn count(
     response
 }
 
+/// The service's counters (OpenMetrics text); with keys, behind one unless `open_metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "OpenMetrics 1.0 text", content_type = "application/openmetrics-text")))]
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     ([(header::CONTENT_TYPE, content_type)], state.metrics.render()).into_response()
@@ -367,27 +467,77 @@ async fn require_key(
     response
 }
 
+/// Whether the service is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Up", body = Object)))]
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({"status": "ok"}))
+}
+
+/// This document: every route, its bodies and errors, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
+async fn openapi_json(State(state): State<Arc<AppState>>) -> Response {
+    let body = state.openapi.get().cloned().unwrap_or_default();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "ser", description = "Speech emotion recognition: emotions for audio files, recordings and live streams."),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerScheme),
+)]
+struct ApiDoc;
+
+/// The `bearer` security scheme the `/v1/*` routes name (needed only when the service has keys).
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("An API key")).build(),
+            ),
+        );
+    }
+}
+
 /// The router, for embedding in another axum app or serving with [`serve`].
 pub fn router(classifier: Arc<Classifier>, config: ServeConfig) -> Router {
     let state = Arc::new(AppState {
         metrics: crate::metrics::Metrics::new(&classifier),
+        openapi: std::sync::OnceLock::new(),
+        routes: std::sync::OnceLock::new(),
         classifier,
         permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
         streams: Arc::new(Semaphore::new(config.max_streams)),
         config: config.clone(),
     });
-    let mut api = Router::new()
-        .route("/v1/model", get(model))
-        .route("/v1/predict", post(predict))
-        .route("/v1/timeline", post(timeline_handler))
-        .route("/v1/stream", get(crate::socket::stream_handler));
-    if let Some(rate) = config.rate {
-        api = crate::limit::limit(api, rate, config.api_keys.is_some());
-    }
-    let app = Router::new()
-        .route("/", get(crate::page::index))
-        .route("/healthz", get(|| async { axum::Json(json!({"status": "ok"})) }))
-        .route("/metrics", get(metrics))
+    use utoipa::OpenApi as _;
+    use utoipa_axum::{router::OpenApiRouter, routes};
+    let (api, api_doc) = OpenApiRouter::<Arc<AppState>>::new()
+        .routes(routes!(model))
+        .routes(routes!(predict))
+        .routes(routes!(timeline_handler))
+        .routes(routes!(crate::socket::stream_handler))
+        .split_for_parts();
+    let api = match config.rate {
+        Some(rate) => crate::limit::limit(api, rate, config.api_keys.is_some()),
+        None => api,
+    };
+    let (open, mut doc) = OpenApiRouter::<Arc<AppState>>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(crate::page::index))
+        .routes(routes!(healthz))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+        .split_for_parts();
+    doc.merge(api_doc);
+    let _ = state.openapi.set(doc.to_pretty_json().expect("the document serialises"));
+    let _ = state.routes.set(route_list(&doc));
+    let app = open
         .merge(api)
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), require_key))

@@ -32,9 +32,11 @@ pub mod close {
     pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct StreamQuery {
+    /// The PCM's sample rate in Hz.
     sample_rate: u32,
     #[serde(default)]
     encoding: Option<String>,
@@ -80,6 +82,18 @@ fn check_origin(headers: &HeaderMap, allowed: &[String]) -> Result<(), ApiError>
     }
 }
 
+/// A live stream: raw PCM in binary messages and a text `end`; one JSON window out per window
+/// (as `/v1/timeline`'s segments), then `{"done": true, ...}`. With API keys, a browser presents
+/// its key as the subprotocol `bearer.<key>` beside `ser.v1`.
+#[utoipa::path(get, path = "/v1/stream", tag = "api", params(StreamQuery),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "A bad query", body = crate::state::ErrorBody),
+        (status = 401, description = "No key or a wrong key", body = crate::state::ErrorBody),
+        (status = 403, description = "An origin not allowed", body = crate::state::ErrorBody),
+        (status = 429, description = "Over the client's rate", body = crate::state::ErrorBody),
+    ))]
 pub(crate) async fn stream_handler(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

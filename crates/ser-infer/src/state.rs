@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::Classifier;
@@ -18,12 +17,22 @@ pub(crate) struct AppState {
     /// One per open live stream.
     pub(crate) streams: Arc<Semaphore>,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// `/openapi.json`'s body, made once the router is built.
+    pub(crate) openapi: std::sync::OnceLock<String>,
+    /// The routes it lists, for the 404 message.
+    pub(crate) routes: std::sync::OnceLock<String>,
 }
 
 pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
+/// Every error's body: what is wrong, and what to do.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    pub(crate) error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, axum::Json(json!({"error": self.1}))).into_response()
+        (self.0, axum::Json(ErrorBody { error: self.1 })).into_response()
     }
 }

@@ -46,7 +46,7 @@ impl WindowSettings {
 }
 
 /// How a recording is cut into windows.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TimelineConfig {
     /// Window length in seconds.
     pub window_s: f64,

@@ -759,3 +759,55 @@ fn metrics_count_the_requests_sent() {
     assert_eq!(metric(&after, "ser_http_requests_in_flight", &[]), 1.0, "the scrape itself");
     assert_eq!(metric(&after, "ser_streams_open", &[]), 0.0);
 }
+
+/// `/openapi.json` lists exactly the routes the router serves: each one it names is served (no
+/// 404 or 405), and a path it does not name is not. (CI also checks the document with
+/// openapi-spec-validator: python/tests/test_service_openapi.py.)
+#[test]
+fn the_openapi_document_lists_the_routes_served() {
+    let server = Server::start(small_limits());
+    let (head, body) = exchange(server.addr, "GET", "/openapi.json", "", b"");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let mut listed = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            listed.push(format!("{} {path}", method.to_uppercase()));
+        }
+    }
+    listed.sort();
+    let expected = [
+        "GET /",
+        "GET /healthz",
+        "GET /metrics",
+        "GET /openapi.json",
+        "GET /v1/model",
+        "GET /v1/stream",
+        "POST /v1/predict",
+        "POST /v1/timeline",
+    ];
+    assert_eq!(listed, expected);
+    for route in &listed {
+        let (method, path) = route.split_once(' ').unwrap();
+        let (head, _) = exchange(server.addr, method, path, "", b"");
+        let status = head.split(' ').nth(1).unwrap();
+        assert!(status != "404" && status != "405", "{route} is listed but answers {status}");
+        // The same path with another method is not a route.
+        let other = if method == "GET" { "DELETE" } else { "GET" };
+        let (head, _) = exchange(server.addr, other, path, "", b"");
+        assert!(matches!(head.split(' ').nth(1), Some("404" | "405")), "{other} {path}: {head}");
+    }
+    let (head, body) = exchange(server.addr, "GET", "/v1/unlisted", "", b"");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert!(expected.iter().all(|r| body.contains(r)), "the 404 names every route: {body}");
+    // Every error the handlers answer is the one ErrorBody schema.
+    let error = &doc["components"]["schemas"]["ErrorBody"];
+    assert_eq!(error["required"], serde_json::json!(["error"]));
+    let predict = &doc["paths"]["/v1/predict"]["post"];
+    let types: Vec<&str> = predict["requestBody"]["content"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert!(types.contains(&"audio/wav") && types.contains(&"multipart/form-data"), "{types:?}");
+    for status in ["200", "400", "401", "413", "415", "422", "429"] {
+        assert!(predict["responses"][status].is_object(), "/v1/predict lacks {status}");
+    }
+}
