@@ -235,58 +235,92 @@ struct FormUpload {
     file: Vec<u8>,
 }
 
-/// The emotion of a whole recording: every window, the loud ones' probabilities averaged.
-#[utoipa::path(post, path = "/v1/predict", tag = "api", params(PredictQuery),
-    security((), ("bearer" = [])),
-    request_body(description = "An audio file's bytes (WAV, FLAC, MP3, Ogg, AIFF, M4A, CAF), or a form with one audio file",
-        content(
-            (Vec<u8> = "audio/wav"), (Vec<u8> = "audio/flac"), (Vec<u8> = "audio/mpeg"), (Vec<u8> = "audio/ogg"),
-            (Vec<u8> = "audio/aiff"), (Vec<u8> = "audio/mp4"), (Vec<u8> = "application/octet-stream"),
-            (FormUpload = "multipart/form-data"),
-        )),
-    responses(
-        (status = 200, description = "The recording's emotion", body = PredictAnswer),
-        (status = 400, description = "Not audio, empty, truncated, a bad query or form", body = ErrorBody),
-        (status = 401, description = "No key or a wrong key", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "A body or audio over the limits", body = ErrorBody),
-        (status = 415, description = "A content type that is not audio", body = ErrorBody),
-        (status = 422, description = "Audio too short to analyse", body = ErrorBody),
-        (status = 429, description = "Over the client's rate", body = ErrorBody),
-        (status = 503, description = "Busy, or shutting down", body = ErrorBody),
-        (status = 504, description = "Classification took too long", body = ErrorBody),
-    ))]
-async fn predict(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| {
-        ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs, first_window"))
-    })?;
-    let body = read_audio(&state, &headers, body).await?;
-    let max_s = state.config.max_predict_s;
-    let settings = WindowSettings { window_s: query.window, hop_s: query.hop, silence_dbfs: query.silence_dbfs }
-        .or(state.config.windows);
-    let span = if query.first_window { Span::FirstWindow } else { Span::Whole };
-    let audio_seconds = state.metrics.audio_seconds.clone();
-    let value = classify(&state, move |classifier| {
-        let config = settings.resolve(classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-        let audio = decode(&body, max_s)?;
-        let recording = predict_recordings(classifier, &[(&audio.samples, audio.sample_rate)], &config, span)
-            .remove(0)
-            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
-        audio_seconds.inc_by(audio.duration_s());
-        Ok(PredictAnswer {
-            answer: RecordingAnswer::of(&recording, classifier.labels()),
-            duration_s: audio.duration_s(),
-            sample_rate: audio.sample_rate,
-        })
-    })
-    .await?;
-    Ok(axum::Json(value).into_response())
+/// The errors an audio route answers, each an [`ErrorBody`].
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum AudioErrors {
+    /// Not audio, empty, truncated, a bad query or form.
+    #[response(status = 400)]
+    BadRequest(ErrorBody),
+    /// No key or a wrong key.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The body did not arrive in time.
+    #[response(status = 408)]
+    Timeout(ErrorBody),
+    /// A body or audio over the limits.
+    #[response(status = 413)]
+    TooLarge(ErrorBody),
+    /// A content type that is not audio.
+    #[response(status = 415)]
+    NotAudio(ErrorBody),
+    /// Audio too short to analyse.
+    #[response(status = 422)]
+    TooShort(ErrorBody),
+    /// Over the client's rate.
+    #[response(status = 429)]
+    TooMany(ErrorBody),
+    /// Busy, or shutting down.
+    #[response(status = 503)]
+    Busy(ErrorBody),
+    /// Classification took too long.
+    #[response(status = 504)]
+    TookTooLong(ErrorBody),
 }
+
+/// An audio route (`POST`, an audio file's bytes or a form in, `$answer` out): its handler with
+/// its OpenAPI description, written once for both.
+macro_rules! audio_route {
+    ($path:literal, $query:ty, $answer:ty, $what:literal, $handler:item) => {
+        #[utoipa::path(post, path = $path, tag = "api", params($query), security((), ("bearer" = [])),
+            request_body(description = "An audio file's bytes (WAV, FLAC, MP3, Ogg, AIFF, M4A, CAF), or a form with one audio file",
+                content(
+                    (Vec<u8> = "audio/wav"), (Vec<u8> = "audio/flac"), (Vec<u8> = "audio/mpeg"), (Vec<u8> = "audio/ogg"),
+                    (Vec<u8> = "audio/aiff"), (Vec<u8> = "audio/mp4"), (Vec<u8> = "application/octet-stream"),
+                    (FormUpload = "multipart/form-data"),
+                )),
+            responses((status = 200, description = $what, body = $answer), AudioErrors))]
+        $handler
+    };
+}
+
+audio_route!(
+    "/v1/predict",
+    PredictQuery,
+    PredictAnswer,
+    "The recording's emotion: every window, the loud ones' probabilities averaged",
+    async fn predict(
+        State(state): State<Arc<AppState>>,
+        headers: HeaderMap,
+        query: Result<Query<PredictQuery>, axum::extract::rejection::QueryRejection>,
+        body: Body,
+    ) -> Result<Response, ApiError> {
+        let Query(query) = query.map_err(|e| {
+            ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs, first_window"))
+        })?;
+        let body = read_audio(&state, &headers, body).await?;
+        let max_s = state.config.max_predict_s;
+        let settings = WindowSettings { window_s: query.window, hop_s: query.hop, silence_dbfs: query.silence_dbfs }
+            .or(state.config.windows);
+        let span = if query.first_window { Span::FirstWindow } else { Span::Whole };
+        let audio_seconds = state.metrics.audio_seconds.clone();
+        let value = classify(&state, move |classifier| {
+            let config = settings.resolve(classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let audio = decode(&body, max_s)?;
+            let recording = predict_recordings(classifier, &[(&audio.samples, audio.sample_rate)], &config, span)
+                .remove(0)
+                .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
+            audio_seconds.inc_by(audio.duration_s());
+            Ok(PredictAnswer {
+                answer: RecordingAnswer::of(&recording, classifier.labels()),
+                duration_s: audio.duration_s(),
+                sample_rate: audio.sample_rate,
+            })
+        })
+        .await?;
+        Ok(axum::Json(value).into_response())
+    }
+);
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -306,55 +340,40 @@ impl TimelineQuery {
     }
 }
 
-/// The emotion of every window of a recording.
-#[utoipa::path(post, path = "/v1/timeline", tag = "api", params(TimelineQuery),
-    security((), ("bearer" = [])),
-    request_body(description = "An audio file's bytes, or a form with one audio file",
-        content(
-            (Vec<u8> = "audio/wav"), (Vec<u8> = "audio/flac"), (Vec<u8> = "audio/mpeg"), (Vec<u8> = "audio/ogg"),
-            (Vec<u8> = "audio/aiff"), (Vec<u8> = "audio/mp4"), (Vec<u8> = "application/octet-stream"),
-            (FormUpload = "multipart/form-data"),
-        )),
-    responses(
-        (status = 200, description = "Every window's emotion", body = TimelineAnswer),
-        (status = 400, description = "Not audio, empty, truncated, a bad query or form", body = ErrorBody),
-        (status = 401, description = "No key or a wrong key", body = ErrorBody),
-        (status = 408, description = "The body did not arrive in time", body = ErrorBody),
-        (status = 413, description = "A body or audio over the limits", body = ErrorBody),
-        (status = 415, description = "A content type that is not audio", body = ErrorBody),
-        (status = 422, description = "Audio too short to analyse", body = ErrorBody),
-        (status = 429, description = "Over the client's rate", body = ErrorBody),
-        (status = 503, description = "Busy, or shutting down", body = ErrorBody),
-        (status = 504, description = "Classification took too long", body = ErrorBody),
-    ))]
-async fn timeline_handler(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    query: Result<Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let Query(query) = query
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs")))?;
-    let body = read_audio(&state, &headers, body).await?;
-    let max_s = state.config.max_timeline_s;
-    let settings = query.settings().or(state.config.windows);
-    let audio_seconds = state.metrics.audio_seconds.clone();
-    let value = classify(&state, move |classifier| {
-        let config = settings.resolve(classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
-        let audio = decode(&body, max_s)?;
-        let segments = timeline(classifier, &audio.samples, audio.sample_rate, &config)
-            .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
-        audio_seconds.inc_by(audio.duration_s());
-        Ok(TimelineAnswer {
-            duration_s: audio.duration_s(),
-            sample_rate: audio.sample_rate,
-            window: config,
-            segments: segments.iter().map(|s| SegmentAnswer::of(s, classifier.labels())).collect(),
+audio_route!(
+    "/v1/timeline",
+    TimelineQuery,
+    TimelineAnswer,
+    "The emotion of every window of the recording",
+    async fn timeline_handler(
+        State(state): State<Arc<AppState>>,
+        headers: HeaderMap,
+        query: Result<Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
+        body: Body,
+    ) -> Result<Response, ApiError> {
+        let Query(query) = query
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs")))?;
+        let body = read_audio(&state, &headers, body).await?;
+        let max_s = state.config.max_timeline_s;
+        let settings = query.settings().or(state.config.windows);
+        let audio_seconds = state.metrics.audio_seconds.clone();
+        let value = classify(&state, move |classifier| {
+            let config = settings.resolve(classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let audio = decode(&body, max_s)?;
+            let segments = timeline(classifier, &audio.samples, audio.sample_rate, &config)
+                .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, format!("audio: {e}")))?;
+            audio_seconds.inc_by(audio.duration_s());
+            Ok(TimelineAnswer {
+                duration_s: audio.duration_s(),
+                sample_rate: audio.sample_rate,
+                window: config,
+                segments: segments.iter().map(|s| SegmentAnswer::of(s, classifier.labels())).collect(),
+            })
         })
-    })
-    .await?;
-    Ok(axum::Json(value).into_response())
-}
+        .await?;
+        Ok(axum::Json(value).into_response())
+    }
+);
 
 /// The model that answers: its labels, feature config, members' provenance, and the limits.
 #[utoipa::path(get, path = "/v1/model", tag = "api", security((), ("bearer" = [])),

@@ -211,45 +211,71 @@ fn a_config_file_gives_defaults_and_flags_win() {
     assert!(stderr.contains("bad.yaml") && stderr.contains("windw_s"), "{stderr}");
 }
 
-/// Without --checkpoint: the shipped model answers (its weights' hash in /v1/model).
-#[test]
-fn serve_prints_its_address_and_stops_on_sigterm() {
-    use std::io::{BufRead, Read, Write};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
-        .args(["serve", "--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr =
-        line.trim().strip_prefix("http://").unwrap_or_else(|| panic!("no address printed: {line:?}")).to_string();
-    let get = |path: &str| {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+/// `ser-infer <args>` serving on a free port (its address read from stdout), its log kept.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Served {
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Served {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("http://").unwrap_or_else(|| panic!("no address printed: {line:?}"));
+        Served { addr: addr.to_string(), child }
+    }
+
+    /// One request (its head; `Connection: close`), the whole answer.
+    fn send(&self, head: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.addr).unwrap();
+        stream.write_all(head.as_bytes()).unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         response
-    };
+    }
+
+    /// SIGTERM; the exit must be graceful. Returns the log.
+    fn stop(mut self) -> String {
+        use std::io::Read;
+        assert!(Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap().success());
+        let mut stderr = String::new();
+        self.child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "graceful shutdown exits 0, got {status:?}: {stderr}");
+        stderr
+    }
+}
+
+/// Without --checkpoint: the shipped model answers (its weights' hash in /v1/model).
+#[test]
+fn serve_prints_its_address_and_stops_on_sigterm() {
+    let served = Served::start(&["serve"], &[]);
+    let get = |path: &str| served.send(&format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
     let response = get("/healthz");
     assert!(response.starts_with("HTTP/1.1 200") && response.contains("\"ok\""), "{response}");
     let shipped = ser_infer::Classifier::shipped(&candle_core::Device::Cpu).unwrap();
     let response = get("/v1/model");
     let wanted = format!("\"weights_sha256\":\"{}\"", shipped.weights_sha256());
     assert!(response.starts_with("HTTP/1.1 200") && response.contains(&wanted), "{response}");
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    served.stop();
 }
 
 /// API keys from a hashes file and from SER_API_KEYS: a good key is answered, and no key, good or
 /// wrong, reaches the log, even at the most verbose level.
 #[test]
 fn serve_with_api_keys_logs_no_key() {
-    use std::io::{BufRead, Read, Write};
+    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let file_key = "file-key-5f0c2e";
     let hashes = dir.path().join("keys.sha256");
@@ -260,33 +286,17 @@ fn serve_with_api_keys_logs_no_key() {
     let digest = String::from_utf8(digest.unwrap().stdout).unwrap();
     std::fs::write(&hashes, format!("# the file holds hashes only\n{}\n", &digest[..64])).unwrap();
     let env_key = "env-key-93ab71";
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
-        .args(["-vvv", "serve", "--addr", "127.0.0.1:0", "--api-keys-file", hashes.to_str().unwrap()])
-        .env("SER_API_KEYS", env_key)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("http://").unwrap().to_string();
+    let served =
+        Served::start(&["-vvv", "serve", "--api-keys-file", hashes.to_str().unwrap()], &[("SER_API_KEYS", env_key)]);
     let get = |key: &str| {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        write!(stream, "GET /v1/model HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response.split(' ').nth(1).unwrap().to_string()
+        let head =
+            format!("GET /v1/model HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n");
+        served.send(&head).split(' ').nth(1).unwrap().to_string()
     };
     assert_eq!(get(file_key), "200");
     assert_eq!(get(env_key), "200");
     assert_eq!(get("wrong-key-77d1"), "401");
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(child.wait().unwrap().success());
+    let stderr = served.stop();
     assert!(stderr.contains("API keys: 2"), "{stderr}");
     for key in [file_key, env_key, "wrong-key-77d1", &digest[..64]] {
         assert!(!stderr.contains(key), "`{key}` is in the log:\n{stderr}");
@@ -297,25 +307,8 @@ fn serve_with_api_keys_logs_no_key() {
 /// client's, or one made and sent back), method, route, status, bytes and milliseconds.
 #[test]
 fn serve_writes_an_access_log_line_per_request() {
-    use std::io::{BufRead, Read, Write};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ser-infer"))
-        .args(["--log-format", "json", "serve", "--addr", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("http://").unwrap().to_string();
-    let send = |head: &str| {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream.write_all(head.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    };
+    let served = Served::start(&["--log-format", "json", "serve"], &[]);
+    let send = |head: &str| served.send(head);
     let response =
         send("GET /v1/model?who=me HTTP/1.1\r\nHost: x\r\nx-request-id: req-42\r\nConnection: close\r\n\r\n");
     assert!(response.to_ascii_lowercase().contains("x-request-id: req-42"), "{response}");
@@ -324,10 +317,7 @@ fn serve_writes_an_access_log_line_per_request() {
         .lines()
         .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-request-id: ").map(str::to_string))
         .expect("a request id made and sent back");
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
-    assert!(child.wait().unwrap().success());
+    let stderr = served.stop();
     let events: Vec<serde_json::Value> =
         stderr.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}"))).collect();
     let access: Vec<&serde_json::Value> = events.iter().filter(|e| e["target"] == "ser_infer::access").collect();
