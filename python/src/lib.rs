@@ -322,22 +322,18 @@ fn features_with<'py>(
         .detach(|| -> Result<ser_features::dsp::FeatureMatrix, String> {
             let analyzer = Analyzer::new(config);
             let name = input.name();
-            let read;
-            let bytes: &[u8] = match &input {
-                Input::Path(p) => {
-                    read = ser_features::io::read_audio_file(p, config.max_duration_s)
-                        .map_err(|reason| format!("{name}: {reason}"))?;
-                    &read
+            match &input {
+                Input::Path(p) => ser_features::extract::read_file_features(p, &analyzer).map_err(|e| e.to_string()),
+                Input::Bytes(b) => {
+                    ser_features::extract::file_features(b, &analyzer).map_err(|e| format!("{name}: {e}"))
                 }
-                Input::Bytes(b) => b,
                 Input::Samples { interleaved, .. } => {
                     let audio = input.audio(config.max_duration_s)?;
                     let digest = samples_digest(interleaved);
-                    return ser_features::extract::audio_features(&audio, &digest, &analyzer)
-                        .map_err(|e| format!("{name}: {e}"));
+                    ser_features::extract::audio_features(&audio, &digest, &analyzer)
+                        .map_err(|e| format!("{name}: {e}"))
                 }
-            };
-            ser_features::extract::file_features(bytes, &analyzer).map_err(|e| format!("{name}: {e}"))
+            }
         })
         .map_err(ser_error)?;
     let (frames, coeffs) = (matrix.n_frames, matrix.n_coeffs);
@@ -369,9 +365,7 @@ fn features<'py>(
     config: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let config: FeaturesConfig = match config {
-        None => {
-            py.detach(|| ser_infer::Classifier::shipped(&Device::Cpu)).map_err(ser_error)?.features_config().clone()
-        }
+        None => shipped_features_config(py)?.clone(),
         Some(c) if c.is_instance_of::<Classifier>() => c.cast::<Classifier>()?.get().inner.features_config().clone(),
         Some(c) if c.is_instance_of::<PyDict>() => {
             let value: serde_json::Value = pythonize::depythonize(c)?;
@@ -386,6 +380,16 @@ fn features<'py>(
         }
     };
     features_with(py, x, sample_rate, &config)
+}
+
+/// The shipped model's feature config, read from the built-in model once (not on every call).
+fn shipped_features_config(py: Python<'_>) -> PyResult<&'static FeaturesConfig> {
+    static CONFIG: std::sync::OnceLock<FeaturesConfig> = std::sync::OnceLock::new();
+    if let Some(config) = CONFIG.get() {
+        return Ok(config);
+    }
+    let shipped = py.detach(|| ser_infer::Classifier::shipped(&Device::Cpu)).map_err(ser_error)?;
+    Ok(CONFIG.get_or_init(|| shipped.features_config().clone()))
 }
 
 #[pymodule]

@@ -308,6 +308,13 @@ pub fn file_features(bytes: &[u8], analyzer: &Analyzer) -> std::result::Result<F
     Ok(analyzer.features(&analysis_samples(bytes, &digest, analyzer)?.1).matrix)
 }
 
+/// The features of an audio file as a feature table's row holds them ([`file_features`] of its
+/// bytes, read by [`io::read_audio_bytes`]); the error names the file.
+pub fn read_file_features(path: &Path, analyzer: &Analyzer) -> Result<FeatureMatrix> {
+    let bytes = io::read_audio_bytes(path, analyzer.config().max_duration_s)?;
+    file_features(&bytes, analyzer).map_err(|source| Error::Audio { path: path.to_path_buf(), source })
+}
+
 /// The features of audio already decoded ([`Audio::from_samples`]), as [`file_features`] gives
 /// them for a file that decodes to the same samples. `digest` seeds a config's `channel` noise
 /// (a file's is its SHA-256).

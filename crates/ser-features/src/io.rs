@@ -406,12 +406,16 @@ pub fn read_audio_file(path: &Path, max_duration_s: f32) -> std::result::Result<
     std::fs::read(path).map_err(|e| format!("cannot read: {e}"))
 }
 
+/// [`read_audio_file`] with an error that names the file.
+pub fn read_audio_bytes(path: &Path, max_duration_s: f32) -> Result<Vec<u8>> {
+    read_audio_file(path, max_duration_s)
+        .map_err(|reason| Error::Audio { path: path.to_path_buf(), source: crate::audio::AudioError::Read(reason) })
+}
+
 /// Reads and decodes an audio file ([`read_audio_file`], then [`crate::audio::decode_audio`]);
 /// the error names the file.
 pub fn read_audio(path: &Path, max_duration_s: f32) -> Result<crate::audio::Audio> {
-    let bytes = read_audio_file(path, max_duration_s)
-        .map_err(|reason| Error::Audio { path: path.to_path_buf(), source: crate::audio::AudioError::Read(reason) })?;
-    crate::audio::decode_audio(&bytes, max_duration_s)
+    crate::audio::decode_audio(&read_audio_bytes(path, max_duration_s)?, max_duration_s)
         .map_err(|source| Error::Audio { path: path.to_path_buf(), source })
 }
 

@@ -369,9 +369,7 @@ fn run_merge(args: MergeArgs) -> anyhow::Result<()> {
 fn run_features(args: FeaturesArgs) -> anyhow::Result<()> {
     let config = ser_features::read_features_config(&args.config)?;
     let analyzer = dsp::Analyzer::new(&config);
-    let bytes = io::read_audio_file(&args.input, config.max_duration_s)
-        .map_err(|reason| anyhow::anyhow!("{}: {reason}", args.input.display()))?;
-    let features = extract::file_features(&bytes, &analyzer).with_context(|| args.input.display().to_string())?;
+    let features = extract::read_file_features(&args.input, &analyzer)?;
     match args.out.extension().and_then(|e| e.to_str()) {
         Some("npy") => io::write_features_npy(&args.out, &features)?,
         Some("json") => io::write_features_json(&args.out, &features)?,

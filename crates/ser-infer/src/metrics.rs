@@ -17,13 +17,9 @@ use prometheus_client::registry::Registry;
 
 use crate::Classifier;
 
-/// The routes requests are counted by; any other path counts as `other` (a client cannot grow
-/// the label set).
-const ROUTES: [&str; 7] = ["/", "/healthz", "/metrics", "/v1/model", "/v1/predict", "/v1/timeline", "/v1/stream"];
-
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: &'static str,
+    route: String,
     method: String,
     status: u16,
 }
@@ -38,6 +34,9 @@ struct ModelLabels {
 /// What the service counts.
 pub(crate) struct Metrics {
     registry: Registry,
+    /// The paths requests are counted by (the routes served); any other path counts as `other`,
+    /// so a client cannot grow the label set.
+    routes: Vec<String>,
     requests: Family<RequestLabels, Counter>,
     pub(crate) in_flight: Gauge,
     pub(crate) queue_wait: Histogram,
@@ -46,13 +45,9 @@ pub(crate) struct Metrics {
     pub(crate) audio_seconds: Counter<f64, AtomicU64>,
 }
 
-/// The route a path counts under.
-pub(crate) fn route_of(path: &str) -> &'static str {
-    ROUTES.iter().find(|r| **r == path).copied().unwrap_or("other")
-}
-
 impl Metrics {
-    pub(crate) fn new(classifier: &Classifier) -> Metrics {
+    /// The counters of a service of `classifier` that serves `routes` (paths).
+    pub(crate) fn new(classifier: &Classifier, routes: Vec<String>) -> Metrics {
         let mut registry = Registry::with_prefix("ser");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("http_requests", "HTTP requests answered, by route, method and status", requests.clone());
@@ -78,11 +73,17 @@ impl Metrics {
             labels: classifier.labels().join(","),
         });
         registry.register("model", "The model that answers", model);
-        Metrics { registry, requests, in_flight, queue_wait, compute, streams_open, audio_seconds }
+        Metrics { registry, routes, requests, in_flight, queue_wait, compute, streams_open, audio_seconds }
     }
 
-    pub(crate) fn count_request(&self, route: &'static str, method: &str, status: u16) {
-        self.requests.get_or_create(&RequestLabels { route, method: method.to_string(), status }).inc();
+    /// The route a path counts under: itself when a route serves it, else `other`.
+    pub(crate) fn route_of(&self, path: &str) -> &str {
+        self.routes.iter().find(|r| *r == path).map_or("other", String::as_str)
+    }
+
+    pub(crate) fn count_request(&self, route: &str, method: &str, status: u16) {
+        let labels = RequestLabels { route: route.to_string(), method: method.to_string(), status };
+        self.requests.get_or_create(&labels).inc();
     }
 
     /// The text exposition, OpenMetrics 1.0 (which Prometheus reads).

@@ -419,7 +419,7 @@ async fn model(State(state): State<Arc<AppState>>) -> Response {
 
 /// A path no route serves: the routes the OpenAPI document lists, named.
 async fn not_found(State(state): State<Arc<AppState>>) -> ApiError {
-    let routes = state.routes.get().map_or("", String::as_str);
+    let routes = &state.routes;
     ApiError(StatusCode::NOT_FOUND, format!("no such route; see {routes} (GET /openapi.json describes them)"))
 }
 
@@ -443,7 +443,7 @@ async fn count(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let route = crate::metrics::route_of(request.uri().path());
+    let route = state.metrics.route_of(request.uri().path());
     let method = request.method().clone();
     state.metrics.in_flight.inc();
     let response = next.run(request).await;
@@ -496,8 +496,7 @@ async fn healthz() -> axum::Json<serde_json::Value> {
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 async fn openapi_json(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.openapi.get().cloned().unwrap_or_default();
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    ([(header::CONTENT_TYPE, "application/json")], state.openapi.clone()).into_response()
 }
 
 #[derive(utoipa::OpenApi)]
@@ -526,15 +525,6 @@ impl utoipa::Modify for BearerScheme {
 
 /// The router, for embedding in another axum app or serving with [`serve`].
 pub fn router(classifier: Arc<Classifier>, config: ServeConfig) -> Router {
-    let state = Arc::new(AppState {
-        metrics: crate::metrics::Metrics::new(&classifier),
-        openapi: std::sync::OnceLock::new(),
-        routes: std::sync::OnceLock::new(),
-        classifier,
-        permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
-        streams: Arc::new(Semaphore::new(config.max_streams)),
-        config: config.clone(),
-    });
     use utoipa::OpenApi as _;
     use utoipa_axum::{router::OpenApiRouter, routes};
     let (api, api_doc) = OpenApiRouter::<Arc<AppState>>::new()
@@ -554,8 +544,17 @@ pub fn router(classifier: Arc<Classifier>, config: ServeConfig) -> Router {
         .routes(routes!(openapi_json))
         .split_for_parts();
     doc.merge(api_doc);
-    let _ = state.openapi.set(doc.to_pretty_json().expect("the document serialises"));
-    let _ = state.routes.set(route_list(&doc));
+    // The document lists the routes served; the metrics count by its paths, the 404 names them.
+    let paths: Vec<String> = doc.paths.paths.keys().cloned().collect();
+    let state = Arc::new(AppState {
+        metrics: crate::metrics::Metrics::new(&classifier, paths),
+        openapi: doc.to_pretty_json().expect("the document serialises"),
+        routes: route_list(&doc),
+        classifier,
+        permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
+        streams: Arc::new(Semaphore::new(config.max_streams)),
+        config,
+    });
     let app = open
         .merge(api)
         .fallback(not_found)

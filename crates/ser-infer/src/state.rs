@@ -17,10 +17,10 @@ pub(crate) struct AppState {
     /// One per open live stream.
     pub(crate) streams: Arc<Semaphore>,
     pub(crate) metrics: crate::metrics::Metrics,
-    /// `/openapi.json`'s body, made once the router is built.
-    pub(crate) openapi: std::sync::OnceLock<String>,
-    /// The routes it lists, for the 404 message.
-    pub(crate) routes: std::sync::OnceLock<String>,
+    /// `/openapi.json`'s body.
+    pub(crate) openapi: String,
+    /// The routes it lists (`GET /, POST /v1/predict, ...`), for the 404 message.
+    pub(crate) routes: String,
 }
 
 pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
