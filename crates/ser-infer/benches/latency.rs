@@ -119,6 +119,7 @@ fn checkpoint(paths: &[PathBuf], dir: &Path) {
         classes,
         genders: vec![None; n],
         corpora: Vec::new(),
+        speakers: Vec::new(),
         labels,
         n_frames: 174,
         n_coeffs: 40,

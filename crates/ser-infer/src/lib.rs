@@ -195,6 +195,7 @@ impl Classifier {
             labels: vec![None; n],
             genders: vec![None; n],
             corpora: Vec::new(),
+            speakers: Vec::new(),
             n_frames: self.checkpoint.n_frames(),
             n_coeffs: self.checkpoint.n_coeffs(),
             features: features.concat(),

@@ -74,9 +74,35 @@ pub struct ModelConfig {
     /// taught that its clips are not disgust. Absent: every class. Prediction uses every class.
     #[serde(default, skip_serializing_if = "is_false")]
     pub corpus_classes: bool,
+    /// Domain-adversarial training (Ganin & Lempitsky 2015): a head on the last hidden layer
+    /// learns to tell each training clip's corpus or speaker, and its gradient reaches the layers
+    /// below reversed, so they learn what does not tell them apart. Training only: the head is
+    /// left out of the checkpoint. Absent: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversary: Option<Adversary>,
     /// Training-time augmentation of the standardised features (off when absent).
     #[serde(default, skip_serializing_if = "Augment::is_off")]
     pub augment: Augment,
+}
+
+/// What a domain-adversarial head learns to tell apart, and how much its reversed gradient
+/// weighs against the emotions'.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Adversary {
+    pub against: Domain,
+    /// The weight of the head's cross-entropy in the loss (the reversal's lambda).
+    pub weight: f32,
+}
+
+/// A clip's domain, as the feature table gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Domain {
+    /// The table's `corpus` column.
+    Corpus,
+    /// The table's `speaker` column.
+    Speaker,
 }
 
 /// Augmentation of each training batch, drawn from a generator seeded by `(seed, epoch)`, so
@@ -190,6 +216,7 @@ impl ModelConfig {
             weight_average: None,
             corpus_weights: false,
             corpus_classes: false,
+            adversary: None,
             augment: Augment::default(),
         }
     }
@@ -241,6 +268,11 @@ impl ModelConfig {
             && !(w > 0.0 && w.is_finite())
         {
             return fail(format!("gender_weight: {w} must be a positive weight, or absent for no gender head"));
+        }
+        if let Some(a) = &self.adversary
+            && !(a.weight > 0.0 && a.weight.is_finite())
+        {
+            return fail(format!("adversary.weight: {} must be a positive weight, or adversary absent", a.weight));
         }
         if let Some(d) = self.weight_average
             && !(d > 0.0 && d < 1.0)

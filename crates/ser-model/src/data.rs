@@ -3,6 +3,7 @@
 use ser_features::split::{SplitAssignment, SplitPart};
 use ser_features::table::{FeatureRow, FeatureTable};
 
+use crate::config::Domain;
 use crate::{Error, Result};
 
 /// Clips of one split part, as one (N, T, C) block.
@@ -19,6 +20,8 @@ pub struct Dataset {
     /// Each clip's corpus (the table's `corpus`); empty where no table says (audio given to
     /// ser-infer).
     pub corpora: Vec<String>,
+    /// Each clip's speaker (the table's `speaker`); empty where no table says.
+    pub speakers: Vec<String>,
     pub n_frames: usize,
     pub n_coeffs: usize,
     /// (N, T, C), row-major.
@@ -66,6 +69,7 @@ fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, table: &FeatureTable)
         labels: Vec::new(),
         genders: Vec::new(),
         corpora: Vec::new(),
+        speakers: Vec::new(),
         n_frames,
         n_coeffs,
         features: Vec::new(),
@@ -87,6 +91,7 @@ fn dataset<'a>(rows: impl Iterator<Item = &'a FeatureRow>, table: &FeatureTable)
         data.labels.push(label);
         data.genders.push(row.gender.as_deref().and_then(gender_index));
         data.corpora.push(row.corpus.clone());
+        data.speakers.push(row.speaker.clone());
         data.features.extend_from_slice(&row.features);
     }
     Ok(data)
@@ -108,13 +113,8 @@ impl Corpora {
     /// The corpora of `data`, whose clips' classes are `targets`; a set without corpora (no table
     /// said) is one corpus.
     pub fn of(data: &Dataset, targets: &[u32], n_classes: usize) -> Corpora {
-        let corpus = |i: usize| data.corpora.get(i).map_or("", String::as_str);
-        let mut names: Vec<String> = (0..targets.len()).map(|i| corpus(i).to_string()).collect();
-        names.sort();
-        names.dedup();
-        let index: Vec<u32> = (0..targets.len())
-            .map(|i| names.binary_search_by(|n| n.as_str().cmp(corpus(i))).unwrap_or(0) as u32)
-            .collect();
+        let corpus = |i: usize| data.corpora.get(i).cloned().unwrap_or_default();
+        let (names, index) = distinct((0..targets.len()).map(corpus).collect());
         let mut has_class = vec![vec![false; n_classes]; names.len().max(1)];
         for (&c, &y) in index.iter().zip(targets) {
             has_class[c as usize][y as usize] = true;
@@ -131,6 +131,31 @@ impl Corpora {
     pub fn classes(&self, i: usize) -> &[bool] {
         &self.has_class[self.index[i] as usize]
     }
+}
+
+/// The distinct values of `items`, sorted, and each item's index among them.
+fn distinct(items: Vec<String>) -> (Vec<String>, Vec<u32>) {
+    let mut names = items.clone();
+    names.sort();
+    names.dedup();
+    let index = items.iter().map(|item| names.binary_search(item).expect("every item is a name") as u32).collect();
+    (names, index)
+}
+
+/// Each clip's domain for an adversary (`adversary` in model.yaml): an index among the
+/// training part's corpora, or its speakers (a speaker is named with its corpus, so two corpora
+/// may share speaker names); and how many there are.
+pub fn domains(data: &Dataset, against: Domain) -> (usize, Vec<u32>) {
+    let corpus = |i: usize| data.corpora.get(i).cloned().unwrap_or_default();
+    let speaker = |i: usize| data.speakers.get(i).map_or("", String::as_str);
+    let keys = (0..data.len())
+        .map(|i| match against {
+            Domain::Corpus => corpus(i),
+            Domain::Speaker => format!("{}/{}", corpus(i), speaker(i)),
+        })
+        .collect();
+    let (names, index) = distinct(keys);
+    (names.len(), index)
 }
 
 /// A `gender` value's index in [`ser_features::labels::GENDERS`], if it is one of them.

@@ -1,6 +1,6 @@
 //! The training loss, written once: softmax cross-entropy of the logits against one or more
-//! weighted target sets (two for mixup), optionally class-weighted, plus the gender head's
-//! cross-entropy when the network has one. Both training engines call
+//! weighted target sets (two for mixup), optionally class-weighted, plus the cross-entropy of
+//! the gender head and of the adversary's domain head when the network has them. Both training engines call
 //! [`Loss::value_and_gradient`] on every head's logits; the candle engine feeds the gradient back
 //! into its graph.
 
@@ -27,6 +27,9 @@ pub struct Loss<'a> {
     /// or mixup's partners), with the same weights: that weight times the gender cross-entropy
     /// (smoothed alike) summed over the clips with a gender and divided by the batch size.
     pub gender: Option<(f32, Vec<Vec<Option<u32>>>)>,
+    /// The adversary's weight and each clip's domain, as `gender` (its gradient is reversed in
+    /// the network, not here: the head itself learns to tell the domains apart).
+    pub domain: Option<(f32, Vec<Vec<Option<u32>>>)>,
 }
 
 impl Loss<'_> {
@@ -49,10 +52,11 @@ impl Loss<'_> {
                 add(i, heads.emotion(), y, coef * w / batch as f32, self.allowed.as_ref().map(|a| a[t][i]));
             }
         }
-        if let (Some((weight, sets)), Some(head)) = (&self.gender, heads.gender()) {
-            assert_eq!(sets.len(), self.terms.len(), "one gender target list per term");
-            for ((coef, _), genders) in self.terms.iter().zip(sets) {
-                for (i, g) in genders.iter().enumerate() {
+        for (targets, head) in [(&self.gender, heads.gender()), (&self.domain, heads.domain())] {
+            let (Some((weight, sets)), Some(head)) = (targets, head) else { continue };
+            assert_eq!(sets.len(), self.terms.len(), "one target list per term");
+            for ((coef, _), items) in self.terms.iter().zip(sets) {
+                for (i, g) in items.iter().enumerate() {
                     if let Some(g) = *g {
                         add(i, head.clone(), g, weight * coef / batch as f32, None);
                     }
@@ -118,10 +122,12 @@ mod tests {
     use super::*;
 
     /// The gradient is the loss's: central differences (step 0.01) at every logit, with class
-    /// weights, smoothing, a mixup pair of terms and a gender head that some clips lack.
+    /// weights, smoothing, a mixup pair of terms, a gender head that some clips lack and three
+    /// domains.
     #[test]
     fn the_gradient_is_the_derivative_of_the_loss() {
-        let heads = Heads { classes: 4, genders: 2 };
+        let heads = Heads { classes: 4, genders: 2, domains: 3 };
+        let w = heads.outputs();
         let batch = 3;
         let logits: Vec<f32> = (0..batch * heads.outputs()).map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5).collect();
         let weights = [1.0, 2.0, 0.5, 1.5];
@@ -134,6 +140,7 @@ mod tests {
             allowed: Some(vec![vec![&all[..], &no1[..], &all[..]], vec![&all[..], &no1[..], &no3[..]]]),
             smoothing: 0.1,
             gender: Some((0.4, vec![vec![Some(1), None, Some(0)], vec![Some(0), Some(1), None]])),
+            domain: Some((0.2, vec![vec![Some(2), Some(0), Some(1)], vec![Some(1), Some(0), Some(2)]])),
         };
         let (_, grad) = loss.value_and_gradient(&logits, heads);
         let h = 1e-2f32;
@@ -146,20 +153,24 @@ mod tests {
             let numeric = (at(h) - at(-h)) / (2.0 * h);
             assert!((numeric - grad[i]).abs() < 2e-3, "logit {i}: numeric {numeric} vs {}", grad[i]);
         }
-        // The gender logits have a gradient, and only through the gender term.
-        let gender_grad: f32 = (0..batch).flat_map(|b| grad[b * 6 + 4..b * 6 + 6].to_vec()).map(f32::abs).sum();
-        assert!(gender_grad > 1e-3);
-        let (_, without) = Loss { gender: None, ..loss.clone() }.value_and_gradient(&logits, heads);
-        assert!((0..batch).all(|b| without[b * 6 + 4..b * 6 + 6] == [0.0, 0.0]));
-        assert!(
-            (0..batch).all(|b| without[b * 6..b * 6 + 4] == grad[b * 6..b * 6 + 4]),
-            "the emotions' gradient is its own"
-        );
+        // The gender and domain logits have a gradient, each only through its own term.
+        for (head, cut) in
+            [(4..6, Loss { gender: None, ..loss.clone() }), (6..9, Loss { domain: None, ..loss.clone() })]
+        {
+            let at = |g: &[f32], b: usize| g[b * w + head.start..b * w + head.end].to_vec();
+            assert!((0..batch).flat_map(|b| at(&grad, b)).map(f32::abs).sum::<f32>() > 1e-3);
+            let (_, without) = cut.value_and_gradient(&logits, heads);
+            assert!((0..batch).all(|b| at(&without, b).iter().all(|&d| d == 0.0)));
+            assert!(
+                (0..batch).all(|b| without[b * w..b * w + 4] == grad[b * w..b * w + 4]),
+                "the emotions' gradient is its own"
+            );
+        }
         // A class a clip's corpus lacks gets no gradient from that clip's terms: clip 1's logit 1.
-        let (_, one) = Loss { gender: None, clip_weights: None, ..loss.clone() }.value_and_gradient(&logits, heads);
-        assert_eq!(one[6 + 1], 0.0);
+        let (_, one) = Loss { clip_weights: None, ..loss.clone() }.value_and_gradient(&logits, heads);
+        assert_eq!(one[w + 1], 0.0);
         // Without masks or clip weights, the loss is the plain one.
-        let plain = Loss { allowed: None, clip_weights: None, gender: None, ..loss.clone() };
+        let plain = Loss { allowed: None, clip_weights: None, gender: None, domain: None, ..loss.clone() };
         let masked_all = Loss { allowed: Some(vec![vec![&all[..]; 3]; 2]), ..plain.clone() };
         let (a, b) = (plain.value_and_gradient(&logits, heads), masked_all.value_and_gradient(&logits, heads));
         assert!((a.0 - b.0).abs() < 1e-6 && a.1.iter().zip(&b.1).all(|(x, y)| (x - y).abs() < 1e-6));

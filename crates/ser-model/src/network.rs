@@ -11,6 +11,9 @@
 //! With `attention_units`, the second BiLSTM gives every state and attention pooling
 //! ([`AttentionPool`]) takes the place of its last state. With `gender_weight`, the last Dense
 //! gives the gender logits after the emotions' ([`Heads`]): a gender head sharing every layer.
+//! With an `adversary`, a training network's last Dense gives the domain logits last, their
+//! gradient reversed on its way down ([`Dense::reversing`]); [`Network::for_inference`] leaves
+//! them out, so checkpoints never hold them.
 //!
 //! Tensor names follow PyTorch (`conv1.weight` (out, in, k), `bn1.running_mean`,
 //! `lstm1.weight_ih_l0_reverse`, `fc1.weight` (out, in)); they are part of the checkpoint format.
@@ -36,25 +39,29 @@ pub struct Network {
 }
 
 /// What the last layer gives for a clip, in order: the logits of the emotions (the label set's
-/// classes), then those of the gender head ([`ser_features::labels::GENDERS`]) when there is one.
-/// Training, prediction and export take the heads' logits from here alone.
+/// classes), then those of the gender head ([`ser_features::labels::GENDERS`]) when there is one,
+/// then, in training, those of the adversary's domains. Training, prediction and export take the
+/// heads' logits from here alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Heads {
     pub classes: usize,
     /// 0 without a gender head.
     pub genders: usize,
+    /// The adversary's domains (corpora or speakers of the training part); 0 without one, and
+    /// always in inference.
+    pub domains: usize,
 }
 
 impl Heads {
-    /// The heads `config` asks for, over `n_classes` emotions.
-    pub fn new(config: &ModelConfig, n_classes: usize) -> Heads {
+    /// The heads `config` asks for, over `n_classes` emotions and `domains` adversary domains.
+    pub fn new(config: &ModelConfig, n_classes: usize, domains: usize) -> Heads {
         let genders = if config.gender_weight.is_some() { ser_features::labels::GENDERS.len() } else { 0 };
-        Heads { classes: n_classes, genders }
+        Heads { classes: n_classes, genders, domains }
     }
 
     /// Values the last layer gives per clip.
     pub fn outputs(self) -> usize {
-        self.classes + self.genders
+        self.classes + self.genders + self.domains
     }
 
     /// Where a clip's emotion logits are in its outputs.
@@ -64,12 +71,17 @@ impl Heads {
 
     /// Where a clip's gender logits are, with a gender head.
     pub fn gender(self) -> Option<Range<usize>> {
-        (self.genders > 0).then(|| self.classes..self.outputs())
+        (self.genders > 0).then(|| self.classes..self.classes + self.genders)
+    }
+
+    /// Where a clip's domain logits are, with an adversary.
+    pub fn domain(self) -> Option<Range<usize>> {
+        (self.domains > 0).then(|| self.outputs() - self.domains..self.outputs())
     }
 
     /// The emotion logits (B, classes) of the outputs (B, outputs).
     pub fn emotion_logits(self, outputs: Vec<f32>) -> Vec<f32> {
-        if self.genders == 0 {
+        if self.outputs() == self.classes {
             return outputs;
         }
         outputs.chunks_exact(self.outputs()).flat_map(|row| &row[self.emotion()]).copied().collect()
@@ -94,8 +106,22 @@ impl Builder {
 }
 
 impl Network {
-    /// The network of `config` for clips of `n_frames` x `n_coeffs` and `n_classes` classes.
+    /// The network of `config` for clips of `n_frames` x `n_coeffs` and `n_classes` classes, as
+    /// a checkpoint holds it (no adversary).
     pub fn new(config: &ModelConfig, n_frames: usize, n_coeffs: usize, n_classes: usize) -> Result<Network> {
+        Network::training(config, n_frames, n_coeffs, n_classes, 0)
+    }
+
+    /// The network trained for `config`: with `config.adversary`, its last Dense also gives the
+    /// logits of `domains` domains, their gradient reversed below it.
+    pub fn training(
+        config: &ModelConfig,
+        n_frames: usize,
+        n_coeffs: usize,
+        n_classes: usize,
+        domains: usize,
+    ) -> Result<Network> {
+        let domains = if config.adversary.is_some() { domains } else { 0 };
         let input = Shape::Sequence { steps: n_frames, features: n_coeffs };
         let mut b = Builder { layers: Vec::new(), params: Vec::new(), input, shape: input };
         let convs = [(config.conv1_filters, config.conv1_kernel), (config.conv2_filters, config.conv2_kernel)];
@@ -119,9 +145,26 @@ impl Network {
         b.add(|x| Dense::new(x, "fc1", config.dense_units))?;
         b.add(|_| Ok(Relu))?;
         b.add(|_| Ok(Dropout::new(config.dropout_dense)))?;
-        let heads = Heads::new(config, n_classes);
-        b.add(|x| Dense::new(x, "fc2", heads.outputs()))?;
+        let heads = Heads::new(config, n_classes, domains);
+        b.add(|x| Ok(Dense::new(x, "fc2", heads.outputs())?.reversing(heads.outputs() - heads.domains)))?;
         Ok(Network { layers: b.layers, params: b.params, input: b.input, heads })
+    }
+
+    /// The network a checkpoint holds, and its `weights`: without the adversary's domain
+    /// logits (the last rows of the last Dense, its only parameters that differ), as they are
+    /// when there is no adversary.
+    pub fn for_inference(&self, config: &ModelConfig, weights: &Weights) -> Result<(Network, Weights)> {
+        let Shape::Sequence { steps, features } = self.input else { unreachable!("the input is a sequence") };
+        let network = Network::new(config, steps, features, self.heads.classes)?;
+        let values = network
+            .params
+            .iter()
+            .zip(weights.values())
+            // Row-major (out, in) and (out): the kept outputs are the leading values.
+            .map(|(spec, values)| values[..spec.len()].to_vec())
+            .collect();
+        let weights = Weights::from_values(&network.params, values).map_err(Error::Config)?;
+        Ok((network, weights))
     }
 
     /// Every parameter, in the order [`Weights`] and [`Gradients`] use.
@@ -212,7 +255,7 @@ impl Network {
             x = layer.export_onnx(graph, &x, shape, weights)?;
             shape = layer.output_shape(shape);
         }
-        if self.heads.gender().is_some() {
+        if self.heads.outputs() != self.heads.classes {
             let range = self.heads.emotion();
             let starts = graph.constant_i64("heads_starts", &[range.start as i64]);
             let ends = graph.constant_i64("heads_ends", &[range.end as i64]);
@@ -230,7 +273,7 @@ impl Network {
     /// Emotion logits (B, n_classes) through candle in inference mode.
     pub fn infer_candle(&self, xs: &Tensor, params: &[Tensor]) -> candle_core::Result<Tensor> {
         let outputs = self.forward_candle(xs, params, &mut Pass::inference())?;
-        if self.heads.gender().is_none() {
+        if self.heads.outputs() == self.heads.classes {
             return Ok(outputs);
         }
         let range = self.heads.emotion();

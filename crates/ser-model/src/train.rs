@@ -262,7 +262,19 @@ pub fn train(
     let mut val_set = data.val.clone();
     normalization.apply(&mut val_set.features);
 
-    let network = Network::new(config, train_set.n_frames, train_set.n_coeffs, n_classes)?;
+    // An adversary's domains: each training clip's, and how many the head tells apart.
+    let domains = config.adversary.as_ref().map(|a| crate::data::domains(&train_set, a.against));
+    if let (Some(a), Some((n, _))) = (&config.adversary, &domains)
+        && *n < 2
+    {
+        return Err(Error::Data(format!(
+            "adversary: against {:?} needs at least two in the training part, which has {n}; remove adversary \
+             from model.yaml or train on more corpora or speakers",
+            a.against
+        )));
+    }
+    let n_domains = domains.as_ref().map_or(0, |(n, _)| *n);
+    let network = Network::training(config, train_set.n_frames, train_set.n_coeffs, n_classes, n_domains)?;
     let heads = network.heads();
     if heads.gender().is_some() && data.train.genders.iter().all(Option::is_none) {
         return Err(Error::Data(format!(
@@ -353,12 +365,15 @@ pub fn train(
                 }
             };
             let terms = clips.iter().map(|(c, ids)| (*c, ids.iter().map(|&i| train_targets[i]).collect())).collect();
-            let gender = config.gender_weight.map(|w| {
-                (w, clips.iter().map(|(_, ids)| ids.iter().map(|&i| train_set.genders[i]).collect()).collect())
-            });
             let per_clip = |each: &dyn Fn(usize) -> f32| {
                 clips.iter().map(|(_, ids)| ids.iter().map(|&i| each(i)).collect()).collect()
             };
+            let targets = |each: &dyn Fn(usize) -> Option<u32>| {
+                clips.iter().map(|(_, ids)| ids.iter().map(|&i| each(i)).collect()).collect()
+            };
+            let gender = config.gender_weight.map(|w| (w, targets(&|i| train_set.genders[i])));
+            let domain =
+                config.adversary.as_ref().zip(domains.as_ref()).map(|(a, (_, d))| (a.weight, targets(&|i| Some(d[i]))));
             let loss = Loss {
                 terms,
                 class_weights: class_weights.as_deref(),
@@ -368,6 +383,7 @@ pub fn train(
                     .then(|| clips.iter().map(|(_, ids)| ids.iter().map(|&i| corpora.classes(i)).collect()).collect()),
                 smoothing: config.label_smoothing,
                 gender,
+                domain,
             };
             let x = Activations::new(batch.len(), network.input(), values);
             let step = train_step(options.engine, &network, &point.weights, x, &loss, &mut masks, device)?;
@@ -481,6 +497,7 @@ pub fn train(
     }
 
     let state = &point.meta.state;
+    let (network, best) = network.for_inference(config, &point.best)?;
     let meta = ModelJson {
         format_version: checkpoint::FORMAT_VERSION,
         labels,
@@ -500,7 +517,7 @@ pub fn train(
         versions: checkpoint::versions(),
     };
     if let Some(dir) = options.out_dir {
-        io::write_checkpoint(dir, &network, &point.best, &meta)?;
+        io::write_checkpoint(dir, &network, &best, &meta)?;
     }
     Ok(TrainOutcome {
         best_epoch: state.best_epoch,
@@ -508,7 +525,7 @@ pub fn train(
         metrics: state.best_metrics.clone(),
         history: point.meta.history,
         meta,
-        model: Model::new(network, point.best, device)?,
+        model: Model::new(network, best, device)?,
         stopped_early,
     })
 }

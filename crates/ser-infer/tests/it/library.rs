@@ -35,6 +35,7 @@ fn predictions_follow_the_checkpoint_recipe() {
         labels: vec![None],
         genders: vec![None],
         corpora: Vec::new(),
+        speakers: Vec::new(),
         n_frames: 40,
         n_coeffs: 17,
         features,

@@ -68,6 +68,7 @@ pub fn checkpoint() -> &'static Path {
                 labels,
                 genders,
                 corpora: Vec::new(),
+                speakers: Vec::new(),
                 n_frames: 40,
                 n_coeffs: config.n_coeffs(),
                 features,
@@ -103,6 +104,7 @@ pub fn checkpoint() -> &'static Path {
             weight_average: None,
             corpus_weights: false,
             corpus_classes: false,
+            adversary: None,
             augment: Default::default(),
         };
         let provenance = DataProvenance {

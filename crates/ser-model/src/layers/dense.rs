@@ -1,4 +1,5 @@
-//! A fully connected layer: `weight` (out, in), `bias` (out), as PyTorch's `nn.Linear`.
+//! A fully connected layer: `weight` (out, in), `bias` (out), as PyTorch's `nn.Linear`; its
+//! last outputs may reach its input through a gradient reversal (domain-adversarial training).
 
 use candle_core::Tensor;
 
@@ -14,6 +15,9 @@ pub struct Dense {
     bias: ParamId,
     in_dim: usize,
     out_dim: usize,
+    /// Outputs from this one on learn as usual, but their gradient reaches the input negated
+    /// (a gradient reversal layer between the input and their rows, Ganin & Lempitsky 2015).
+    reversed_from: Option<usize>,
 }
 
 impl Dense {
@@ -28,7 +32,13 @@ impl Dense {
             Init::GlorotUniform { fan_in: in_dim, fan_out: out_dim },
         );
         let bias = input.param(format!("{name}.bias"), vec![out_dim], Init::Zeros);
-        Ok(Dense { weight, bias, in_dim, out_dim })
+        Ok(Dense { weight, bias, in_dim, out_dim, reversed_from: None })
+    }
+
+    /// The same layer, with the gradient of outputs `from..` reversed on its way to the input.
+    pub fn reversing(self, from: usize) -> Dense {
+        assert!(from <= self.out_dim, "reversed outputs {from}.. of {}", self.out_dim);
+        Dense { reversed_from: (from < self.out_dim).then_some(from), ..self }
     }
 }
 
@@ -38,7 +48,17 @@ impl Layer for Dense {
     }
 
     fn forward_candle(&self, xs: &Tensor, params: &[Tensor], _pass: &mut Pass<Tensor>) -> candle_core::Result<Tensor> {
-        xs.matmul(&params[self.weight.index()].t()?)?.broadcast_add(&params[self.bias.index()])
+        let (w, b) = (&params[self.weight.index()], &params[self.bias.index()]);
+        let Some(from) = self.reversed_from else {
+            return xs.matmul(&w.t()?)?.broadcast_add(b);
+        };
+        // 2 x.detach() - x is x going forward, and sends the gradient back negated.
+        let reversed = ((xs.detach() * 2.0)? - xs)?;
+        let rows = |x: &Tensor, range: std::ops::Range<usize>| {
+            let (start, len) = (range.start, range.len());
+            x.matmul(&w.narrow(0, start, len)?.t()?)?.broadcast_add(&b.narrow(0, start, len)?)
+        };
+        Tensor::cat(&[rows(xs, 0..from)?, rows(&reversed, from..self.out_dim)?], 1)
     }
 
     fn forward_cpu(&self, x: Activations, weights: &Weights, pass: &mut Pass<Vec<f32>>) -> (Activations, Saved) {
@@ -64,6 +84,12 @@ impl Layer for Dense {
         let dims = (x.batch, self.out_dim, self.in_dim);
         grads.set(self.weight, linear_weight_grad(&d_out, &x.values, dims, Threads::One));
         grads.set(self.bias, column_sums(&d_out, self.out_dim));
+        let mut d_out = d_out;
+        if let Some(from) = self.reversed_from.filter(|_| input_grad) {
+            for row in d_out.chunks_exact_mut(self.out_dim) {
+                row[from..].iter_mut().for_each(|d| *d = -*d);
+            }
+        }
         input_grad.then(|| linear_input_grad(&d_out, weights.get(self.weight), dims, Threads::One))
     }
 

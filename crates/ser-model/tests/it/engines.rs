@@ -63,6 +63,7 @@ fn check(case: Case) {
             class_weights: Some(&class_weights),
             smoothing: 0.1,
             gender: None,
+            domain: None,
         }
     } else {
         Loss {
@@ -72,6 +73,7 @@ fn check(case: Case) {
             allowed: None,
             smoothing: 0.0,
             gender: None,
+            domain: None,
         }
     };
     if case.gender {
@@ -147,6 +149,7 @@ fn the_production_shape_agrees() {
         allowed: None,
         smoothing: 0.0,
         gender: None,
+        domain: None,
     };
     let step = |engine: Engine| {
         let batch = Activations::new(16, network.input(), x.clone());
@@ -156,5 +159,67 @@ fn the_production_shape_agrees() {
     assert!((fused.loss - candle.loss).abs() < 1e-5, "loss {} vs {}", fused.loss, candle.loss);
     for (id, spec) in network.param_ids().zip(network.params()).filter(|(_, s)| s.trained) {
         assert_close(fused.grads.get(id).unwrap(), candle.grads.get(id).unwrap(), &spec.name);
+    }
+}
+
+/// The adversary's head learns to tell the domains apart (its own rows descend its loss), while
+/// every layer below receives that loss's gradient reversed: against central differences of
+/// the whole loss, a parameter of the head gets `d(emotions + domains)`, one below it
+/// `d(emotions) - d(domains)`.
+#[test]
+fn the_adversary_s_gradient_is_reversed_below_its_head() {
+    use ser_model::config::{Adversary, Domain};
+    let mut config = crate::small_config(4);
+    (config.dropout_conv, config.dropout_lstm, config.dropout_dense) = (0.0, 0.0, 0.0);
+    config.adversary = Some(Adversary { against: Domain::Corpus, weight: 0.7 });
+    let (frames, coeffs, n_classes, batch) = (12, 5, 4, 6);
+    let network = Network::training(&config, frames, coeffs, n_classes, 3).unwrap();
+    assert_eq!(network.heads().domain(), Some(4..7));
+    let weights = network.init(config.seed);
+    let x = values(batch * frames * coeffs, 3);
+    let with_domains = |on: bool| Loss {
+        terms: vec![(1.0, (0..batch).map(|i| (i % n_classes) as u32).collect())],
+        class_weights: None,
+        clip_weights: None,
+        allowed: None,
+        smoothing: 0.0,
+        gender: None,
+        domain: on.then(|| (0.7, vec![(0..batch).map(|i| Some((i % 3) as u32)).collect()])),
+    };
+    let step = |weights: &ser_model::params::Weights, loss: &Loss| {
+        let b = Activations::new(batch, network.input(), x.clone());
+        train_step(Engine::Fused, &network, weights, b, loss, &mut MaskStream::new(1), &Device::Cpu).unwrap()
+    };
+    let (full, emotions) = (step(&weights, &with_domains(true)), step(&weights, &with_domains(false)));
+    let id = |name: &str| network.param_ids().find(|&id| network.params()[id.index()].name == name).unwrap();
+    let h = 1e-2f32;
+    for (name, reversed) in [("fc2.weight", false), ("fc2.bias", false), ("fc1.bias", true), ("fc1.weight", true)] {
+        let id = id(name);
+        for k in [0, 1] {
+            let at = |d: f32| {
+                let mut w = weights.clone();
+                w.get_mut(id)[k] += d;
+                step(&w, &with_domains(true)).loss
+            };
+            let numeric = (at(h) - at(-h)) / (2.0 * h);
+            let (got, own) = (full.grads.get(id).unwrap()[k], emotions.grads.get(id).unwrap()[k]);
+            // Reversed: got = own - (numeric - own).
+            let want = if reversed { 2.0 * own - numeric } else { numeric };
+            assert!((got - want).abs() < 2e-3 + 2e-2 * want.abs(), "{name}[{k}]: {got} vs {want} (emotions {own})");
+        }
+    }
+    // Between the two engines, with an adversary, as for every other head.
+    let candle = train_step(
+        Engine::Candle,
+        &network,
+        &weights,
+        Activations::new(batch, network.input(), x.clone()),
+        &with_domains(true),
+        &mut MaskStream::new(1),
+        &Device::Cpu,
+    )
+    .unwrap();
+    for (id, spec) in network.param_ids().zip(network.params()).filter(|(_, s)| s.trained) {
+        assert_close(full.grads.get(id).unwrap(), candle.grads.get(id).unwrap(), &spec.name);
     }
 }

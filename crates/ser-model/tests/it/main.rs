@@ -44,6 +44,7 @@ pub fn small_config(seed: u64) -> ModelConfig {
         weight_average: None,
         corpus_weights: false,
         corpus_classes: false,
+        adversary: None,
         augment: Default::default(),
     }
 }
@@ -70,5 +71,15 @@ pub fn toy_dataset(n: usize, offset: usize) -> Dataset {
     let classes = ser_features::labels::EMOTIONS.iter().map(|s| s.to_string()).collect();
     // Clips alternate gender in runs of eight, so a gender head has something to learn.
     let genders = (0..n).map(|i| Some(((i + offset) / 8 % 2) as u32)).collect();
-    Dataset { clip_ids, classes, labels, genders, corpora: Vec::new(), n_frames, n_coeffs, features }
+    Dataset {
+        clip_ids,
+        classes,
+        labels,
+        genders,
+        corpora: Vec::new(),
+        speakers: Vec::new(),
+        n_frames,
+        n_coeffs,
+        features,
+    }
 }

@@ -450,3 +450,39 @@ fn the_corpus_levers_act_only_between_corpora() {
     };
     assert_ne!(two(&config).model.weights, two(&both).model.weights, "two corpora: the levers act");
 }
+
+#[test]
+fn an_adversary_trains_beside_the_emotions_and_stays_out_of_the_checkpoint() {
+    use ser_model::config::{Adversary, Domain};
+    let config = ModelConfig { max_epochs: 2, ..small_config(6) };
+    let adversarial =
+        ModelConfig { adversary: Some(Adversary { against: Domain::Speaker, weight: 0.5 }), ..config.clone() };
+    let (mut train_set, val_set) = (toy_dataset(96, 0), toy_dataset(32, 1000));
+    let features = features_config();
+    // No speakers in the table: one domain, nothing to tell apart, and the error says so.
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+    let err = train(&data, &adversarial, &TrainOptions::in_memory(&Device::Cpu), &Quiet).unwrap_err().to_string();
+    assert!(err.contains("adversary") && err.contains("at least two") && err.contains("has 1"), "{err}");
+    // Six speakers: the head trains, and changes the weights below it.
+    train_set.speakers = (0..train_set.len()).map(|i| format!("s{}", i % 6)).collect();
+    let data = TrainData { train: &train_set, val: &val_set, features_config: &features, provenance: provenance() };
+    let dir = tempfile::tempdir().unwrap();
+    let options = TrainOptions { out_dir: Some(dir.path()), ..TrainOptions::in_memory(&Device::Cpu) };
+    let outcome = train(&data, &adversarial, &options, &Quiet).unwrap();
+    let plain = train(&data, &config, &TrainOptions::in_memory(&Device::Cpu), &Quiet).unwrap();
+    assert_ne!(weights(&outcome), weights(&plain));
+    // The checkpoint is a plain network's: the same tensors, the emotions alone.
+    let specs = |o: &TrainOutcome| {
+        o.model.network.params().iter().map(|s| (s.name.clone(), s.dims.clone())).collect::<Vec<_>>()
+    };
+    assert_eq!(specs(&outcome), specs(&plain));
+    assert_eq!(outcome.model.network.heads(), plain.model.network.heads());
+    let checkpoint = ser_model::io::read_checkpoint(dir.path(), &Device::Cpu).unwrap();
+    let predictions = ser_model::predict::predict(&checkpoint, &toy_dataset(5, 7)).unwrap();
+    let mut standardised = toy_dataset(5, 7).features;
+    outcome.meta.normalization.apply(&mut standardised);
+    let in_memory = outcome.model.probabilities(&standardised, 5).unwrap();
+    assert_eq!(predictions.probabilities, in_memory, "the checkpoint answers as the trained network");
+    let bad = ModelConfig::from_yaml(&format!("{}adversary: {{against: speaker, weight: 0}}\n", config.to_yaml()));
+    assert!(bad.unwrap_err().to_string().contains("adversary.weight: 0"));
+}
