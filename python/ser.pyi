@@ -25,6 +25,8 @@ HAS_SHIPPED_MODEL: bool
 Audio = Union[str, os.PathLike[str], bytes, npt.ArrayLike]
 """A path, an audio file's bytes (WAV, FLAC, MP3, Ogg, AAC/M4A, AIFF, CAF), or float samples in
 [-1, 1], shape (n,) or (n, channels), with ``sample_rate``."""
+Adapt = Literal["off", "recording", "together"]
+"""Test-time speaker normalisation: whose speech the windows are standardised around."""
 
 class SerError(ValueError):
     """Audio or a checkpoint ser cannot use; the message names the file (or ``<array>``,
@@ -84,6 +86,7 @@ class Classifier:
         silence_dbfs: Optional[float] = None,
         first_window: bool = False,
         max_duration: Optional[float] = None,
+        adapt: Adapt = "off",
     ) -> Prediction: ...
     @overload
     def predict(
@@ -96,6 +99,7 @@ class Classifier:
         silence_dbfs: Optional[float] = None,
         first_window: bool = False,
         max_duration: Optional[float] = None,
+        adapt: Adapt = "off",
     ) -> list[Prediction]:
         """The emotion of one recording, or of each file in a list (decoded and classified in
         parallel, as ``ser-infer predict`` does; the first bad file raises SerError).
@@ -104,6 +108,11 @@ class Classifier:
         ``hop``, default half a window) and their probabilities averaged; windows quieter than
         ``silence_dbfs`` (default -50) are skipped. The dict is the JSON line
         ``ser-infer predict --format jsonl`` prints, without the path.
+
+        ``adapt`` (test-time speaker normalisation, ``ser-infer predict --adapt``): "recording"
+        standardises each recording's windows around its own speech, "together" all the listed
+        files' around theirs (one speaker's files), instead of the training statistics. It
+        helped on corpora unlike the model's and cost on speakers like its own.
         """
     @overload
     def timeline(
@@ -116,6 +125,7 @@ class Classifier:
         silence_dbfs: Optional[float] = None,
         max_duration: Optional[float] = None,
         as_frame: Literal[False],
+        adapt: Adapt = "off",
     ) -> list[Window]: ...
     @overload
     def timeline(
@@ -128,10 +138,12 @@ class Classifier:
         silence_dbfs: Optional[float] = None,
         max_duration: Optional[float] = None,
         as_frame: Optional[bool] = None,
+        adapt: Adapt = "off",
     ) -> Any:
         """The emotion of each window of a recording, as ``ser-infer timeline`` prints them: a
         pandas DataFrame (a row per window) when pandas is installed and ``as_frame`` is not
-        False, else a list of dicts."""
+        False, else a list of dicts. ``adapt="recording"`` standardises the windows around the
+        recording's own speech (``ser-infer timeline --adapt``)."""
     def features(self, x: Audio, sample_rate: Optional[int] = None) -> npt.NDArray[np.float32]:
         """The network's input for ``x`` (frames x coefficients), with this checkpoint's feature
         config."""

@@ -15,7 +15,7 @@ use ser_features::audio::{Audio, decode_audio};
 use ser_features::dsp::Analyzer;
 use ser_infer::config::InferConfig;
 use ser_infer::output::{recording_json, segment_json};
-use ser_infer::timeline::{Span, predict_recordings};
+use ser_infer::timeline::{Adapt, Span, predict_recordings};
 use ser_infer::{TimelineConfig, WindowSettings};
 use sha2::{Digest, Sha256};
 
@@ -122,8 +122,16 @@ struct Classifier {
 
 impl Classifier {
     /// The windows predict and timeline use: the arguments over ser-infer's defaults.
-    fn windows(&self, window: Option<f64>, hop: Option<f64>, silence_dbfs: Option<f64>) -> PyResult<TimelineConfig> {
-        WindowSettings { window_s: window, hop_s: hop, silence_dbfs }
+    fn windows(
+        &self,
+        window: Option<f64>,
+        hop: Option<f64>,
+        silence_dbfs: Option<f64>,
+        adapt: &str,
+    ) -> PyResult<TimelineConfig> {
+        let adapt: Adapt = serde_json::from_value(serde_json::Value::String(adapt.into()))
+            .map_err(|_| ser_error(format!("adapt: `{adapt}` is not one of off, recording, together")))?;
+        WindowSettings { window_s: window, hop_s: hop, silence_dbfs, adapt: Some(adapt) }
             .or(InferConfig::default().windows())
             .resolve(&self.inner)
             .map_err(ser_error)
@@ -202,7 +210,11 @@ impl Classifier {
     ///
     /// Returns {"label", "confidence", "probabilities": {label: p}, "silent", "windows",
     /// "silent_windows", "start_s", "end_s"}, the JSON `ser-infer predict --format jsonl` prints.
-    #[pyo3(signature = (x, sample_rate=None, *, window=None, hop=None, silence_dbfs=None, first_window=false, max_duration=None))]
+    ///
+    /// adapt: "recording" standardises each recording's windows around its own speech,
+    /// "together" all the listed files' around theirs (one speaker's files), instead of the
+    /// training statistics (`ser-infer predict --adapt`).
+    #[pyo3(signature = (x, sample_rate=None, *, window=None, hop=None, silence_dbfs=None, first_window=false, max_duration=None, adapt="off"))]
     #[allow(clippy::too_many_arguments)]
     fn predict<'py>(
         &self,
@@ -214,8 +226,9 @@ impl Classifier {
         silence_dbfs: Option<f64>,
         first_window: bool,
         max_duration: Option<f32>,
+        adapt: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let config = self.windows(window, hop, silence_dbfs)?;
+        let config = self.windows(window, hop, silence_dbfs, adapt)?;
         let span = if first_window { Span::FirstWindow } else { Span::Whole };
         let max_duration = max_duration.unwrap_or(InferConfig::default().max_duration_s);
         // A list of paths is many files; any other list is samples.
@@ -235,8 +248,9 @@ impl Classifier {
     ///
     /// x: as for predict. Returns a pandas DataFrame (a row per window) when pandas is installed
     /// and as_frame is not False, else a list of dicts {"start_s", "end_s", "level_dbfs",
-    /// "silent", "label", "confidence", "probabilities"}.
-    #[pyo3(signature = (x, sample_rate=None, *, window=None, hop=None, silence_dbfs=None, max_duration=None, as_frame=None))]
+    /// "silent", "label", "confidence", "probabilities"}. adapt="recording" standardises the
+    /// windows around the recording's own speech (`ser-infer timeline --adapt`).
+    #[pyo3(signature = (x, sample_rate=None, *, window=None, hop=None, silence_dbfs=None, max_duration=None, as_frame=None, adapt="off"))]
     #[allow(clippy::too_many_arguments)]
     fn timeline<'py>(
         &self,
@@ -248,8 +262,9 @@ impl Classifier {
         silence_dbfs: Option<f64>,
         max_duration: Option<f32>,
         as_frame: Option<bool>,
+        adapt: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let config = self.windows(window, hop, silence_dbfs)?;
+        let config = self.windows(window, hop, silence_dbfs, adapt)?;
         let max_duration = max_duration.unwrap_or(InferConfig::default().timeline_max_duration_s);
         let input = Input::from_py(x, sample_rate)?;
         let rows = py

@@ -115,6 +115,23 @@ def test_predict_equals_ser_infer_predict(clf, clips):
     assert_same_answer(clf.predict(clips["long"], first_window=True, silence_dbfs=-40), first[0])
 
 
+def test_adapted_answers_equal_ser_infer_s_and_differ_from_plain_ones(clf, clips):
+    paths = list(clips.values())
+    for adapt in ["recording", "together"]:
+        cli = run_jsonl(BIN / "ser-infer", "predict", "--format", "jsonl", "--adapt", adapt, *paths)
+        for got, expected in zip(clf.predict(paths, adapt=adapt), cli):
+            assert_same_answer(got, expected)
+    assert_same_answer(clf.predict(clips["long"], adapt="recording"), clf.predict([clips["long"]], adapt="together")[0])
+    plain = clf.predict(clips["long"])
+    adapted = clf.predict(clips["long"], adapt="recording")
+    assert plain["probabilities"] != adapted["probabilities"]
+    rows = clf.timeline(clips["long"], window=2, hop=1, as_frame=False, adapt="recording")
+    cli = run_jsonl(BIN / "ser-infer", "timeline", "--format", "jsonl", "--window", "2", "--hop", "1", "--adapt", "recording", clips["long"])
+    assert [r["label"] for r in rows] == [c["label"] for c in cli]
+    with pytest.raises(ser.SerError, match="adapt: `speaker` is not one of off, recording, together"):
+        clf.predict(clips["long"], adapt="speaker")
+
+
 def test_a_checkpoint_directory_and_an_ensemble_answer_as_the_shipped_model(clf, clips, tmp_path):
     from_dir = ser.Classifier(MODEL_DIR)
     assert from_dir.sha256 == clf.sha256

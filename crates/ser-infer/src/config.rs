@@ -137,7 +137,12 @@ impl InferConfig {
 
     /// The window settings this file gives.
     pub fn windows(&self) -> WindowSettings {
-        WindowSettings { window_s: self.window_s, hop_s: self.hop_s, silence_dbfs: Some(self.silence_dbfs) }
+        WindowSettings {
+            window_s: self.window_s,
+            hop_s: self.hop_s,
+            silence_dbfs: Some(self.silence_dbfs),
+            adapt: None,
+        }
     }
 }
 

@@ -84,6 +84,13 @@ impl Prediction {
     }
 }
 
+/// One window's features (the network's input) and how many of its first frames are speech.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowFeatures {
+    pub values: Vec<f32>,
+    pub speech_frames: usize,
+}
+
 /// A checkpoint ready to classify audio.
 pub struct Classifier {
     checkpoint: Checkpoint,
@@ -159,6 +166,12 @@ impl Classifier {
     /// The network's input for mono samples at `sample_rate`: resample to the checkpoint's rate,
     /// then the checkpoint's features (padded or cut to its frame count).
     pub fn features(&self, samples: &[f32], sample_rate: u32) -> Result<Vec<f32>> {
+        Ok(self.window_features(samples, sample_rate)?.values)
+    }
+
+    /// [`Classifier::features`], and how many of its first frames are the audio's own (the rest
+    /// is padding; all of them when the checkpoint pads with the audio itself).
+    pub fn window_features(&self, samples: &[f32], sample_rate: u32) -> Result<WindowFeatures> {
         let config = self.features_config();
         check_sample_rate(sample_rate)?;
         if let Some(i) = first_non_finite(samples) {
@@ -180,7 +193,35 @@ impl Classifier {
                 features.matrix.n_frames, features.matrix.n_coeffs
             )));
         }
-        Ok(features.matrix.values)
+        let speech_frames = match config.pad {
+            ser_features::config::PadMode::Repeat => n_frames,
+            _ => features.n_frames_source.min(n_frames),
+        };
+        Ok(WindowFeatures { values: features.matrix.values, speech_frames })
+    }
+
+    /// Classifies the windows of one speaker standardised around their own mean frame
+    /// ([`ser_model::predict::Centring`]); `centre` gives that mean when it was taken over more
+    /// audio than these windows (None: over these).
+    pub fn classify_centred(&self, windows: Vec<WindowFeatures>, centre: Option<&[f32]>) -> Result<Vec<Prediction>> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (n_frames, n_coeffs) = (self.checkpoint.n_frames(), self.checkpoint.n_coeffs());
+        let speech_frames: Vec<usize> = windows.iter().map(|w| w.speech_frames).collect();
+        let raw: Vec<f32> = windows.into_iter().flat_map(|w| w.values).collect();
+        let own;
+        let centre = match centre {
+            Some(c) => c,
+            None => {
+                own = ser_model::predict::mean_frame(&raw, n_frames, n_coeffs, &speech_frames)
+                    .ok_or_else(|| Error::Invalid("no speech frame to adapt to".into()))?;
+                &own
+            }
+        };
+        let centring = ser_model::predict::Centring { centre, speech_frames: &speech_frames };
+        let probabilities = self.checkpoint.probabilities_centred(&raw, speech_frames.len(), Some(centring))?;
+        Ok(probabilities.into_iter().map(|p| Prediction::from_probabilities(self.labels(), p)).collect())
     }
 
     /// Classifies feature matrices from [`Classifier::features`], in batches.
@@ -219,29 +260,44 @@ impl Classifier {
     /// Many clips at once: features in parallel, then the network in batches. One result per
     /// clip, in order; a bad clip fails alone.
     pub fn predict_many(&self, clips: &[(&[f32], u32)]) -> Vec<Result<Prediction>> {
-        let features: Vec<Result<Vec<f32>>> = clips.par_iter().map(|(s, sr)| self.features(s, *sr)).collect();
-        let mut good = Vec::new();
-        let mut results: Vec<Option<Result<Prediction>>> = Vec::with_capacity(clips.len());
+        self.predict_grouped(clips, None)
+    }
+
+    /// [`Classifier::predict_many`]; with `centring`, each clip's speaker (a group number) and,
+    /// when given, the mean frame every group is standardised around (else each group's own:
+    /// [`Classifier::classify_centred`]).
+    pub(crate) fn predict_grouped(
+        &self,
+        clips: &[(&[f32], u32)],
+        centring: Option<(&[usize], Option<&[f32]>)>,
+    ) -> Vec<Result<Prediction>> {
+        let features: Vec<Result<WindowFeatures>> =
+            clips.par_iter().map(|(s, sr)| self.window_features(s, *sr)).collect();
+        let mut results: Vec<Option<Result<Prediction>>> = (0..clips.len()).map(|_| None).collect();
+        let mut groups: std::collections::BTreeMap<usize, Vec<(usize, WindowFeatures)>> = Default::default();
         for (i, f) in features.into_iter().enumerate() {
             match f {
-                Ok(f) => {
-                    good.push((i, f));
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(Err(e))),
+                Ok(f) => groups.entry(centring.map_or(0, |(g, _)| g[i])).or_default().push((i, f)),
+                Err(e) => results[i] = Some(Err(e)),
             }
         }
-        let (indices, matrices): (Vec<usize>, Vec<Vec<f32>>) = good.into_iter().unzip();
-        match self.classify_features(matrices) {
-            Ok(predictions) => {
-                for (i, p) in indices.into_iter().zip(predictions) {
-                    results[i] = Some(Ok(p));
+        for (_, group) in groups {
+            let (indices, windows): (Vec<usize>, Vec<WindowFeatures>) = group.into_iter().unzip();
+            let answers = match centring {
+                None => self.classify_features(windows.into_iter().map(|w| w.values).collect()),
+                Some((_, centre)) => self.classify_centred(windows, centre),
+            };
+            match answers {
+                Ok(predictions) => {
+                    for (i, p) in indices.into_iter().zip(predictions) {
+                        results[i] = Some(Ok(p));
+                    }
                 }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                for i in indices {
-                    results[i] = Some(Err(Error::Invalid(message.clone())));
+                Err(e) => {
+                    let message = e.to_string();
+                    for i in indices {
+                        results[i] = Some(Err(Error::Invalid(message.clone())));
+                    }
                 }
             }
         }

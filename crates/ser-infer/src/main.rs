@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ser_infer::config::{Format, InferConfig};
 use ser_infer::output::{prediction_header, prediction_row, segment_header, segment_row};
 use ser_infer::stream::{RawEncoding, StreamFormat, stream};
+use ser_infer::timeline::Adapt;
 use ser_infer::timeline::Span;
 use ser_infer::{Classifier, TimelineConfig, WindowSettings, shipped, timeline};
 
@@ -135,6 +136,17 @@ struct PredictArgs {
     /// reference did, instead of every window's mean.
     #[arg(long)]
     first_window: bool,
+    /// Test-time speaker normalisation: standardise each file's windows around the speech of
+    /// the file (`recording`) or of all the files given (`together`: one speaker's files)
+    /// instead of the training statistics. Helps on corpora unlike the model's, costs on speakers
+    /// like its own (docs/results/cross-corpus.md).
+    #[arg(long, value_parser = parse_adapt, default_value = "off")]
+    adapt: Adapt,
+}
+
+fn parse_adapt(value: &str) -> Result<Adapt, String> {
+    serde_json::from_value(serde_json::Value::String(value.into()))
+        .map_err(|_| format!("`{value}`: one of off, recording, together"))
 }
 
 #[derive(Debug, Args)]
@@ -151,12 +163,13 @@ struct WindowArgs {
 
 impl WindowArgs {
     /// The flags' settings over the file's.
-    fn settings(&self, file: &InferConfig) -> WindowSettings {
-        WindowSettings { window_s: self.window, hop_s: self.hop, silence_dbfs: self.silence_dbfs }.or(file.windows())
+    fn settings(&self, file: &InferConfig, adapt: Adapt) -> WindowSettings {
+        WindowSettings { window_s: self.window, hop_s: self.hop, silence_dbfs: self.silence_dbfs, adapt: Some(adapt) }
+            .or(file.windows())
     }
 
-    fn config(&self, classifier: &Classifier, file: &InferConfig) -> anyhow::Result<TimelineConfig> {
-        self.settings(file).resolve(classifier).context("--window/--hop")
+    fn config(&self, classifier: &Classifier, file: &InferConfig, adapt: Adapt) -> anyhow::Result<TimelineConfig> {
+        self.settings(file, adapt).resolve(classifier).context("--window/--hop")
     }
 }
 
@@ -173,6 +186,10 @@ struct TimelineArgs {
     format: Option<Format>,
     #[arg(long, help = with_default("Refuse recordings longer than this many seconds", InferConfig::default().timeline_max_duration_s))]
     max_duration: Option<f32>,
+    /// Test-time speaker normalisation: standardise each recording's windows around its own
+    /// speech (`recording`; one speaker a recording) instead of the training statistics.
+    #[arg(long, value_parser = parse_adapt, default_value = "off")]
+    adapt: Adapt,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq)]
@@ -226,7 +243,7 @@ fn run_predict(args: PredictArgs, file: &InferConfig) -> anyhow::Result<bool> {
     let format = args.format.unwrap_or(file.format);
     let max_duration = args.max_duration.unwrap_or(file.max_duration_s);
     let classifier = args.model.load()?;
-    let config = args.window.config(&classifier, file)?;
+    let config = args.window.config(&classifier, file, args.adapt)?;
     let span = if args.first_window { Span::FirstWindow } else { Span::Whole };
     let files = ser_features::io::expand_inputs(&args.inputs)?;
     let labels = classifier.labels().to_vec();
@@ -253,7 +270,7 @@ fn run_timeline(args: TimelineArgs, file: &InferConfig) -> anyhow::Result<bool> 
     let format = args.format.unwrap_or(file.format);
     let max_duration = args.max_duration.unwrap_or(file.timeline_max_duration_s);
     let classifier = args.model.load()?;
-    let config = args.window.config(&classifier, file)?;
+    let config = args.window.config(&classifier, file, args.adapt)?;
     let labels = classifier.labels().to_vec();
     let mut out = std::io::stdout().lock();
     segment_header(&mut out, format, &labels)?;
@@ -281,7 +298,7 @@ fn run_timeline(args: TimelineArgs, file: &InferConfig) -> anyhow::Result<bool> 
 
 fn run_stream(args: StreamArgs, file: &InferConfig) -> anyhow::Result<()> {
     let classifier = args.model.load()?;
-    let config = args.window.config(&classifier, file)?;
+    let config = args.window.config(&classifier, file, Adapt::Off)?;
     let format = match args.raw {
         None => StreamFormat::Encoded,
         Some(raw) => StreamFormat::Raw {

@@ -21,7 +21,7 @@ use crate::Classifier;
 pub use crate::config::ServeConfig;
 use crate::output::{RecordingAnswer, SegmentAnswer};
 pub(crate) use crate::state::{ApiError, AppState, ErrorBody};
-use crate::timeline::{Span, WindowSettings, predict_recordings, timeline};
+use crate::timeline::{Adapt, Span, WindowSettings, predict_recordings, timeline};
 
 /// The content types the service takes: audio ser-features decodes, and raw bytes.
 const AUDIO_TYPES: [&str; 22] = [
@@ -204,6 +204,9 @@ struct PredictQuery {
     hop: Option<f64>,
     /// Windows quieter than this RMS level (dB full scale) are silent (default -50).
     silence_dbfs: Option<f64>,
+    /// Test-time speaker normalisation: `recording` standardises the windows around the
+    /// recording's own speech (default `off`).
+    adapt: Option<Adapt>,
     /// Only the network's input from the start, as the reference did.
     #[serde(default)]
     first_window: bool,
@@ -296,12 +299,20 @@ audio_route!(
         body: Body,
     ) -> Result<Response, ApiError> {
         let Query(query) = query.map_err(|e| {
-            ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs, first_window"))
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("query: {e}; known: window, hop, silence_dbfs, adapt, first_window"),
+            )
         })?;
         let body = read_audio(&state, &headers, body).await?;
         let max_s = state.config.max_predict_s;
-        let settings = WindowSettings { window_s: query.window, hop_s: query.hop, silence_dbfs: query.silence_dbfs }
-            .or(state.config.windows);
+        let settings = WindowSettings {
+            window_s: query.window,
+            hop_s: query.hop,
+            silence_dbfs: query.silence_dbfs,
+            adapt: query.adapt,
+        }
+        .or(state.config.windows);
         let span = if query.first_window { Span::FirstWindow } else { Span::Whole };
         let audio_seconds = state.metrics.audio_seconds.clone();
         let value = classify(&state, move |classifier| {
@@ -332,11 +343,14 @@ struct TimelineQuery {
     hop: Option<f64>,
     /// Windows quieter than this RMS level (dB full scale) are silent (default -50).
     silence_dbfs: Option<f64>,
+    /// Test-time speaker normalisation: `recording` standardises the windows around the
+    /// recording's own speech (default `off`).
+    adapt: Option<Adapt>,
 }
 
 impl TimelineQuery {
     fn settings(&self) -> WindowSettings {
-        WindowSettings { window_s: self.window, hop_s: self.hop, silence_dbfs: self.silence_dbfs }
+        WindowSettings { window_s: self.window, hop_s: self.hop, silence_dbfs: self.silence_dbfs, adapt: self.adapt }
     }
 }
 
@@ -351,8 +365,9 @@ audio_route!(
         query: Result<Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
         body: Body,
     ) -> Result<Response, ApiError> {
-        let Query(query) = query
-            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs")))?;
+        let Query(query) = query.map_err(|e| {
+            ApiError(StatusCode::BAD_REQUEST, format!("query: {e}; known: window, hop, silence_dbfs, adapt"))
+        })?;
         let body = read_audio(&state, &headers, body).await?;
         let max_s = state.config.max_timeline_s;
         let settings = query.settings().or(state.config.windows);

@@ -108,8 +108,9 @@ pub(crate) async fn stream_handler(
         )
     })?;
     let format = query.format()?;
-    let settings = WindowSettings { window_s: query.window, hop_s: query.hop, silence_dbfs: query.silence_dbfs }
-        .or(state.config.windows);
+    let settings =
+        WindowSettings { window_s: query.window, hop_s: query.hop, silence_dbfs: query.silence_dbfs, adapt: None }
+            .or(state.config.windows);
     let config = settings.resolve(&state.classifier).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.to_string()))?;
     let max_message = state.config.max_stream_message_bytes;
     // A client that offers subprotocols (the page, to carry its key) gets ser's answered.

@@ -111,6 +111,13 @@ pub fn stream(
     emit: impl FnMut(Segment) -> std::io::Result<()>,
 ) -> Result<StreamSummary> {
     config.validate().map_err(Error::Invalid)?;
+    if config.adapt != crate::timeline::Adapt::Off {
+        return Err(Error::Invalid(
+            "adapt: a stream is classified window by window as it arrives, not around a whole recording's speech; \
+             use timeline for that"
+                .into(),
+        ));
+    }
     let mut reader = std::io::BufReader::with_capacity(1 << 16, reader);
     let (sample_rate, channels) = match format {
         StreamFormat::Raw { sample_rate, channels, .. } => (sample_rate, channels),

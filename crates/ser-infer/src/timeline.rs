@@ -19,6 +19,25 @@ pub struct WindowSettings {
     pub window_s: Option<f64>,
     pub hop_s: Option<f64>,
     pub silence_dbfs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adapt: Option<Adapt>,
+}
+
+/// Test-time speaker normalisation ([`ser_model::predict::Centring`]): the windows' speech
+/// frames standardised around their speaker's own mean frame instead of the training mean. It
+/// needs no labels, only more than a clip of one speaker. Off unless asked: on speakers of the
+/// corpora a model learned from it costs accuracy, on corpora it never heard it helped
+/// (docs/results/cross-corpus.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Adapt {
+    /// The training statistics, as the model learned them.
+    #[default]
+    Off,
+    /// Each recording around its own loud windows: one speaker a recording.
+    Recording,
+    /// All the recordings of one call around their loud windows together: one speaker's files.
+    Together,
 }
 
 impl WindowSettings {
@@ -28,6 +47,7 @@ impl WindowSettings {
             window_s: self.window_s.or(fallback.window_s),
             hop_s: self.hop_s.or(fallback.hop_s),
             silence_dbfs: self.silence_dbfs.or(fallback.silence_dbfs),
+            adapt: self.adapt.or(fallback.adapt),
         }
     }
 
@@ -39,6 +59,7 @@ impl WindowSettings {
             window_s,
             hop_s: self.hop_s.unwrap_or(window_s / 2.0),
             silence_dbfs: self.silence_dbfs.unwrap_or(DEFAULT_SILENCE_DBFS),
+            adapt: self.adapt.unwrap_or_default(),
         };
         config.validate().map_err(Error::Invalid)?;
         Ok(config)
@@ -54,6 +75,8 @@ pub struct TimelineConfig {
     pub hop_s: f64,
     /// Windows whose RMS level is below this many dB full scale are marked silent, not classified.
     pub silence_dbfs: f64,
+    /// Whose speech the windows are standardised around ([`Adapt`]).
+    pub adapt: Adapt,
 }
 
 impl TimelineConfig {
@@ -196,12 +219,15 @@ pub fn timeline_many(
     recordings: &[(&[f32], u32)],
     config: &TimelineConfig,
 ) -> Vec<Result<Vec<Segment>>> {
-    if let Err(e) = config.validate() {
-        return recordings.iter().map(|_| Err(Error::Invalid(e.clone()))).collect();
-    }
+    timeline_centred(classifier, recordings, config, None)
+}
+
+/// The unclassified timeline of each recording, and (recording, segment, window, rate) of
+/// every window loud enough to classify.
+type LoudWindow<'a> = (usize, usize, &'a [f32], u32);
+fn windows<'a>(recordings: &[(&'a [f32], u32)], config: &TimelineConfig) -> (Vec<Vec<Segment>>, Vec<LoudWindow<'a>>) {
     let mut timelines: Vec<Vec<Segment>> = Vec::with_capacity(recordings.len());
-    // (recording, segment, window) of every window loud enough to classify.
-    let mut loud: Vec<(usize, usize, &[f32], u32)> = Vec::new();
+    let mut loud = Vec::new();
     for (r, (samples, sample_rate)) in recordings.iter().enumerate() {
         let plan = WindowPlan::new(config, *sample_rate);
         let mut segments = Vec::new();
@@ -215,9 +241,68 @@ pub fn timeline_many(
         }
         timelines.push(segments);
     }
+    (timelines, loud)
+}
+
+/// The speech of several recordings, summed for their mean frame ([`Adapt::Together`] over
+/// more recordings than one call holds): every loud window's speech frames.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SpeechSum {
+    sum: Vec<f64>,
+    frames: usize,
+}
+
+impl SpeechSum {
+    /// Adds the loud windows of `recordings` (windows whose features fail are left out: their
+    /// recording reports the error when it is classified).
+    pub(crate) fn add(&mut self, classifier: &Classifier, recordings: &[(&[f32], u32)], config: &TimelineConfig) {
+        use rayon::prelude::*;
+        let (_, loud) = windows(recordings, config);
+        let features: Vec<crate::WindowFeatures> =
+            loud.par_iter().filter_map(|(_, _, w, sr)| classifier.window_features(w, *sr).ok()).collect();
+        let (t, c) = (classifier.checkpoint().n_frames(), classifier.checkpoint().n_coeffs());
+        self.sum.resize(c, 0.0);
+        for w in &features {
+            for frame in w.values[..w.speech_frames.min(t) * c].chunks_exact(c) {
+                self.sum.iter_mut().zip(frame).for_each(|(s, v)| *s += *v as f64);
+                self.frames += 1;
+            }
+        }
+    }
+
+    /// Their mean frame; `None` without a speech frame.
+    pub(crate) fn mean(&self) -> Option<Vec<f32>> {
+        (self.frames > 0).then(|| self.sum.iter().map(|s| (s / self.frames as f64) as f32).collect())
+    }
+}
+
+/// Each window's speaker group under `adapt` (its recording's index, or one for all), for
+/// [`Classifier::predict_grouped`]; `None` when off.
+fn groups(adapt: Adapt, recordings: impl Iterator<Item = usize>) -> Option<Vec<usize>> {
+    match adapt {
+        Adapt::Off => None,
+        Adapt::Recording => Some(recordings.collect()),
+        Adapt::Together => Some(recordings.map(|_| 0).collect()),
+    }
+}
+
+/// [`timeline_many`], with `Adapt::Together` around `centre` when given (a mean frame taken over
+/// more recordings than these).
+pub(crate) fn timeline_centred(
+    classifier: &Classifier,
+    recordings: &[(&[f32], u32)],
+    config: &TimelineConfig,
+    centre: Option<&[f32]>,
+) -> Vec<Result<Vec<Segment>>> {
+    if let Err(e) = config.validate() {
+        return recordings.iter().map(|_| Err(Error::Invalid(e.clone()))).collect();
+    }
+    let (mut timelines, loud) = windows(recordings, config);
     let clips: Vec<(&[f32], u32)> = loud.iter().map(|(_, _, w, sr)| (*w, *sr)).collect();
+    let groups = groups(config.adapt, loud.iter().map(|(r, ..)| *r));
     let mut failed: Vec<Option<Error>> = (0..recordings.len()).map(|_| None).collect();
-    for ((r, index, _, _), result) in loud.iter().zip(classifier.predict_many(&clips)) {
+    let answers = classifier.predict_grouped(&clips, groups.as_deref().map(|g| (g, centre)));
+    for ((r, index, _, _), result) in loud.iter().zip(answers) {
         let segment = &mut timelines[*r][*index];
         match result {
             Ok(p) => segment.prediction = Some(p),
@@ -283,8 +368,19 @@ pub fn predict_recordings(
     config: &TimelineConfig,
     span: Span,
 ) -> Vec<Result<Recording>> {
+    predict_recordings_centred(classifier, recordings, config, span, None)
+}
+
+/// [`predict_recordings`], with `Adapt::Together` around `centre` when given.
+pub(crate) fn predict_recordings_centred(
+    classifier: &Classifier,
+    recordings: &[(&[f32], u32)],
+    config: &TimelineConfig,
+    span: Span,
+    centre: Option<&[f32]>,
+) -> Vec<Result<Recording>> {
     match span {
-        Span::Whole => timeline_many(classifier, recordings, config)
+        Span::Whole => timeline_centred(classifier, recordings, config, centre)
             .into_iter()
             .map(|t| t.map(|segments| Recording::from_segments(&segments, classifier.labels())))
             .collect(),
@@ -304,7 +400,10 @@ pub fn predict_recordings(
                 .iter()
                 .map(|s| Ok(Recording::from_segments(std::slice::from_ref(s), classifier.labels())))
                 .collect();
-            for (&i, prediction) in loud.iter().zip(classifier.predict_many(&clips)) {
+            let groups = groups(config.adapt, loud.iter().copied());
+            for (&i, prediction) in
+                loud.iter().zip(classifier.predict_grouped(&clips, groups.as_deref().map(|g| (g, centre))))
+            {
                 results[i] = prediction.map(|p| {
                     let segment = Segment { prediction: Some(p), ..firsts[i].clone() };
                     Recording::from_segments(&[segment], classifier.labels())

@@ -129,12 +129,56 @@ pub struct Member {
     pub model: Model,
 }
 
+/// Test-time speaker normalisation: clips of one speaker (or one recording) whose speech frames
+/// are standardised around that speaker's own mean frame instead of the training mean (each
+/// member's spread is kept). It needs no labels, only more than one clip of the speaker.
+#[derive(Debug, Clone, Copy)]
+pub struct Centring<'a> {
+    /// The speaker's mean frame (one value per coefficient), over the speech frames of their
+    /// clips ([`mean_frame`]).
+    pub centre: &'a [f32],
+    /// Each clip's speech frames: its first so many frames (the rest is padding, left as it is).
+    pub speech_frames: &'a [usize],
+}
+
+/// The mean frame over the first `speech_frames[i]` frames of each clip `i` of `raw` (clips of
+/// `n_frames` x `n_coeffs`); `None` when there is no such frame.
+pub fn mean_frame(raw: &[f32], n_frames: usize, n_coeffs: usize, speech_frames: &[usize]) -> Option<Vec<f32>> {
+    let mut sum = vec![0f64; n_coeffs];
+    let mut count = 0usize;
+    for (clip, &k) in raw.chunks_exact(n_frames * n_coeffs).zip(speech_frames) {
+        for frame in clip[..k.min(n_frames) * n_coeffs].chunks_exact(n_coeffs) {
+            sum.iter_mut().zip(frame).for_each(|(s, v)| *s += *v as f64);
+            count += 1;
+        }
+    }
+    (count > 0).then(|| sum.iter().map(|s| (s / count as f64) as f32).collect())
+}
+
 impl Member {
     /// Probabilities of `n` raw clips (row-major (n, T, C)): standardised with this member's
-    /// statistics, then its network.
-    pub fn probabilities(&self, raw: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+    /// statistics (around the speaker's mean frame with `centring`), then its network.
+    pub fn probabilities(&self, raw: &[f32], n: usize, centring: Option<Centring>) -> Result<Vec<Vec<f32>>> {
         let mut features = raw.to_vec();
-        self.meta.normalization.apply(&mut features);
+        let norm = &self.meta.normalization;
+        if let Some(Centring { centre, speech_frames }) = centring {
+            let (t, c) = (self.meta.n_frames, self.meta.n_coeffs);
+            if centre.len() != c || speech_frames.len() != n {
+                return Err(Error::Predict(format!(
+                    "centring: a centre of {} values and {} clips' frame counts, for {c} coefficients and {n} clips",
+                    centre.len(),
+                    speech_frames.len()
+                )));
+            }
+            // Moved by (training mean - centre), a speech frame standardises as (x - centre) / std.
+            let shift: Vec<f32> = norm.mean.iter().zip(centre).map(|(m, c)| m - c).collect();
+            for (clip, &k) in features.chunks_exact_mut(t * c).zip(speech_frames) {
+                for frame in clip[..k.min(t) * c].chunks_exact_mut(c) {
+                    frame.iter_mut().zip(&shift).for_each(|(v, d)| *v += d);
+                }
+            }
+        }
+        norm.apply(&mut features);
         self.model.probabilities(&features, n)
     }
 }
@@ -188,14 +232,20 @@ impl Checkpoint {
     /// Class probabilities of `n` raw clips (row-major (n, T, C), as the feature table holds
     /// them): each member standardises them its own way; the members' probabilities are averaged.
     pub fn probabilities(&self, raw: &[f32], n: usize) -> Result<Vec<Vec<f32>>> {
+        self.probabilities_centred(raw, n, None)
+    }
+
+    /// [`Checkpoint::probabilities`], the clips standardised around one speaker's mean frame
+    /// with `centring` ([`Centring`]).
+    pub fn probabilities_centred(&self, raw: &[f32], n: usize, centring: Option<Centring>) -> Result<Vec<Vec<f32>>> {
         let mut members = self.members.iter();
         let first = members.next().expect("a checkpoint has a member");
-        let mut sum = first.probabilities(raw, n)?;
+        let mut sum = first.probabilities(raw, n, centring)?;
         if self.members.len() == 1 {
             return Ok(sum);
         }
         for member in members {
-            for (acc, p) in sum.iter_mut().zip(member.probabilities(raw, n)?) {
+            for (acc, p) in sum.iter_mut().zip(member.probabilities(raw, n, centring)?) {
                 acc.iter_mut().zip(p).for_each(|(a, v)| *a += v);
             }
         }

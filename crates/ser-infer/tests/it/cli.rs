@@ -90,6 +90,17 @@ fn predict_answers_for_the_whole_recording_and_says_so() {
     assert_eq!(first[0]["windows"], 1);
     assert!(first[0]["end_s"].as_f64().unwrap() < 1.0, "the checkpoint's ~0.93 s input: {}", first[0]);
     assert_eq!((first[1]["silent"].as_bool(), first[2]["silent"].as_bool()), (Some(true), Some(true)));
+    // Adapted to the recording's speech or to all the files', silent files stay silent; a
+    // misspelt choice names the choices.
+    for adapt in ["recording", "together"] {
+        let adapted = run(&["--adapt", adapt]);
+        assert_eq!(adapted[0]["windows"], whole[0]["windows"]);
+        assert_ne!(adapted[0]["probabilities"], whole[0]["probabilities"], "{adapt}");
+        assert_eq!((adapted[1]["silent"].as_bool(), adapted[2]["silent"].as_bool()), (Some(true), Some(true)));
+    }
+    let out = ser_infer(&["predict", "--checkpoint", ckpt, "--adapt", "speaker", long.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("one of off, recording, together"), "{err}");
 }
 
 #[test]

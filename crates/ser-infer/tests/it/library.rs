@@ -7,7 +7,7 @@ use ser_features::audio::resample;
 use ser_features::dsp::Analyzer;
 use ser_features::synth::SYNTH_SAMPLE_RATE;
 use ser_infer::stream::{RawEncoding, StreamFormat, stream};
-use ser_infer::timeline::WindowPlan;
+use ser_infer::timeline::{Adapt, WindowPlan};
 use ser_infer::{Classifier, TimelineConfig, timeline};
 use ser_model::data::Dataset;
 
@@ -132,7 +132,7 @@ fn concurrent_use_gives_the_same_answers() {
 
 #[track_caller]
 fn check_windows(n: usize, window_s: f64, hop_s: f64, expect: &[(usize, usize)]) {
-    let config = TimelineConfig { window_s, hop_s, silence_dbfs: -50.0 };
+    let config = TimelineConfig { window_s, hop_s, silence_dbfs: -50.0, adapt: Adapt::Off };
     assert_eq!(WindowPlan::new(&config, 10).bounds(n), expect);
 }
 
@@ -156,7 +156,7 @@ fn recording() -> Vec<f32> {
 #[test]
 fn timeline_marks_silence_and_matches_the_stream() {
     let classifier = classifier();
-    let config = TimelineConfig { window_s: 0.9, hop_s: 0.45, silence_dbfs: -50.0 };
+    let config = TimelineConfig { window_s: 0.9, hop_s: 0.45, silence_dbfs: -50.0, adapt: Adapt::Off };
     // The stream reads 16-bit audio, so the timeline gets the same 16-bit samples.
     let wav = wav_bytes(&recording());
     let samples: Vec<f32> =
@@ -217,4 +217,67 @@ fn stream_errors_are_clear() {
 fn infer_yaml_refuses_unknown_keys() {
     let err = ser_infer::config::InferConfig::from_yaml("serve:\n  adress: 0.0.0.0:1\n").unwrap_err();
     assert!(err.contains("unknown field `adress`"), "{err}");
+}
+
+/// Test-time speaker normalisation: adapted, a speaker's answers do not move when every speech
+/// frame of theirs moves by the same offset (a studio's or a voice's level), as plain ones do;
+/// `recording` adapts each recording on its own, `together` all of one call's, and a stream,
+/// which has no whole recording, refuses it.
+#[test]
+fn adapted_answers_follow_the_speaker_not_the_training_mean() {
+    let classifier = classifier();
+    let config = |adapt| TimelineConfig { window_s: 0.9, hop_s: 0.45, silence_dbfs: -50.0, adapt };
+    let (a, b) = (recording(), clip(4, 3, 2));
+    let many = |adapt, recordings: &[&[f32]]| {
+        let recordings: Vec<(&[f32], u32)> = recordings.iter().map(|r| (*r, SYNTH_SAMPLE_RATE)).collect();
+        ser_infer::timeline_many(&classifier, &recordings, &config(adapt))
+            .into_iter()
+            .map(|t| t.unwrap().into_iter().filter_map(|s| s.prediction).map(|p| p.probabilities).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    let plain = many(Adapt::Off, &[&a, &b]);
+    let own = many(Adapt::Recording, &[&a, &b]);
+    let together = many(Adapt::Together, &[&a, &b]);
+    assert_ne!(plain[0], own[0], "adapting changes the answers");
+    assert_eq!(own[0], many(Adapt::Recording, &[&a])[0], "a recording adapts on its own");
+    assert_eq!(own[0], many(Adapt::Together, &[&a])[0], "together, one recording is its own speaker");
+    assert_ne!(together[0], own[0], "together, the other recording's speech counts too");
+
+    // The windows' features moved by one offset: centred around their own mean, nothing moves.
+    let checkpoint = ser_model::io::read_checkpoint(checkpoint(), &Device::Cpu).unwrap();
+    let windows: Vec<ser_infer::WindowFeatures> = WindowPlan::new(&config(Adapt::Off), SYNTH_SAMPLE_RATE)
+        .bounds(a.len())
+        .into_iter()
+        .map(|(s, e)| classifier.window_features(&a[s..e], SYNTH_SAMPLE_RATE).unwrap())
+        .collect();
+    let (t, c) = (checkpoint.n_frames(), checkpoint.n_coeffs());
+    let moved: Vec<ser_infer::WindowFeatures> = windows
+        .iter()
+        .map(|w| {
+            let mut values = w.values.clone();
+            for frame in values[..w.speech_frames * c].chunks_exact_mut(c) {
+                frame.iter_mut().enumerate().for_each(|(k, v)| *v += 0.5 + k as f32 * 0.1);
+            }
+            ser_infer::WindowFeatures { values, speech_frames: w.speech_frames }
+        })
+        .collect();
+    assert!(windows.iter().all(|w| w.speech_frames > 0 && w.speech_frames <= t));
+    let answers = |w: &[ser_infer::WindowFeatures], centred: bool| -> Vec<Vec<f32>> {
+        let answers = if centred {
+            classifier.classify_centred(w.to_vec(), None)
+        } else {
+            classifier.classify_features(w.iter().map(|w| w.values.clone()).collect())
+        };
+        answers.unwrap().into_iter().map(|p| p.probabilities).collect()
+    };
+    let (before, after) = (answers(&windows, true), answers(&moved, true));
+    for (x, y) in before.iter().flatten().zip(after.iter().flatten()) {
+        assert!((x - y).abs() < 1e-4, "{x} vs {y}");
+    }
+    assert_ne!(answers(&windows, false), answers(&moved, false), "plain answers move with the offset");
+
+    let err = stream(&classifier, &wav_bytes(&a)[..], StreamFormat::Encoded, &config(Adapt::Recording), |_| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("adapt") && err.contains("use timeline"), "{err}");
 }
