@@ -105,8 +105,8 @@ class Classifier:
         parallel, as ``ser-infer predict`` does; the first bad file raises SerError).
 
         Long audio is cut into windows (``window`` seconds, default the model's input, every
-        ``hop``, default half a window) and their probabilities averaged; windows quieter than
-        ``silence_dbfs`` (default -50) are skipped. The dict is the JSON line
+        ``hop``, default half a window) and their probabilities averaged; windows whose loudest
+        100 ms is quieter than ``silence_dbfs`` (default -50) are skipped. The dict is the JSON line
         ``ser-infer predict --format jsonl`` prints, without the path.
 
         ``adapt`` (test-time speaker normalisation, ``ser-infer predict --adapt``): "recording"

@@ -205,8 +205,8 @@ impl Classifier {
     ///
     /// x: a path, an audio file's bytes, or float samples ((n,) or (n, channels)) with
     /// sample_rate. Long audio is cut into windows and their probabilities averaged; windows
-    /// quieter than silence_dbfs are skipped, and a recording with no loud window answers
-    /// silent=True with label None.
+    /// whose loudest 100 ms is quieter than silence_dbfs are skipped, and a recording with no
+    /// loud window answers silent=True with label None.
     ///
     /// Returns {"label", "confidence", "probabilities": {label: p}, "silent", "windows",
     /// "silent_windows", "start_s", "end_s"}, the JSON `ser-infer predict --format jsonl` prints.

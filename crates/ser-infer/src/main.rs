@@ -157,7 +157,7 @@ struct WindowArgs {
     /// Step between windows in seconds (default: half the window).
     #[arg(long)]
     hop: Option<f64>,
-    #[arg(long, allow_hyphen_values = true, help = with_default("Windows quieter than this RMS level (dB full scale) are marked silent, not classified", InferConfig::default().silence_dbfs))]
+    #[arg(long, allow_hyphen_values = true, help = with_default("Windows whose loudest 100 ms is quieter than this RMS level (dB full scale) are marked silent, not classified", InferConfig::default().silence_dbfs))]
     silence_dbfs: Option<f64>,
 }
 
