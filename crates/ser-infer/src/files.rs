@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::timeline::{Adapt, Recording, Span, SpeechSum, TimelineConfig, predict_recordings_centred};
+use crate::timeline::{Adapt, Recording, Span, TimelineConfig, add_speech, predict_recordings_centred};
 use crate::{Classifier, Error, Result};
 
 /// The samples of the files that decoded.
@@ -35,7 +35,7 @@ pub fn predict_files(
     // Adapted together: a first pass for the mean frame of every file's speech, in bounded memory.
     let mut centre = None;
     if config.adapt == Adapt::Together {
-        let mut speech = SpeechSum::default();
+        let mut speech = ser_model::predict::MeanFrame::default();
         for (chunk_idx, chunk) in files.chunks(CHUNK).enumerate() {
             if files.len() > CHUNK {
                 tracing::info!(
@@ -45,7 +45,7 @@ pub fn predict_files(
                     files.len()
                 );
             }
-            speech.add(classifier, &decoded(&read(chunk)), config);
+            add_speech(&mut speech, classifier, &decoded(&read(chunk)), config);
         }
         centre = speech.mean();
     }

@@ -214,8 +214,9 @@ impl Classifier {
         let centre = match centre {
             Some(c) => c,
             None => {
-                own = ser_model::predict::mean_frame(&raw, n_frames, n_coeffs, &speech_frames)
-                    .ok_or_else(|| Error::Invalid("no speech frame to adapt to".into()))?;
+                let mut mean = ser_model::predict::MeanFrame::default();
+                mean.add(&raw, n_frames, n_coeffs, &speech_frames);
+                own = mean.mean().ok_or_else(|| Error::Invalid("no speech frame to adapt to".into()))?;
                 &own
             }
         };

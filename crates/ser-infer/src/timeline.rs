@@ -239,9 +239,10 @@ pub fn timeline_many(
     timeline_centred(classifier, recordings, config, None)
 }
 
-/// The unclassified timeline of each recording, and (recording, segment, window, rate) of
-/// every window loud enough to classify.
+/// A window loud enough to classify: its recording, its segment there, its samples and rate.
 type LoudWindow<'a> = (usize, usize, &'a [f32], u32);
+
+/// The unclassified timeline of each recording, and every window loud enough to classify.
 fn windows<'a>(recordings: &[(&'a [f32], u32)], config: &TimelineConfig) -> (Vec<Vec<Segment>>, Vec<LoudWindow<'a>>) {
     let mut timelines: Vec<Vec<Segment>> = Vec::with_capacity(recordings.len());
     let mut loud = Vec::new();
@@ -261,35 +262,22 @@ fn windows<'a>(recordings: &[(&'a [f32], u32)], config: &TimelineConfig) -> (Vec
     (timelines, loud)
 }
 
-/// The speech of several recordings, summed for their mean frame ([`Adapt::Together`] over
-/// more recordings than one call holds): every loud window's speech frames.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct SpeechSum {
-    sum: Vec<f64>,
-    frames: usize,
-}
-
-impl SpeechSum {
-    /// Adds the loud windows of `recordings` (windows whose features fail are left out: their
-    /// recording reports the error when it is classified).
-    pub(crate) fn add(&mut self, classifier: &Classifier, recordings: &[(&[f32], u32)], config: &TimelineConfig) {
-        use rayon::prelude::*;
-        let (_, loud) = windows(recordings, config);
-        let features: Vec<crate::WindowFeatures> =
-            loud.par_iter().filter_map(|(_, _, w, sr)| classifier.window_features(w, *sr).ok()).collect();
-        let (t, c) = (classifier.checkpoint().n_frames(), classifier.checkpoint().n_coeffs());
-        self.sum.resize(c, 0.0);
-        for w in &features {
-            for frame in w.values[..w.speech_frames.min(t) * c].chunks_exact(c) {
-                self.sum.iter_mut().zip(frame).for_each(|(s, v)| *s += *v as f64);
-                self.frames += 1;
-            }
-        }
-    }
-
-    /// Their mean frame; `None` without a speech frame.
-    pub(crate) fn mean(&self) -> Option<Vec<f32>> {
-        (self.frames > 0).then(|| self.sum.iter().map(|s| (s / self.frames as f64) as f32).collect())
+/// Adds the speech frames of the loud windows of `recordings` to `mean`: one speaker's mean frame
+/// ([`Adapt::Together`]) over more recordings than one call holds. Windows whose features fail
+/// are left out; their recording reports the error when it is classified.
+pub(crate) fn add_speech(
+    mean: &mut ser_model::predict::MeanFrame,
+    classifier: &Classifier,
+    recordings: &[(&[f32], u32)],
+    config: &TimelineConfig,
+) {
+    use rayon::prelude::*;
+    let (_, loud) = windows(recordings, config);
+    let features: Vec<crate::WindowFeatures> =
+        loud.par_iter().filter_map(|(_, _, w, sr)| classifier.window_features(w, *sr).ok()).collect();
+    let (t, c) = (classifier.checkpoint().n_frames(), classifier.checkpoint().n_coeffs());
+    for w in &features {
+        mean.add(&w.values, t, c, &[w.speech_frames]);
     }
 }
 

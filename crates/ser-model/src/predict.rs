@@ -135,24 +135,35 @@ pub struct Member {
 #[derive(Debug, Clone, Copy)]
 pub struct Centring<'a> {
     /// The speaker's mean frame (one value per coefficient), over the speech frames of their
-    /// clips ([`mean_frame`]).
+    /// clips ([`MeanFrame`]).
     pub centre: &'a [f32],
     /// Each clip's speech frames: its first so many frames (the rest is padding, left as it is).
     pub speech_frames: &'a [usize],
 }
 
-/// The mean frame over the first `speech_frames[i]` frames of each clip `i` of `raw` (clips of
-/// `n_frames` x `n_coeffs`); `None` when there is no such frame.
-pub fn mean_frame(raw: &[f32], n_frames: usize, n_coeffs: usize, speech_frames: &[usize]) -> Option<Vec<f32>> {
-    let mut sum = vec![0f64; n_coeffs];
-    let mut count = 0usize;
-    for (clip, &k) in raw.chunks_exact(n_frames * n_coeffs).zip(speech_frames) {
-        for frame in clip[..k.min(n_frames) * n_coeffs].chunks_exact(n_coeffs) {
-            sum.iter_mut().zip(frame).for_each(|(s, v)| *s += *v as f64);
-            count += 1;
+/// The mean frame of speech: a running sum over the first `speech_frames[i]` frames of each clip
+/// `i` added (clips of `n_frames` x `n_coeffs`), so a speaker's clips may come in several calls.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeanFrame {
+    sum: Vec<f64>,
+    frames: usize,
+}
+
+impl MeanFrame {
+    pub fn add(&mut self, raw: &[f32], n_frames: usize, n_coeffs: usize, speech_frames: &[usize]) {
+        self.sum.resize(n_coeffs, 0.0);
+        for (clip, &k) in raw.chunks_exact(n_frames * n_coeffs).zip(speech_frames) {
+            for frame in clip[..k.min(n_frames) * n_coeffs].chunks_exact(n_coeffs) {
+                self.sum.iter_mut().zip(frame).for_each(|(s, v)| *s += *v as f64);
+                self.frames += 1;
+            }
         }
     }
-    (count > 0).then(|| sum.iter().map(|s| (s / count as f64) as f32).collect())
+
+    /// The mean frame; `None` before any speech frame.
+    pub fn mean(&self) -> Option<Vec<f32>> {
+        (self.frames > 0).then(|| self.sum.iter().map(|s| (s / self.frames as f64) as f32).collect())
+    }
 }
 
 impl Member {
