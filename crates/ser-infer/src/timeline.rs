@@ -169,19 +169,33 @@ pub fn level_dbfs(samples: &[f32]) -> f64 {
     }
     let n = samples.len() as f64;
     let mean = lane_sum(samples, |s| s) / n;
-    let mean_square = lane_sum(samples, |s| (s - mean) * (s - mean)) / n;
+    decibels(lane_sum(samples, |s| (s - mean) * (s - mean)) / n)
+}
+
+/// A mean square in dB full scale, -200 at the floor.
+fn decibels(mean_square: f64) -> f64 {
     if mean_square <= 0.0 { -200.0 } else { (10.0 * mean_square.log10()).max(-200.0) }
 }
 
 /// The level of the loudest stretch of `samples` ([`SILENCE_STRETCH_S`] long, every half
-/// stretch, the last one ending at the end), as [`level_dbfs`]; of all of them when shorter.
+/// stretch, and the last one ending at the end), as [`level_dbfs`]; of all of them when shorter.
+/// One pass: each half stretch's sums, then each pair's level.
 pub fn loudest_dbfs(samples: &[f32], sample_rate: u32) -> f64 {
-    let n = ((SILENCE_STRETCH_S * sample_rate as f64).round() as usize).max(2);
-    if samples.len() <= n {
+    let half = ((SILENCE_STRETCH_S * sample_rate as f64 / 2.0).round() as usize).max(1);
+    if samples.len() <= 2 * half {
         return level_dbfs(samples);
     }
-    let last = samples.len() - n;
-    (0..last).step_by(n / 2).chain([last]).map(|start| level_dbfs(&samples[start..start + n])).fold(-200.0, f64::max)
+    let blocks: Vec<(f64, f64, usize)> =
+        samples.chunks(half).map(|b| (lane_sum(b, |s| s), lane_sum(b, |s| s * s), b.len())).collect();
+    let pairs = blocks.windows(2).map(|w| dbfs(w[0].0 + w[1].0, w[0].1 + w[1].1, w[0].2 + w[1].2));
+    pairs.fold(level_dbfs(&samples[samples.len() - 2 * half..]), f64::max)
+}
+
+/// The level in dB full scale of `n` samples around their mean, from their sum and sum of
+/// squares.
+fn dbfs(sum: f64, sum_of_squares: f64, n: usize) -> f64 {
+    let mean = sum / n as f64;
+    decibels(sum_of_squares / n as f64 - mean * mean)
 }
 
 /// The sum of `f` over the samples, in f64, over eight running sums so that the loop vectorises
