@@ -129,8 +129,7 @@ impl Classifier {
         silence_dbfs: Option<f64>,
         adapt: &str,
     ) -> PyResult<TimelineConfig> {
-        let adapt: Adapt = serde_json::from_value(serde_json::Value::String(adapt.into()))
-            .map_err(|_| ser_error(format!("adapt: `{adapt}` is not one of off, recording, together")))?;
+        let adapt: Adapt = adapt.parse().map_err(|e| ser_error(format!("adapt: {e}")))?;
         WindowSettings { window_s: window, hop_s: hop, silence_dbfs, adapt: Some(adapt) }
             .or(InferConfig::default().windows())
             .resolve(&self.inner)

@@ -140,13 +140,8 @@ struct PredictArgs {
     /// the file (`recording`) or of all the files given (`together`: one speaker's files)
     /// instead of the training statistics. Helps on corpora unlike the model's, costs on speakers
     /// like its own (docs/results/cross-corpus.md).
-    #[arg(long, value_parser = parse_adapt, default_value = "off")]
+    #[arg(long, default_value = "off")]
     adapt: Adapt,
-}
-
-fn parse_adapt(value: &str) -> Result<Adapt, String> {
-    serde_json::from_value(serde_json::Value::String(value.into()))
-        .map_err(|_| format!("`{value}`: one of off, recording, together"))
 }
 
 #[derive(Debug, Args)]
@@ -188,7 +183,7 @@ struct TimelineArgs {
     max_duration: Option<f32>,
     /// Test-time speaker normalisation: standardise each recording's windows around its own
     /// speech (`recording`; one speaker a recording) instead of the training statistics.
-    #[arg(long, value_parser = parse_adapt, default_value = "off")]
+    #[arg(long, default_value = "off")]
     adapt: Adapt,
 }
 

@@ -45,6 +45,17 @@ pub enum Adapt {
     Together,
 }
 
+/// An [`Adapt`] by its name, as flags and the Python package give it (the query string and the
+/// config file read it through serde, by the same names).
+impl std::str::FromStr for Adapt {
+    type Err = String;
+
+    fn from_str(value: &str) -> std::result::Result<Adapt, String> {
+        serde_json::from_value(serde_json::Value::String(value.into()))
+            .map_err(|_| format!("`{value}` is not one of off, recording, together"))
+    }
+}
+
 impl WindowSettings {
     /// These settings, with `fallback`'s where these are absent.
     pub fn or(self, fallback: WindowSettings) -> WindowSettings {

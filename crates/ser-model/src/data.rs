@@ -37,6 +37,11 @@ impl Dataset {
         self.clip_ids.is_empty()
     }
 
+    /// Clip `idx`'s corpus; empty where no table says.
+    pub fn corpus(&self, idx: usize) -> &str {
+        self.corpora.get(idx).map_or("", String::as_str)
+    }
+
     pub fn clip(&self, idx: usize) -> &[f32] {
         let size = self.n_frames * self.n_coeffs;
         &self.features[idx * size..(idx + 1) * size]
@@ -113,8 +118,7 @@ impl Corpora {
     /// The corpora of `data`, whose clips' classes are `targets`; a set without corpora (no table
     /// said) is one corpus.
     pub fn of(data: &Dataset, targets: &[u32], n_classes: usize) -> Corpora {
-        let corpus = |i: usize| data.corpora.get(i).cloned().unwrap_or_default();
-        let (names, index) = distinct((0..targets.len()).map(corpus).collect());
+        let (names, index) = distinct((0..targets.len()).map(|i| data.corpus(i).to_string()).collect());
         let mut has_class = vec![vec![false; n_classes]; names.len().max(1)];
         for (&c, &y) in index.iter().zip(targets) {
             has_class[c as usize][y as usize] = true;
@@ -146,12 +150,11 @@ fn distinct(items: Vec<String>) -> (Vec<String>, Vec<u32>) {
 /// training part's corpora, or its speakers (a speaker is named with its corpus, so two corpora
 /// may share speaker names); and how many there are.
 pub fn domains(data: &Dataset, against: Domain) -> (usize, Vec<u32>) {
-    let corpus = |i: usize| data.corpora.get(i).cloned().unwrap_or_default();
     let speaker = |i: usize| data.speakers.get(i).map_or("", String::as_str);
     let keys = (0..data.len())
         .map(|i| match against {
-            Domain::Corpus => corpus(i),
-            Domain::Speaker => format!("{}/{}", corpus(i), speaker(i)),
+            Domain::Corpus => data.corpus(i).to_string(),
+            Domain::Speaker => format!("{}/{}", data.corpus(i), speaker(i)),
         })
         .collect();
     let (names, index) = distinct(keys);

@@ -79,9 +79,14 @@ impl Heads {
         (self.domains > 0).then(|| self.outputs() - self.domains..self.outputs())
     }
 
+    /// Whether the emotions' logits are all the last layer gives (no other head).
+    pub fn emotions_only(self) -> bool {
+        self.outputs() == self.classes
+    }
+
     /// The emotion logits (B, classes) of the outputs (B, outputs).
     pub fn emotion_logits(self, outputs: Vec<f32>) -> Vec<f32> {
-        if self.outputs() == self.classes {
+        if self.emotions_only() {
             return outputs;
         }
         outputs.chunks_exact(self.outputs()).flat_map(|row| &row[self.emotion()]).copied().collect()
@@ -255,7 +260,7 @@ impl Network {
             x = layer.export_onnx(graph, &x, shape, weights)?;
             shape = layer.output_shape(shape);
         }
-        if self.heads.outputs() != self.heads.classes {
+        if !self.heads.emotions_only() {
             let range = self.heads.emotion();
             let starts = graph.constant_i64("heads_starts", &[range.start as i64]);
             let ends = graph.constant_i64("heads_ends", &[range.end as i64]);
@@ -273,7 +278,7 @@ impl Network {
     /// Emotion logits (B, n_classes) through candle in inference mode.
     pub fn infer_candle(&self, xs: &Tensor, params: &[Tensor]) -> candle_core::Result<Tensor> {
         let outputs = self.forward_candle(xs, params, &mut Pass::inference())?;
-        if self.heads.outputs() == self.heads.classes {
+        if self.heads.emotions_only() {
             return Ok(outputs);
         }
         let range = self.heads.emotion();

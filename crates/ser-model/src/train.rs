@@ -223,6 +223,12 @@ fn evaluate(
     Ok((loss, mean))
 }
 
+/// `each` of every clip a loss term weighs, term by term (the batch's clips, then with mixup
+/// their partners'), as [`Loss`] takes per-clip weights, classes and targets.
+fn per_term<T>(clips: &[(f32, Vec<usize>)], each: impl Fn(usize) -> T) -> Vec<Vec<T>> {
+    clips.iter().map(|(_, ids)| ids.iter().map(|&i| each(i)).collect()).collect()
+}
+
 /// Trains the network. With `options.out_dir`, writes a resume point after every epoch and the
 /// checkpoint at the end; with `options.resume`, continues from the directory's resume point.
 pub fn train(
@@ -365,22 +371,17 @@ pub fn train(
                 }
             };
             let terms = clips.iter().map(|(c, ids)| (*c, ids.iter().map(|&i| train_targets[i]).collect())).collect();
-            let per_clip = |each: &dyn Fn(usize) -> f32| {
-                clips.iter().map(|(_, ids)| ids.iter().map(|&i| each(i)).collect()).collect()
-            };
-            let targets = |each: &dyn Fn(usize) -> Option<u32>| {
-                clips.iter().map(|(_, ids)| ids.iter().map(|&i| each(i)).collect()).collect()
-            };
-            let gender = config.gender_weight.map(|w| (w, targets(&|i| train_set.genders[i])));
-            let domain =
-                config.adversary.as_ref().zip(domains.as_ref()).map(|(a, (_, d))| (a.weight, targets(&|i| Some(d[i]))));
+            let gender = config.gender_weight.map(|w| (w, per_term(&clips, |i| train_set.genders[i])));
+            let domain = config
+                .adversary
+                .as_ref()
+                .zip(domains.as_ref())
+                .map(|(a, (_, d))| (a.weight, per_term(&clips, |i| Some(d[i]))));
             let loss = Loss {
                 terms,
                 class_weights: class_weights.as_deref(),
-                clip_weights: corpus_weights.as_ref().map(|w| per_clip(&|i| w[corpora.index[i] as usize])),
-                allowed: config
-                    .corpus_classes
-                    .then(|| clips.iter().map(|(_, ids)| ids.iter().map(|&i| corpora.classes(i)).collect()).collect()),
+                clip_weights: corpus_weights.as_ref().map(|w| per_term(&clips, |i| w[corpora.index[i] as usize])),
+                allowed: config.corpus_classes.then(|| per_term(&clips, |i| corpora.classes(i))),
                 smoothing: config.label_smoothing,
                 gender,
                 domain,
